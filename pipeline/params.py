@@ -14,10 +14,12 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
+from pipeline.errors import PipelineError
+
 T = TypeVar("T")
 
 
-class ParamsError(ValueError):
+class ParamsError(PipelineError, ValueError):
     """params.yaml does not match what the code expects."""
 
 
@@ -37,6 +39,8 @@ class DataParams:
 @dataclasses.dataclass(frozen=True)
 class FeatureParams:
     fit_on: Literal["train", "train+test"]
+    log_skewed: bool
+    skew_threshold: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +48,7 @@ class ModelParams:
     kind: Literal["linear", "mlp"]
     hidden: tuple[int, ...]
     dropout: float
+    linear_skip: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +58,9 @@ class TrainParams:
     batch_size: int
     lr: float
     weight_decay: float
+    schedule: Literal["constant", "cosine"]
     device: Literal["auto", "cpu", "cuda"]
+    threads: int
 
 
 @dataclasses.dataclass(frozen=True)

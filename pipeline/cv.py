@@ -1,0 +1,146 @@
+"""K-fold cross-validation and the final fit, over the shared feature module."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.compose import ColumnTransformer
+from sklearn.model_selection import KFold
+from tqdm.auto import tqdm
+
+from pipeline.features import fit_transformer, transform
+from pipeline.models import ModelSpec, StackedRegressor
+from pipeline.params import FeatureParams, ModelParams, TrainParams
+from pipeline.schemas import ID, TARGET
+from pipeline.training import EpochCallback, History, fit_stacked, log_rmse, predict_outputs, to_prices
+
+log = logging.getLogger(__name__)
+
+
+def split_folds(n_rows: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled k-fold (train_idx, valid_idx) pairs; every row is validated exactly once."""
+    if not 2 <= folds <= n_rows:
+        raise ValueError(f"cv.folds must be between 2 and the number of rows ({n_rows}), got {folds}")
+    return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.arange(n_rows)))
+
+
+@dataclass
+class CVResult:
+    fold_scores: np.ndarray  # [folds] validation log-RMSE
+    history: History  # per-epoch curves, [epochs, folds]
+    oof_prices: np.ndarray  # [N] out-of-fold predicted prices
+    n_features: list[int]
+
+    @property
+    def mean(self) -> float:
+        return float(self.fold_scores.mean())
+
+    @property
+    def std(self) -> float:
+        return float(self.fold_scores.std())
+
+    @property
+    def oof_score(self) -> float:
+        """log-RMSE of all out-of-fold predictions pooled (close to, not equal to, the mean)."""
+        return float("nan") if not hasattr(self, "_y") else log_rmse(self.oof_prices, self._y)
+
+
+def _model_spec(params: ModelParams, in_features: int, n_models: int) -> ModelSpec:
+    return ModelSpec(kind=params.kind, in_features=in_features, hidden=params.hidden,
+                     dropout=params.dropout, n_models=n_models,
+                     linear_skip=params.linear_skip)
+
+
+def _stack(matrices: list[np.ndarray]) -> torch.Tensor:
+    """`[M, N, d_max]`: each model's features, zero-padded to a common width.
+
+    Folds can see different categories, hence different widths; a zero column adds nothing
+    to a prediction, so padding leaves each model's function unchanged.
+    """
+    width = max(m.shape[1] for m in matrices)
+    out = torch.zeros(len(matrices), matrices[0].shape[0], width)
+    for i, m in enumerate(matrices):
+        out[i, :, : m.shape[1]] = torch.as_tensor(m, dtype=torch.float32)
+    return out
+
+
+def _progress(total: int, desc: str) -> tuple[tqdm, EpochCallback]:
+    bar = tqdm(total=total, desc=desc, unit="epoch", leave=False)
+
+    def on_epoch(epoch: int, train: np.ndarray, valid: np.ndarray) -> None:
+        bar.update(1)
+        bar.set_postfix(train=f"{np.nanmean(train):.4f}", valid=f"{np.nanmean(valid):.4f}")
+
+    return bar, on_epoch
+
+
+def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
+                   model: ModelParams, params: TrainParams, folds: int, seed: int) -> CVResult:
+    """Train one model per fold (all folds at once) and score each on its held-out rows.
+
+    Each fold's transformer is fit on that fold's training rows only (plus the unlabeled
+    test rows when `features.fit_on` is `train+test`); validation rows are only transformed.
+    """
+    splits = split_folds(len(train), folds, seed)
+    matrices = []
+    for train_idx, _ in tqdm(splits, desc="features per fold", leave=False):
+        transformer = fit_transformer(train.iloc[train_idx], test, features)
+        matrices.append(transform(transformer, train).to_numpy())
+    x = _stack(matrices)
+    n = len(train)
+    train_mask = torch.zeros(folds, n, dtype=torch.bool)
+    valid_mask = torch.zeros(folds, n, dtype=torch.bool)
+    for f, (train_idx, valid_idx) in enumerate(splits):
+        train_mask[f, train_idx] = True
+        valid_mask[f, valid_idx] = True
+    prices = torch.as_tensor(train[TARGET].to_numpy(dtype=np.float64))
+    spec = _model_spec(model, x.shape[2], folds)
+    generator = torch.Generator().manual_seed(seed)
+    bar, on_epoch = _progress(params.epochs, f"cv {model.kind} x{folds} folds")
+    with bar:
+        fitted, history = fit_stacked(x, prices, train_mask, spec, params, generator, valid_mask, on_epoch)
+    outputs = predict_outputs(fitted, x).double().numpy()
+    oof = np.empty(n)
+    for f, (_, valid_idx) in enumerate(splits):
+        oof[valid_idx] = to_prices(outputs[f, valid_idx], params.target)
+    y = prices.numpy()
+    scores = np.array([log_rmse(oof[v], y[v]) for _, v in splits])
+    result = CVResult(scores, history, oof, [m.shape[1] for m in matrices])
+    result._y = y  # type: ignore[attr-defined]
+    return result
+
+
+@dataclass
+class FinalModel:
+    transformer: ColumnTransformer
+    model: StackedRegressor
+    history: History
+    target: str
+    feature_names: list[str]
+
+
+def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
+              model: ModelParams, params: TrainParams, seed: int) -> FinalModel:
+    """One model on every training row, with the very params CV scored."""
+    transformer = fit_transformer(train, test, features)
+    matrix = transform(transformer, train)
+    x = torch.as_tensor(matrix.to_numpy(), dtype=torch.float32).unsqueeze(0)
+    prices = torch.as_tensor(train[TARGET].to_numpy(dtype=np.float64))
+    mask = torch.ones(1, len(train), dtype=torch.bool)
+    spec = _model_spec(model, x.shape[2], 1)
+    bar, on_epoch = _progress(params.epochs, f"final fit {model.kind}")
+    with bar:
+        fitted, history = fit_stacked(x, prices, mask, spec, params,
+                                      torch.Generator().manual_seed(seed), None, on_epoch)
+    return FinalModel(transformer, fitted, history, params.target, list(matrix.columns))
+
+
+def predict_frame(final: FinalModel, raw: pd.DataFrame) -> pd.DataFrame:
+    """`Id,SalePrice` for raw rows, through the persisted transformer unchanged."""
+    x = torch.as_tensor(transform(final.transformer, raw).to_numpy(), dtype=torch.float32).unsqueeze(0)
+    prices = to_prices(predict_outputs(final.model, x)[0].double().numpy(), final.target)
+    return pd.DataFrame({ID: raw[ID].to_numpy(dtype=np.int64), TARGET: prices})

@@ -1,0 +1,61 @@
+"""Per-epoch curves as DVC plot files (CSV) and as pictures (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.training import History
+
+
+def curves_frame(history: History) -> pd.DataFrame:
+    """One row per epoch: mean train/valid log-RMSE over models, then one column per fold."""
+    epochs = np.arange(1, history.train.shape[0] + 1)
+    frame = pd.DataFrame({"epoch": epochs, "train_log_rmse": np.nanmean(history.train, axis=1)})
+    if not np.isnan(history.valid).all():
+        frame["valid_log_rmse"] = np.nanmean(history.valid, axis=1)
+        for f in range(history.valid.shape[1]):
+            frame[f"train_fold{f + 1}"] = history.train[:, f]
+            frame[f"valid_fold{f + 1}"] = history.valid[:, f]
+    return frame
+
+
+def write_curves(history: History, csv_path: Path, png_path: Path | None, title: str) -> None:
+    frame = curves_frame(history)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(csv_path, index=False)
+    if png_path is not None:
+        plot_curves(frame, png_path, title)
+
+
+def plot_curves(frame: pd.DataFrame, png_path: Path, title: str) -> None:
+    """The book's picture: train and valid log-RMSE per epoch (log scale), folds faint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for col in frame.columns:
+        if col.startswith(("train_fold", "valid_fold")):
+            ax.plot(frame["epoch"], frame[col], lw=0.7, alpha=0.25,
+                    color="tab:blue" if col.startswith("train") else "tab:orange")
+    ax.plot(frame["epoch"], frame["train_log_rmse"], color="tab:blue", lw=2, label="train (mean)")
+    if "valid_log_rmse" in frame:
+        ax.plot(frame["epoch"], frame["valid_log_rmse"], color="tab:orange", lw=2, label="valid (mean)")
+        best = frame["valid_log_rmse"].idxmin()
+        ax.axhline(frame["valid_log_rmse"].iloc[-1], color="grey", ls=":", lw=1)
+        ax.scatter([frame["epoch"][best]], [frame["valid_log_rmse"][best]], color="tab:red", zorder=3,
+                   label=f"best valid {frame['valid_log_rmse'][best]:.4f} @ {frame['epoch'][best]}")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("log-RMSE")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path)
+    plt.close(fig)

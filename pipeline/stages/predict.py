@@ -1,0 +1,30 @@
+"""Stage `predict`: submissions/submission.csv from the saved model, checked before writing."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from pipeline.artifacts import load_final
+from pipeline.cv import predict_frame
+from pipeline.paths import ProjectPaths
+from pipeline.schemas import ID
+from pipeline.stages import run_stage
+from pipeline.submission import write_submission
+
+log = logging.getLogger(__name__)
+
+
+def main() -> None:
+    paths = ProjectPaths.here()
+    test = pd.read_parquet(paths.clean_test)
+    final = load_final(paths.model_dir)
+    submission = predict_frame(final, test)
+    write_submission(submission, test[ID].to_numpy(), paths.submission)
+    log.info("wrote %s: %d rows, median price %.0f", paths.submission, len(submission),
+             submission["SalePrice"].median())
+
+
+if __name__ == "__main__":
+    run_stage(main)

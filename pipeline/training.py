@@ -1,0 +1,148 @@
+"""The training loop: Adam with weight decay on minibatches of in-memory tensors.
+
+No DataLoader and no per-sample Python: each epoch draws one permutation per model and
+slices it into batches, so a step is a gather, a `baddbmm` and an Adam update. All folds of a
+CV run (or one final model) train together through `StackedRegressor`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.models import ModelSpec, StackedRegressor, parameter_groups
+from pipeline.params import TrainParams
+
+log = logging.getLogger(__name__)
+
+
+def log_rmse(pred: np.ndarray, y: np.ndarray) -> float:
+    """Kaggle's score: `sqrt(mean((log(clamp(pred, 1)) - log(y))^2))` on prices."""
+    pred = np.clip(np.asarray(pred, dtype=np.float64), 1.0, None)
+    return float(np.sqrt(np.mean((np.log(pred) - np.log(np.asarray(y, dtype=np.float64))) ** 2)))
+
+
+def to_target(prices: np.ndarray, target: str) -> np.ndarray:
+    """What the network regresses on: log prices (default) or raw prices (the book)."""
+    return np.log(prices) if target == "log" else np.asarray(prices, dtype=np.float64)
+
+
+def to_prices(outputs: np.ndarray, target: str) -> np.ndarray:
+    return np.exp(outputs) if target == "log" else np.asarray(outputs, dtype=np.float64)
+
+
+def resolve_device(choice: str) -> torch.device:
+    """`auto` takes a GPU when one is present; `cuda` without one is an error, not a fallback."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+@dataclass
+class History:
+    """Per-epoch log-RMSE on prices, shape `[epochs, models]`; valid is NaN without valid rows."""
+
+    train: np.ndarray
+    valid: np.ndarray
+
+
+EpochCallback = Callable[[int, np.ndarray, np.ndarray], None]
+
+
+def fit_stacked(
+    x: torch.Tensor,
+    prices: torch.Tensor,
+    train_mask: torch.Tensor,
+    spec: ModelSpec,
+    params: TrainParams,
+    generator: torch.Generator,
+    valid_mask: torch.Tensor | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[StackedRegressor, History]:
+    """Train `spec.n_models` regressors at once.
+
+    x: `[M, N, d]` features of all N rows as each model's transformer sees them.
+    prices: `[N]` sale prices. train_mask / valid_mask: `[M, N]` booleans, the rows each model
+    trains on / is scored on. Returns the trained model (on CPU) and its history.
+    """
+    device = resolve_device(params.device)
+    n_models = spec.n_models
+    model = StackedRegressor(spec, generator)
+    targets = torch.as_tensor(to_target(prices.numpy(), params.target), dtype=torch.float32)
+    model.set_output_bias(torch.stack([targets[m].mean() for m in train_mask]))
+    model.to(device)
+    x, targets = x.to(device), targets.to(device)
+    optimizer = torch.optim.Adam(parameter_groups(model, params.weight_decay), lr=params.lr)
+    # Cosine decay to 0 lets the last epochs settle instead of jittering with batch noise.
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.epochs)
+                 if params.schedule == "cosine" else None)
+
+    rows = [torch.nonzero(m).squeeze(1) for m in train_mask]
+    longest = max(len(r) for r in rows)
+    # Pad each model's row list to the longest; padded slots carry weight 0 in the loss.
+    pad = torch.tensor([[1.0] * len(r) + [0.0] * (longest - len(r)) for r in rows])
+    padded = torch.stack([torch.cat([r, r.new_zeros(longest - len(r))]) for r in rows])
+    model_index = torch.arange(n_models).unsqueeze(1)
+
+    train_curve = np.full((params.epochs, n_models), np.nan)
+    valid_curve = np.full((params.epochs, n_models), np.nan)
+    for epoch in range(params.epochs):
+        model.train()
+        order = torch.stack([_permute_real(len(r), longest, generator) for r in rows])
+        for start in range(0, longest, params.batch_size):
+            slots = order[:, start:start + params.batch_size]
+            batch_rows = torch.gather(padded, 1, slots)
+            weight = torch.gather(pad, 1, slots).to(device)
+            pred = model(x[model_index, batch_rows.to(device)])
+            err = (pred - targets[batch_rows.to(device)]) ** 2
+            loss = ((err * weight).sum(1) / weight.sum(1).clamp_min(1.0)).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        scores = score_rows(model, x, prices, params.target, train_mask, valid_mask)
+        train_curve[epoch], valid_curve[epoch] = scores
+        if not np.isfinite(train_curve[epoch]).all():
+            log.warning("epoch %d: non-finite training loss; lower train.lr", epoch + 1)
+        if on_epoch is not None:
+            on_epoch(epoch, train_curve[epoch], valid_curve[epoch])
+    return model.cpu(), History(train_curve, valid_curve)
+
+
+def _permute_real(n_real: int, longest: int, generator: torch.Generator) -> torch.Tensor:
+    """A shuffled order of the real slots, padding slots last (so they fall in the last batch)."""
+    return torch.cat([torch.randperm(n_real, generator=generator), torch.arange(n_real, longest)])
+
+
+@torch.no_grad()
+def predict_outputs(model: StackedRegressor, x: torch.Tensor) -> torch.Tensor:
+    """Raw network outputs `[M, N]` in eval mode (dropout off), restoring the previous mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = model(x.to(device)).float().cpu()
+    model.train(was_training)
+    return out
+
+
+def score_rows(model: StackedRegressor, x: torch.Tensor, prices: torch.Tensor, target: str,
+               train_mask: torch.Tensor, valid_mask: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+    """log-RMSE per model on its training rows and (if given) its validation rows."""
+    prices_hat = to_prices(predict_outputs(model, x).double().numpy(), target)
+    y = prices.numpy()
+
+    def per_model(mask: torch.Tensor | None) -> np.ndarray:
+        if mask is None:
+            return np.full(len(train_mask), math.nan)
+        return np.array([log_rmse(prices_hat[m][mk.numpy()], y[mk.numpy()]) for m, mk in enumerate(mask)])
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        return per_model(train_mask), per_model(valid_mask)

@@ -1,0 +1,125 @@
+"""Shared fixtures: the real competition files, a throwaway copy of the repo, a loopback server."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_HOUSE_PRICES = (ROOT / ".." / "shared" / "data" / "house-prices").resolve()
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def house_prices_dir() -> Path:
+    """The real Kaggle files (never copied into the repo)."""
+    if not (SHARED_HOUSE_PRICES / "kaggle_house_pred_train.csv").exists():
+        pytest.fail(f"the real competition files are expected in {SHARED_HOUSE_PRICES}")
+    return SHARED_HOUSE_PRICES
+
+
+@pytest.fixture(scope="session")
+def raw_train(house_prices_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(house_prices_dir / "kaggle_house_pred_train.csv")
+
+
+@pytest.fixture(scope="session")
+def raw_test(house_prices_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(house_prices_dir / "kaggle_house_pred_test.csv")
+
+
+@pytest.fixture(scope="session")
+def clean_frames(raw_train: pd.DataFrame, raw_test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from pipeline.validation import validate_raw
+
+    train, test, _ = validate_raw(raw_train, raw_test)
+    return train, test
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite MLflow store with its migrations already run (they take seconds); copy it per test."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("mlflow") / "template.db"
+    mlflow.set_tracking_uri(f"sqlite:///{path}")
+    mlflow.search_experiments()
+    mlflow.set_tracking_uri(None)
+    return path
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path: Path, mlflow_template: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    db = tmp_path / "mlflow.db"
+    shutil.copy(mlflow_template, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def _tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                         check=True, capture_output=True, text=True).stdout
+    return [f for f in out.splitlines() if (ROOT / f).is_file()]
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A fresh git checkout-like copy of the project (tracked and new files, no outputs)."""
+    dest = tmp_path / "repo"
+    for rel in _tracked_files():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True, env=env)
+    return dest
+
+
+def edit_params(repo: Path, **changes: object) -> None:
+    """Set `section.key` values in a copy's params.yaml (like `dvc exp run -S`)."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        params[section][key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run_dvc(repo: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1"}
+    return subprocess.run([str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture
+def http_server(house_prices_dir: Path) -> Iterator[str]:
+    """A loopback HTTP server serving the real files, as the D2L mirror would."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(house_prices_dir))
+
+    class Quiet(handler.func):  # type: ignore[misc,name-defined]
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(house_prices_dir)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
