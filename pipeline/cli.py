@@ -1,16 +1,77 @@
-"""`kpipe`: one subcommand per stage, plus the tools around them (runs, submit)."""
+"""`kpipe`: one subcommand per stage, plus the tools around them (runs, submit).
+
+The stage subcommands run the same `main()` that `dvc repro` runs; use `dvc repro` to get
+caching and dependency tracking, `kpipe <stage>` to run one step by hand.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
+from pathlib import Path
 
 import typer
 
+from pipeline.paths import ProjectPaths
+
 app = typer.Typer(help="House Prices and Fashion-MNIST pipelines (D2L chapters 3-4).",
                   no_args_is_help=True, add_completion=False)
+
+STAGES = {
+    "fetch": "Download (or copy) the competition CSVs, verified by SHA-1.",
+    "validate": "Check the raw tables with pandera; write typed copies and a JSON report.",
+    "features": "Fit the feature transformer on all training rows; write the matrices.",
+    "cv": "K-fold cross-validation of the configured model; metrics, curves, MLflow runs.",
+    "train": "Final fit on every training row; save the model under models/.",
+    "predict": "Write submissions/submission.csv from the saved model.",
+}
 
 
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+
+
+def _stage_command(name: str, module: str, help_text: str) -> None:
+    def command() -> None:
+        from pipeline.stages import run_stage
+
+        run_stage(importlib.import_module(module).main)
+
+    app.command(name=name, help=help_text)(command)
+
+
+for _name, _help in STAGES.items():
+    _stage_command(_name, f"pipeline.stages.{_name}", _help)
+
+
+@app.command()
+def runs(limit: int = typer.Option(20, help="How many runs to show.")) -> None:
+    """Past CV runs from MLflow, best CV log-RMSE first, with the params that differ."""
+    from pipeline.runs import cv_runs, runs_table
+
+    table = runs_table(cv_runs(ProjectPaths.here()), limit)
+    if table.empty:
+        typer.echo("no CV runs yet: run `dvc repro` (or `kpipe cv`) first")
+        raise typer.Exit(0)
+    typer.echo(table.to_string(index=False))
+
+
+@app.command()
+def submit(
+    file: Path = typer.Option(None, "--file", "-f", help="Default: submissions/submission.csv."),
+    message: str = typer.Option(None, "--message", "-m", help="Default: git commit and CV score."),
+) -> None:
+    """Validate the submission against the test ids, then submit it with the Kaggle API."""
+    from pipeline.errors import PipelineError
+    from pipeline.submit import submit as send
+
+    paths = ProjectPaths.here()
+    try:
+        sent, text = send(paths, file or paths.submission, message)
+    except PipelineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(text)
+    raise typer.Exit(0 if sent else 2)

@@ -64,7 +64,7 @@ def _stack(matrices: list[np.ndarray]) -> torch.Tensor:
     width = max(m.shape[1] for m in matrices)
     out = torch.zeros(len(matrices), matrices[0].shape[0], width)
     for i, m in enumerate(matrices):
-        out[i, :, : m.shape[1]] = torch.as_tensor(m, dtype=torch.float32)
+        out[i, :, : m.shape[1]] = torch.tensor(m, dtype=torch.float32)
     return out
 
 
@@ -73,7 +73,10 @@ def _progress(total: int, desc: str) -> tuple[tqdm, EpochCallback]:
 
     def on_epoch(epoch: int, train: np.ndarray, valid: np.ndarray) -> None:
         bar.update(1)
-        bar.set_postfix(train=f"{np.nanmean(train):.4f}", valid=f"{np.nanmean(valid):.4f}")
+        scores = {"train": f"{np.mean(train):.4f}"}
+        if not np.isnan(valid).all():
+            scores["valid"] = f"{np.nanmean(valid):.4f}"
+        bar.set_postfix(scores)
 
     return bar, on_epoch
 
@@ -97,7 +100,7 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     for f, (train_idx, valid_idx) in enumerate(splits):
         train_mask[f, train_idx] = True
         valid_mask[f, valid_idx] = True
-    prices = torch.as_tensor(train[TARGET].to_numpy(dtype=np.float64))
+    prices = torch.tensor(train[TARGET].to_numpy(dtype=np.float64))
     spec = _model_spec(model, x.shape[2], folds)
     generator = torch.Generator().manual_seed(seed)
     bar, on_epoch = _progress(params.epochs, f"cv {model.kind} x{folds} folds")
@@ -129,7 +132,7 @@ def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureP
     transformer = fit_transformer(train, test, features)
     matrix = transform(transformer, train)
     x = torch.as_tensor(matrix.to_numpy(), dtype=torch.float32).unsqueeze(0)
-    prices = torch.as_tensor(train[TARGET].to_numpy(dtype=np.float64))
+    prices = torch.tensor(train[TARGET].to_numpy(dtype=np.float64))
     mask = torch.ones(1, len(train), dtype=torch.bool)
     spec = _model_spec(model, x.shape[2], 1)
     bar, on_epoch = _progress(params.epochs, f"final fit {model.kind}")

@@ -73,7 +73,7 @@ def build_transformer(params: FeatureParams) -> ColumnTransformer:
     steps = [SkewedLog1p(params.skew_threshold)] if params.log_skewed else []
     numeric = make_pipeline(*steps, SimpleImputer(strategy="mean"), StandardScaler())
     categorical = make_pipeline(
-        SimpleImputer(strategy="constant", fill_value=MISSING),
+        SimpleImputer(strategy="constant", fill_value=MISSING, keep_empty_features=True),
         OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64),
     )
     transformer = ColumnTransformer(

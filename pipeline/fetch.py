@@ -163,7 +163,9 @@ def fetch_house_prices(source: str, targets: dict[str, Path], *, base_url: str, 
     elif source == "kaggle":
         from pipeline.kaggle_api import download_competition_zip
 
-        with tempfile.TemporaryDirectory(dir=next(iter(pending.values())).parent) as tmp:
+        folder = next(iter(pending.values())).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
             archive = download_competition_zip(Path(tmp))
             for key, path in pending.items():
                 extract_verified(archive, HOUSE_PRICES[key].kaggle_name, path,

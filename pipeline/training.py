@@ -73,6 +73,17 @@ def fit_stacked(
     trains on / is scored on. Returns the trained model (on CPU) and its history.
     """
     device = resolve_device(params.device)
+    # Dropout draws from torch's global RNG; fork it and seed it from `generator`, so the
+    # result depends on the generator alone, not on whatever ran before.
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        return _fit(x, prices, train_mask, spec, params, generator, device, valid_mask, on_epoch)
+
+
+def _fit(x: torch.Tensor, prices: torch.Tensor, train_mask: torch.Tensor, spec: ModelSpec,
+         params: TrainParams, generator: torch.Generator, device: torch.device,
+         valid_mask: torch.Tensor | None, on_epoch: EpochCallback | None) -> tuple[StackedRegressor, History]:
     n_models = spec.n_models
     model = StackedRegressor(spec, generator)
     targets = torch.as_tensor(to_target(prices.numpy(), params.target), dtype=torch.float32)

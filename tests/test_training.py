@@ -1,0 +1,103 @@
+"""Training: the score, the folds, weight decay on weights only, repeatable runs, saved models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline.artifacts import load_final, save_final
+from pipeline.cv import cross_validate, fit_final, predict_frame, split_folds
+from pipeline.models import ModelSpec, StackedRegressor, parameter_groups
+from pipeline.params import FeatureParams, ModelParams, TrainParams
+from pipeline.training import log_rmse, resolve_device
+
+FEATURES = FeatureParams("train", True, 0.75)
+LINEAR = ModelParams("linear", (), 0.0, False)
+MLP = ModelParams("mlp", (8,), 0.1, False)
+FAST = TrainParams("log", 4, 64, 0.01, 0.01, "cosine", "cpu", 1)
+
+
+def test_log_rmse_matches_a_numpy_reference_with_clamping() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.uniform(5e4, 5e5, 50)
+    pred = y * rng.lognormal(0, 0.1, 50)
+    pred[:3] = [0.5, -10.0, 1.0]  # below 1: clamped to 1 before the log
+    reference = np.sqrt(np.mean((np.log(np.maximum(pred, 1)) - np.log(y)) ** 2))
+    assert log_rmse(pred, y) == pytest.approx(reference, rel=1e-12)
+
+
+@pytest.mark.parametrize(("n", "k"), [(1460, 5), (101, 3), (10, 10)])
+def test_folds_validate_every_row_exactly_once(n: int, k: int) -> None:
+    splits = split_folds(n, k, seed=7)
+    valid = np.concatenate([v for _, v in splits])
+    assert sorted(valid) == list(range(n))
+    for train_idx, valid_idx in splits:
+        assert set(train_idx).isdisjoint(valid_idx) and len(train_idx) + len(valid_idx) == n
+    assert [list(v) for _, v in split_folds(n, k, seed=7)] == [list(v) for _, v in splits]
+
+
+def test_too_many_folds_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="cv.folds"):
+        split_folds(5, 6, seed=0)
+
+
+def test_weight_decay_spares_every_bias() -> None:
+    model = StackedRegressor(ModelSpec("mlp", 10, (4, 3), n_models=2, linear_skip=True))
+    decayed, spared = parameter_groups(model, 0.5)
+    assert decayed["weight_decay"] == 0.5 and spared["weight_decay"] == 0.0
+    assert {id(p) for p in spared["params"]} == {id(b) for b in model.biases}
+    assert all(p.dim() == 3 and p.shape[-1] != 1 or p is model.skip or p is model.weights[-1] for p in decayed["params"])
+
+
+def test_stacked_models_are_independent() -> None:
+    """Model 0's output does not depend on model 1's weights: stacking is only batching."""
+    model = StackedRegressor(ModelSpec("mlp", 5, (4,), n_models=2), torch.Generator().manual_seed(0))
+    x = torch.randn(2, 3, 5)
+    before = model(x)[0].clone()
+    with torch.no_grad():
+        for w in model.weights:
+            w[1].add_(1.0)
+    assert torch.equal(model(x)[0], before)
+
+
+def test_cv_is_repeatable_and_scores_from_out_of_fold_predictions(clean_frames) -> None:
+    train, test = clean_frames
+    small = train.head(300)
+    first = cross_validate(small, test, FEATURES, MLP, FAST, folds=3, seed=1)
+    again = cross_validate(small, test, FEATURES, MLP, FAST, folds=3, seed=1)
+    assert np.array_equal(first.fold_scores, again.fold_scores)
+    assert first.history.train.shape == (4, 3) and np.isfinite(first.history.valid).all()
+    y = small["SalePrice"].to_numpy()
+    for score, (_, valid_idx) in zip(first.fold_scores, split_folds(300, 3, 1)):
+        assert score == pytest.approx(log_rmse(first.oof_prices[valid_idx], y[valid_idx]))
+
+
+def test_log_target_beats_predicting_the_mean_price(clean_frames) -> None:
+    train, test = clean_frames
+    result = cross_validate(train, test, FEATURES, LINEAR, TrainParams("log", 20, 64, 0.01, 0.02, "cosine", "cpu", 1),
+                            folds=3, seed=0)
+    y = train["SalePrice"].to_numpy()
+    baseline = log_rmse(np.full_like(y, np.exp(np.log(y).mean())), y)
+    assert result.mean < 0.6 * baseline
+
+
+def test_saved_model_predicts_exactly_what_the_fitted_one_did(clean_frames, tmp_path) -> None:
+    train, test = clean_frames
+    final = fit_final(train.head(400), test, FEATURES, MLP, FAST, seed=3)
+    expected = predict_frame(final, test)
+    save_final(final, tmp_path / "model", {"note": "test"})
+    loaded = load_final(tmp_path / "model")
+    got = predict_frame(loaded, test)
+    pd.testing.assert_frame_equal(got, expected)
+    assert (got["SalePrice"] > 0).all() and list(got["Id"]) == list(test["Id"])
+
+
+def test_cuda_requested_without_a_gpu_is_an_error_not_a_silent_fallback() -> None:
+    if torch.cuda.is_available():
+        assert resolve_device("cuda").type == "cuda"
+    else:
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            resolve_device("cuda")
+    assert resolve_device("cpu").type == "cpu"
