@@ -54,6 +54,8 @@ class ModelParams:
 @dataclasses.dataclass(frozen=True)
 class TrainParams:
     target: Literal["log", "raw"]
+    loss: Literal["mse", "huber"]
+    huber_delta: float
     epochs: int
     batch_size: int
     lr: float

@@ -97,9 +97,13 @@ class Submission(pa.DataFrameModel):
 
 
 FeatureMatrix = pa.DataFrameSchema(
-    columns={".*": pa.Column(float, nullable=False, regex=True,
-                             checks=pa.Check(lambda s: np.isfinite(s), name="finite"))},
-    strict=False,
+    checks=[
+        pa.Check(lambda frame: all(dtype.kind == "f" for dtype in frame.dtypes), name="float_columns",
+                 error="every feature column must be a float"),
+        pa.Check(lambda frame: bool(np.isfinite(frame.to_numpy(dtype=np.float64)).all()), name="finite_no_nan",
+                 error="the feature matrix holds NaN or infinite values"),
+    ],
     name="FeatureMatrix",
-    description="The model's input: every cell a finite float, no NaN.",
+    description="The model's input: every cell a finite float, no NaN. (Frame-wide checks: "
+                "a per-column dtype check over ~300 one-hot columns costs 25x more.)",
 )

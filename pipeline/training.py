@@ -90,6 +90,8 @@ def _fit(x: torch.Tensor, prices: torch.Tensor, train_mask: torch.Tensor, spec: 
     model.set_output_bias(torch.stack([targets[m].mean() for m in train_mask]))
     model.to(device)
     x, targets = x.to(device), targets.to(device)
+    # Not `fused=True`: its first call costs ~1.7 s of one-time set-up on CPU, more than it
+    # saves over a whole CV run of a few hundred steps.
     optimizer = torch.optim.Adam(parameter_groups(model, params.weight_decay), lr=params.lr)
     # Cosine decay to 0 lets the last epochs settle instead of jittering with batch noise.
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.epochs)
@@ -100,19 +102,27 @@ def _fit(x: torch.Tensor, prices: torch.Tensor, train_mask: torch.Tensor, spec: 
     # Pad each model's row list to the longest; padded slots carry weight 0 in the loss.
     pad = torch.tensor([[1.0] * len(r) + [0.0] * (longest - len(r)) for r in rows])
     padded = torch.stack([torch.cat([r, r.new_zeros(longest - len(r))]) for r in rows])
-    model_index = torch.arange(n_models).unsqueeze(1)
+    # Row r of model m lives at m * N + r of the flattened features: `index_select` on that
+    # view copies whole rows, ~4x faster than advanced indexing with two index tensors.
+    n_rows = x.shape[1]
+    flat_x = x.reshape(n_models * n_rows, x.shape[2])
+    offsets = (torch.arange(n_models) * n_rows).unsqueeze(1)
 
     train_curve = np.full((params.epochs, n_models), np.nan)
     valid_curve = np.full((params.epochs, n_models), np.nan)
     for epoch in range(params.epochs):
         model.train()
+        # One gather per epoch lays out every model's shuffled rows; batches are then views.
         order = torch.stack([_permute_real(len(r), longest, generator) for r in rows])
+        epoch_rows = torch.gather(padded, 1, order)
+        flat_rows = (epoch_rows + offsets).reshape(-1).to(device)
+        xs = flat_x.index_select(0, flat_rows).view(n_models, longest, -1)
+        ts = targets[epoch_rows.to(device)]
+        ws = torch.gather(pad, 1, order).to(device)
         for start in range(0, longest, params.batch_size):
-            slots = order[:, start:start + params.batch_size]
-            batch_rows = torch.gather(padded, 1, slots)
-            weight = torch.gather(pad, 1, slots).to(device)
-            pred = model(x[model_index, batch_rows.to(device)])
-            err = (pred - targets[batch_rows.to(device)]) ** 2
+            batch = slice(start, start + params.batch_size)
+            weight = ws[:, batch]
+            err = _pointwise_loss(model(xs[:, batch]), ts[:, batch], params)
             loss = ((err * weight).sum(1) / weight.sum(1).clamp_min(1.0)).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -126,6 +136,17 @@ def _fit(x: torch.Tensor, prices: torch.Tensor, train_mask: torch.Tensor, spec: 
         if on_epoch is not None:
             on_epoch(epoch, train_curve[epoch], valid_curve[epoch])
     return model.cpu(), History(train_curve, valid_curve)
+
+
+def _pointwise_loss(pred: torch.Tensor, target: torch.Tensor, params: TrainParams) -> torch.Tensor:
+    """Squared error, or Huber: quadratic near 0, linear beyond `huber_delta`.
+
+    A few training houses (huge, partial sales) sit far off the price trend; under squared
+    error they bend the fit for every other house, under Huber they pull linearly.
+    """
+    if params.loss == "huber":
+        return torch.nn.functional.huber_loss(pred, target, reduction="none", delta=params.huber_delta)
+    return (pred - target) ** 2
 
 
 def _permute_real(n_real: int, longest: int, generator: torch.Generator) -> torch.Tensor:
@@ -144,16 +165,26 @@ def predict_outputs(model: StackedRegressor, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@torch.no_grad()
 def score_rows(model: StackedRegressor, x: torch.Tensor, prices: torch.Tensor, target: str,
                train_mask: torch.Tensor, valid_mask: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
-    """log-RMSE per model on its training rows and (if given) its validation rows."""
-    prices_hat = to_prices(predict_outputs(model, x).double().numpy(), target)
-    y = prices.numpy()
+    """log-RMSE per model on its training rows and (if given) its validation rows.
+
+    Computed on the model's device in one pass (no per-model Python); the same formula as
+    `log_rmse`: `log(clamp(price, 1))`, which for log outputs is `max(output, 0)`.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = model(x.to(device)).double()
+    model.train(was_training)
+    log_pred = out.clamp_min(0.0) if target == "log" else torch.log(out.clamp_min(1.0))
+    squared = (log_pred - torch.log(prices.to(device=device, dtype=torch.float64))) ** 2
 
     def per_model(mask: torch.Tensor | None) -> np.ndarray:
         if mask is None:
             return np.full(len(train_mask), math.nan)
-        return np.array([log_rmse(prices_hat[m][mk.numpy()], y[mk.numpy()]) for m, mk in enumerate(mask)])
+        m = mask.to(device=device, dtype=torch.float64)
+        return torch.sqrt((squared * m).sum(1) / m.sum(1)).cpu().numpy()
 
-    with np.errstate(over="ignore", invalid="ignore"):
-        return per_model(train_mask), per_model(valid_mask)
+    return per_model(train_mask), per_model(valid_mask)

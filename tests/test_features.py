@@ -71,7 +71,7 @@ def test_each_fold_transformer_never_sees_its_validation_rows(clean_frames, monk
         return real_fit(rows, extra, params)
 
     monkeypatch.setattr(cv_module, "fit_transformer", recording_fit)
-    params = TrainParams("log", 1, 64, 0.01, 0.0, "constant", "cpu", 1)
+    params = TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=1, batch_size=64, lr=0.01, weight_decay=0.0, schedule="constant", device="cpu", threads=1)
     cv_module.cross_validate(small, test, SKEWED, ModelParams("linear", (), 0.0, False), params, folds=4, seed=0)
     splits = cv_module.split_folds(len(small), 4, 0)
     assert len(seen) == 4

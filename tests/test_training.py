@@ -16,7 +16,7 @@ from pipeline.training import log_rmse, resolve_device
 FEATURES = FeatureParams("train", True, 0.75)
 LINEAR = ModelParams("linear", (), 0.0, False)
 MLP = ModelParams("mlp", (8,), 0.1, False)
-FAST = TrainParams("log", 4, 64, 0.01, 0.01, "cosine", "cpu", 1)
+FAST = TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=4, batch_size=64, lr=0.01, weight_decay=0.01, schedule="cosine", device="cpu", threads=1)
 
 
 def test_log_rmse_matches_a_numpy_reference_with_clamping() -> None:
@@ -76,7 +76,7 @@ def test_cv_is_repeatable_and_scores_from_out_of_fold_predictions(clean_frames) 
 
 def test_log_target_beats_predicting_the_mean_price(clean_frames) -> None:
     train, test = clean_frames
-    result = cross_validate(train, test, FEATURES, LINEAR, TrainParams("log", 20, 64, 0.01, 0.02, "cosine", "cpu", 1),
+    result = cross_validate(train, test, FEATURES, LINEAR, TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=20, batch_size=64, lr=0.01, weight_decay=0.02, schedule="cosine", device="cpu", threads=1),
                             folds=3, seed=0)
     y = train["SalePrice"].to_numpy()
     baseline = log_rmse(np.full_like(y, np.exp(np.log(y).mean())), y)
@@ -101,3 +101,25 @@ def test_cuda_requested_without_a_gpu_is_an_error_not_a_silent_fallback() -> Non
         with pytest.raises(RuntimeError, match="no CUDA device"):
             resolve_device("cuda")
     assert resolve_device("cpu").type == "cpu"
+
+
+def test_huber_loss_resists_far_off_training_rows() -> None:
+    """A few wildly mispriced rows bend a squared-error fit; Huber barely moves."""
+    from pipeline.models import ModelSpec
+    from pipeline.training import fit_stacked
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 400, 1, generator=gen)
+    log_price = 12.0 + 0.3 * x[0, :, 0] + 0.02 * torch.randn(400, generator=gen)
+    log_price[x[0, :, 0].argsort()[-8:]] -= 1.5  # the largest houses sold far below trend
+    prices = torch.exp(log_price).double()
+    mask = torch.ones(1, 400, dtype=torch.bool)
+
+    def slope(loss: str) -> float:
+        params = TrainParams(target="log", loss=loss, huber_delta=0.1, epochs=60, batch_size=50, lr=0.02,
+                             weight_decay=0.0, schedule="cosine", device="cpu", threads=1)
+        model, _ = fit_stacked(x, prices, mask, ModelSpec("linear", 1), params, torch.Generator().manual_seed(1))
+        return float(model.weights[0].detach().reshape(-1)[0])
+
+    assert abs(slope("huber") - 0.3) < 0.03
+    assert abs(slope("mse") - 0.3) > 2 * abs(slope("huber") - 0.3)

@@ -1,0 +1,120 @@
+"""House Prices: CV score and the `cv` stage's speed against the book's training loop.
+
+For `model.kind` linear and mlp (every other param from params.yaml), this runs, in one
+process and on the same folds and the same per-fold features:
+- ours: `pipeline.cv.cross_validate` (what the `cv` stage computes), and
+- the reference: the book's loop, one `nn.Sequential` per fold trained through
+  `DataLoader(TensorDataset(X, y), batch_size=64, shuffle=True)` with the same optimizer,
+  weight decay, schedule, epochs and per-epoch train/valid evaluation.
+It prints both CV log-RMSEs and wall times and their ratio, plus the book's own recipe
+(raw-price MSE, lr 5, no log features, train+test standardization) for context.
+
+Run: .venv/bin/python benchmarks/house_prices.py [--data ../shared/data/house-prices]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from pipeline.cv import cross_validate, split_folds  # noqa: E402
+from pipeline.features import fit_transformer, transform  # noqa: E402
+from pipeline.params import (BaseParams, CVParams, FeatureParams, ModelParams, TrainParams,  # noqa: E402
+                             load_section)
+from pipeline.runtime import set_threads  # noqa: E402
+from pipeline.training import log_rmse, to_prices, to_target  # noqa: E402
+from pipeline.validation import validate_raw  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def book_loop(train: pd.DataFrame, test: pd.DataFrame, features: FeatureParams, model: ModelParams,
+              params: TrainParams, folds: int, seed: int) -> np.ndarray:
+    """The D2L chapter-5 k-fold loop, with our model, features and optimizer settings."""
+    torch.manual_seed(seed)
+    y_all = train["SalePrice"].to_numpy(dtype=np.float64)
+    scores = []
+    for train_idx, valid_idx in split_folds(len(train), folds, seed):
+        transformer = fit_transformer(train.iloc[train_idx], test, features)
+        x = torch.tensor(transform(transformer, train).to_numpy(), dtype=torch.float32)
+        t = torch.tensor(to_target(y_all, params.target), dtype=torch.float32).reshape(-1, 1)
+        layers: list[nn.Module] = []
+        width = x.shape[1]
+        for h in (model.hidden if model.kind == "mlp" else ()):
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(model.dropout)]
+            width = h
+        net = nn.Sequential(*layers, nn.Linear(width, 1))
+        with torch.no_grad():
+            net[-1].bias.fill_(float(t[train_idx].mean()))
+        decay = [p for n, p in net.named_parameters() if n.endswith("weight")]
+        spare = [p for n, p in net.named_parameters() if n.endswith("bias")]
+        opt = torch.optim.Adam([{"params": decay, "weight_decay": params.weight_decay},
+                                {"params": spare, "weight_decay": 0.0}], lr=params.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, params.epochs) if params.schedule == "cosine" else None
+        loader = DataLoader(TensorDataset(x[train_idx], t[train_idx]), batch_size=64, shuffle=True)
+        loss_fn = nn.HuberLoss(delta=params.huber_delta) if params.loss == "huber" else nn.MSELoss()
+        for _ in range(params.epochs):
+            net.train()
+            for xb, yb in loader:
+                opt.zero_grad()
+                loss_fn(net(xb), yb).backward()
+                opt.step()
+            if sched is not None:
+                sched.step()
+            net.eval()
+            with torch.no_grad():  # the book scores train and valid every epoch
+                out = to_prices(net(x).squeeze(1).double().numpy(), params.target)
+                log_rmse(out[train_idx], y_all[train_idx]), log_rmse(out[valid_idx], y_all[valid_idx])
+        scores.append(log_rmse(out[valid_idx], y_all[valid_idx]))
+    return np.array(scores)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "house-prices")
+    parser.add_argument("--kinds", nargs="+", default=["linear", "mlp"])
+    args = parser.parse_args()
+    params_path = ROOT / "params.yaml"
+    base = load_section(params_path, "base", BaseParams)
+    features = load_section(params_path, "features", FeatureParams)
+    model = load_section(params_path, "model", ModelParams)
+    train_params = load_section(params_path, "train", TrainParams)
+    folds = load_section(params_path, "cv", CVParams).folds
+    threads = set_threads(train_params.threads)
+    train, test, _ = validate_raw(pd.read_csv(args.data / "kaggle_house_pred_train.csv"),
+                                  pd.read_csv(args.data / "kaggle_house_pred_test.csv"))
+    # Warm-up: torch's first optimizer pulls in ~1.7 s of lazy imports; pay it before timing.
+    warm = dataclasses.replace(train_params, epochs=1)
+    cross_validate(train.head(100), test, features, model, warm, 2, base.seed)
+    book_loop(train.head(100), test, features, model, warm, 2, base.seed)
+    print(f"{folds}-fold CV on {len(train)} rows, {train_params.epochs} epochs, batch {train_params.batch_size} "
+          f"(book loop: 64), torch threads={threads}; both include per-fold feature fitting")
+    print(f"{'model':<8}{'ours log-RMSE':>16}{'ours s':>9}{'book-loop log-RMSE':>21}{'book-loop s':>13}{'speed-up':>10}")
+    for kind in args.kinds:
+        m = dataclasses.replace(model, kind=kind)
+        start = time.perf_counter()
+        ours = cross_validate(train, test, features, m, train_params, folds, base.seed)
+        ours_s = time.perf_counter() - start
+        start = time.perf_counter()
+        ref = book_loop(train, test, features, m, train_params, folds, base.seed)
+        ref_s = time.perf_counter() - start
+        print(f"{kind:<8}{ours.mean:>9.4f} ± {ours.std:.3f}{ours_s:>8.1f}s{ref.mean():>14.4f} ± {ref.std():.3f}"
+              f"{ref_s:>12.1f}s{ref_s / ours_s:>9.1f}x")
+    book = cross_validate(train, test, FeatureParams("train+test", False, 0.75), ModelParams("linear", (), 0.0, False),
+                          TrainParams(target="raw", loss="mse", huber_delta=0.1, epochs=100, batch_size=64, lr=5.0, weight_decay=0.0, schedule="constant", device="cpu", threads=threads), folds, base.seed)
+    print(f"book recipe (raw-price MSE, lr 5, no log features, train+test scaling): {book.mean:.4f} ± {book.std:.3f}")
+
+
+if __name__ == "__main__":
+    main()
