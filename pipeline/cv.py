@@ -131,7 +131,7 @@ def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureP
     """One model on every training row, with the very params CV scored."""
     transformer = fit_transformer(train, test, features)
     matrix = transform(transformer, train)
-    x = torch.as_tensor(matrix.to_numpy(), dtype=torch.float32).unsqueeze(0)
+    x = torch.tensor(matrix.to_numpy(), dtype=torch.float32).unsqueeze(0)
     prices = torch.tensor(train[TARGET].to_numpy(dtype=np.float64))
     mask = torch.ones(1, len(train), dtype=torch.bool)
     spec = _model_spec(model, x.shape[2], 1)
@@ -144,6 +144,6 @@ def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureP
 
 def predict_frame(final: FinalModel, raw: pd.DataFrame) -> pd.DataFrame:
     """`Id,SalePrice` for raw rows, through the persisted transformer unchanged."""
-    x = torch.as_tensor(transform(final.transformer, raw).to_numpy(), dtype=torch.float32).unsqueeze(0)
+    x = torch.tensor(transform(final.transformer, raw).to_numpy(), dtype=torch.float32).unsqueeze(0)
     prices = to_prices(predict_outputs(final.model, x)[0].double().numpy(), final.target)
     return pd.DataFrame({ID: raw[ID].to_numpy(dtype=np.int64), TARGET: prices})
