@@ -33,6 +33,7 @@ class CVResult:
     fold_scores: np.ndarray  # [folds] validation log-RMSE
     history: History  # per-epoch curves, [epochs, folds]
     oof_prices: np.ndarray  # [N] out-of-fold predicted prices
+    prices: np.ndarray  # [N] true prices
     n_features: list[int]
 
     @property
@@ -46,7 +47,7 @@ class CVResult:
     @property
     def oof_score(self) -> float:
         """log-RMSE of all out-of-fold predictions pooled (close to, not equal to, the mean)."""
-        return float("nan") if not hasattr(self, "_y") else log_rmse(self.oof_prices, self._y)
+        return log_rmse(self.oof_prices, self.prices)
 
 
 def _model_spec(params: ModelParams, in_features: int, n_models: int) -> ModelSpec:
@@ -82,11 +83,14 @@ def _progress(total: int, desc: str) -> tuple[tqdm, EpochCallback]:
 
 
 def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
-                   model: ModelParams, params: TrainParams, folds: int, seed: int) -> CVResult:
+                   model: ModelParams, params: TrainParams, folds: int, seed: int,
+                   on_epoch: EpochCallback | None = None) -> CVResult:
     """Train one model per fold (all folds at once) and score each on its held-out rows.
 
     Each fold's transformer is fit on that fold's training rows only (plus the unlabeled
     test rows when `features.fit_on` is `train+test`); validation rows are only transformed.
+    `on_epoch(epoch, train_scores, valid_scores)` sees every epoch's per-fold scores (e.g.
+    to prune a tuning trial by raising).
     """
     splits = split_folds(len(train), folds, seed)
     matrices = []
@@ -103,18 +107,22 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     prices = torch.tensor(train[TARGET].to_numpy(dtype=np.float64))
     spec = _model_spec(model, x.shape[2], folds)
     generator = torch.Generator().manual_seed(seed)
-    bar, on_epoch = _progress(params.epochs, f"cv {model.kind} x{folds} folds")
+    bar, show = _progress(params.epochs, f"cv {model.kind} x{folds} folds")
+
+    def each_epoch(epoch: int, train_scores: np.ndarray, valid_scores: np.ndarray) -> None:
+        show(epoch, train_scores, valid_scores)
+        if on_epoch is not None:
+            on_epoch(epoch, train_scores, valid_scores)
+
     with bar:
-        fitted, history = fit_stacked(x, prices, train_mask, spec, params, generator, valid_mask, on_epoch)
+        fitted, history = fit_stacked(x, prices, train_mask, spec, params, generator, valid_mask, each_epoch)
     outputs = predict_outputs(fitted, x).double().numpy()
     oof = np.empty(n)
     for f, (_, valid_idx) in enumerate(splits):
         oof[valid_idx] = to_prices(outputs[f, valid_idx], params.target)
     y = prices.numpy()
     scores = np.array([log_rmse(oof[v], y[v]) for _, v in splits])
-    result = CVResult(scores, history, oof, [m.shape[1] for m in matrices])
-    result._y = y  # type: ignore[attr-defined]
-    return result
+    return CVResult(scores, history, oof, y, [m.shape[1] for m in matrices])
 
 
 @dataclass

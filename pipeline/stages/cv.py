@@ -7,8 +7,8 @@ import logging
 
 import pandas as pd
 
-from pipeline.cv import cross_validate
-from pipeline.params import BaseParams, CVParams, FeatureParams, ModelParams, TrainParams, load_section, read_params
+from pipeline.experiment import SECTIONS, parse_experiment, run_cv
+from pipeline.params import read_params
 from pipeline.paths import ProjectPaths
 from pipeline.plots import write_curves
 from pipeline.runtime import set_threads
@@ -18,21 +18,18 @@ from pipeline.stages import run_stage
 from pipeline.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, log_record
 
 log = logging.getLogger(__name__)
-SECTIONS = ("base", "features", "model", "train", "cv")
 
 
 def main() -> None:
     paths = ProjectPaths.here()
-    base = load_section(paths.params, "base", BaseParams)
-    features = load_section(paths.params, "features", FeatureParams)
-    model = load_section(paths.params, "model", ModelParams)
-    train = load_section(paths.params, "train", TrainParams)
-    cv = load_section(paths.params, "cv", CVParams)
-    seed_everything(base.seed)
-    set_threads(train.threads)
+    all_params = read_params(paths.params)
+    params = parse_experiment(all_params)
+    model, cv = params.model, params.cv
+    seed_everything(params.base.seed)
+    set_threads(params.train.threads)
     frame, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
 
-    result = cross_validate(frame, test, features, model, train, cv.folds, base.seed)
+    result = run_cv(params, frame, test)
 
     metrics = {"log_rmse_mean": result.mean, "log_rmse_std": result.std, "log_rmse_oof": result.oof_score,
                "folds": {f"fold{i + 1}": float(s) for i, s in enumerate(result.fold_scores)}}
@@ -45,7 +42,6 @@ def main() -> None:
         paths.oof_predictions, index=False)
     log.info("CV log-RMSE %.4f ± %.4f over %d folds", result.mean, result.std, cv.folds)
 
-    all_params = read_params(paths.params)
     folds = [RunRecord(name=f"fold{i + 1}", params={"fold": i + 1},
                        metrics={"log_rmse": float(score)},
                        curves={"train_log_rmse": result.history.train[:, i],
