@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
-from pipeline.features import fit_transformer, transform
+from pipeline.features import fit_transformer, training_rows, transform
 from pipeline.models import ModelSpec, StackedRegressor
 from pipeline.params import FeatureParams, ModelParams, TrainParams
 from pipeline.schemas import ID, TARGET
@@ -92,7 +92,7 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     `on_epoch(epoch, train_scores, valid_scores)` sees every epoch's per-fold scores (e.g.
     to prune a tuning trial by raising).
     """
-    splits = split_folds(len(train), folds, seed)
+    splits = [(training_rows(train, t, features), v) for t, v in split_folds(len(train), folds, seed)]
     matrices = []
     for train_idx, _ in tqdm(splits, desc="features per fold", leave=False):
         transformer = fit_transformer(train.iloc[train_idx], test, features)
@@ -127,7 +127,7 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
 
 @dataclass
 class FinalModel:
-    transformer: ColumnTransformer
+    transformer: Pipeline
     model: StackedRegressor
     history: History
     target: str
@@ -136,7 +136,8 @@ class FinalModel:
 
 def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
               model: ModelParams, params: TrainParams, seed: int) -> FinalModel:
-    """One model on every training row, with the very params CV scored."""
+    """One model on every training row (but dropped outliers), with the very params CV scored."""
+    train = train.iloc[training_rows(train, np.arange(len(train)), features)]
     transformer = fit_transformer(train, test, features)
     matrix = transform(transformer, train)
     x = torch.tensor(matrix.to_numpy(), dtype=torch.float32).unsqueeze(0)

@@ -41,6 +41,11 @@ class FeatureParams:
     fit_on: Literal["train", "train+test"]
     log_skewed: bool
     skew_threshold: float
+    # Defaults serve code that builds params by hand; params.yaml must still name every key.
+    ordinal: Literal["none", "add", "replace"] = "none"
+    derived: bool = False
+    drop_outliers: bool = False
+    clip: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

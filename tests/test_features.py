@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import pipeline.cv as cv_module
-from pipeline.features import fit_transformer, numeric_columns, transform
+from pipeline.features import (ORDINAL_SCALES, encoder, fit_transformer, numeric_columns, outlier_rows,
+                               transform)
 from pipeline.params import FeatureParams, ModelParams, TrainParams
 
 PLAIN = FeatureParams(fit_on="train", log_skewed=False, skew_threshold=0.75)
@@ -45,19 +46,19 @@ def test_transductive_variant_fits_on_test_rows_too(clean_frames) -> None:
     train, test = clean_frames
     inductive = fit_transformer(train, test, PLAIN)
     transductive = fit_transformer(train, test, FeatureParams("train+test", False, 0.75))
-    mean = lambda t: t.named_transformers_["numeric"][-1].mean_  # noqa: E731
+    mean = lambda t: encoder(t).named_transformers_["numeric"][-1].mean_  # noqa: E731
     assert not np.allclose(mean(inductive), mean(transductive))
     both = pd.concat([train.drop(columns="SalePrice"), test])
-    assert transductive.named_transformers_["numeric"][0].statistics_[0] == pytest.approx(both["MSSubClass"].mean())
+    assert encoder(transductive).named_transformers_["numeric"][0].statistics_[0] == pytest.approx(both["MSSubClass"].mean())
 
 
 def test_skewed_columns_are_learned_from_the_fit_rows(clean_frames) -> None:
     train, _ = clean_frames
-    step = fit_transformer(train, None, SKEWED).named_transformers_["numeric"][0]
+    step = encoder(fit_transformer(train, None, SKEWED)).named_transformers_["numeric"][0]
     assert "LotArea" in step.skewed_ and "OverallQual" not in step.skewed_
     # Rows where LotArea happens to be symmetric: the same step learns not to log it.
     calm = train.sort_values("LotArea").iloc[600:700]
-    assert "LotArea" not in fit_transformer(calm, None, SKEWED).named_transformers_["numeric"][0].skewed_
+    assert "LotArea" not in encoder(fit_transformer(calm, None, SKEWED)).named_transformers_["numeric"][0].skewed_
 
 
 def test_each_fold_transformer_never_sees_its_validation_rows(clean_frames, monkeypatch) -> None:
@@ -78,3 +79,81 @@ def test_each_fold_transformer_never_sees_its_validation_rows(clean_frames, monk
     for fit_ids, (train_idx, valid_idx) in zip(seen, splits):
         assert fit_ids == set(small["Id"].iloc[train_idx])
         assert fit_ids.isdisjoint(set(small["Id"].iloc[valid_idx]))
+
+
+def _description_codes(house_prices_dir) -> dict[str, set[str]]:
+    """Codes listed under each column of Kaggle's data_description.txt (from the zip)."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(house_prices_dir / "house-prices-advanced-regression-techniques.zip") as zf:
+        text = zf.read("data_description.txt").decode("latin-1")
+    codes: dict[str, set[str]] = {}
+    column = None
+    for line in text.splitlines():
+        header = re.match(r"^(\w+):", line)
+        if header:
+            column = header.group(1)
+            codes[column] = set()
+        elif column and (m := re.match(r"^\s+(\S+)\t", line)):
+            codes[column].add(m.group(1))
+    return codes
+
+
+def test_ordinal_maps_cover_every_category_of_the_data_description(house_prices_dir, clean_frames) -> None:
+    described = _description_codes(house_prices_dir)
+    train, test = clean_frames
+    for column, scale in ORDINAL_SCALES.items():
+        assert described[column], f"{column} has no codes in the description"
+        assert described[column] <= set(scale), f"{column}: {described[column] - set(scale)} unmapped"
+        seen = set(pd.concat([train[column], test[column]]).dropna())
+        assert seen <= set(scale), f"{column}: data holds {seen - set(scale)}"
+        assert len(set(scale.values())) == len(scale), f"{column}: two grades share a code"
+
+
+@pytest.mark.parametrize("mode", ["add", "replace"])
+def test_ordinal_codes_sit_next_to_or_instead_of_the_one_hot(clean_frames, mode: str) -> None:
+    train, _ = clean_frames
+    params = FeatureParams("train", False, 0.75, ordinal=mode)
+    matrix = transform(fit_transformer(train, None, params), train)
+    code = "ExterQual_ord" if mode == "add" else "ExterQual"
+    assert code in matrix.columns
+    assert ("ExterQual_Gd" in matrix.columns) == (mode == "add")
+    # Better grades get higher codes (standardized, so compare order, not values).
+    by_grade = matrix[code].groupby(train["ExterQual"]).mean()
+    assert by_grade["Ex"] > by_grade["Gd"] > by_grade["TA"] > by_grade["Fa"]
+    no_basement = train["BsmtQual"].isna()
+    basement = matrix["BsmtQual_ord" if mode == "add" else "BsmtQual"]
+    assert basement[no_basement].max() < basement[~no_basement].min()
+
+
+def test_derived_features_are_the_documented_sums_and_ages(clean_frames) -> None:
+    from pipeline.features import DerivedFeatures
+
+    train, _ = clean_frames
+    out = DerivedFeatures().fit(train).transform(train)
+    row = train.iloc[0]
+    assert out["TotalSF"].iloc[0] == row["TotalBsmtSF"] + row["1stFlrSF"] + row["2ndFlrSF"]
+    assert out["TotalBath"].iloc[0] == row["FullBath"] + row["BsmtFullBath"] + 0.5 * (row["HalfBath"] + row["BsmtHalfBath"])
+    assert out["HouseAge"].iloc[0] == row["YrSold"] - row["YearBuilt"]
+    matrix = transform(fit_transformer(train, None, FeatureParams("train", True, 0.75, derived=True)), train)
+    assert {"TotalSF", "TotalBath", "TotalPorchSF", "HouseAge", "RemodAge"} <= set(matrix.columns)
+
+
+def test_outliers_are_dropped_from_training_folds_only(clean_frames, monkeypatch) -> None:
+    train, test = clean_frames
+    outliers = set(train["Id"][outlier_rows(train)])
+    assert len(outliers) == 2  # the two famous partial sales
+    seen: list[set[int]] = []
+    real_fit = cv_module.fit_transformer
+    monkeypatch.setattr(cv_module, "fit_transformer",
+                        lambda rows, extra, params: seen.append(set(rows["Id"])) or real_fit(rows, extra, params))
+    params = FeatureParams("train", True, 0.75, drop_outliers=True)
+    fast = TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=2, batch_size=256, lr=0.01,
+                       weight_decay=0.0, schedule="constant", device="cpu", threads=1)
+    result = cv_module.cross_validate(train, test, params, ModelParams("linear", (), 0.0, False), fast, folds=3, seed=0)
+    for fit_ids, (_, valid_idx) in zip(seen, cv_module.split_folds(len(train), 3, 0)):
+        assert fit_ids.isdisjoint(outliers)
+        assert fit_ids.isdisjoint(set(train["Id"].iloc[valid_idx]))
+    # Every row, outliers included, is still predicted and scored out of fold.
+    assert np.isfinite(result.oof_prices).all() and len(result.oof_prices) == len(train)

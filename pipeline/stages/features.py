@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 
+import numpy as np
 import pandas as pd
 
-from pipeline.features import fit_transformer, transform
+from pipeline.features import encoder, fit_transformer, training_rows, transform
 from pipeline.params import FeatureParams, load_section
 from pipeline.paths import ProjectPaths
 from pipeline.stages import run_stage
@@ -24,12 +25,12 @@ def main() -> None:
     paths = ProjectPaths.here()
     params = load_section(paths.params, "features", FeatureParams)
     train, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
-    transformer = fit_transformer(train, test, params)
+    transformer = fit_transformer(train.iloc[training_rows(train, np.arange(len(train)), params)], test, params)
     x_train, x_test = transform(transformer, train), transform(transformer, test)
     paths.processed_dir.mkdir(parents=True, exist_ok=True)
     x_train.to_parquet(paths.features_train, index=False)
     x_test.to_parquet(paths.features_test, index=False)
-    numeric = transformer.named_transformers_["numeric"]
+    numeric = encoder(transformer).named_transformers_["numeric"]
     skewed = numeric.steps[0][1].skewed_ if params.log_skewed else []
     metrics = {"n_features": int(x_train.shape[1]), "n_numeric": len(numeric.feature_names_in_),
                "n_log_skewed": len(skewed), "n_train_rows": len(x_train), "n_test_rows": len(x_test)}
