@@ -43,8 +43,9 @@ def plot_weight_decay(runs: Sequence[DecayRun], path: Path) -> None:
                         run.mode == "penalty" else 3, label=f"train ({run.mode})")
             ax.semilogy(epochs, run.test_losses, style, color="tab:orange", lw=2 if
                         run.mode == "penalty" else 3, label=f"test ({run.mode})")
-        norm = next(r.w_norm for r in runs if r.lam == lam)
-        ax.set_title(f"lambda={lam:g}: ||w||={norm:.3f}")
+        first = next(r for r in runs if r.lam == lam)
+        ax.set_title(f"lambda={lam:g}: ||w||={first.w_norm:.3f}, test loss {first.test_loss:.3g}",
+                     fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("mean squared loss / 2")

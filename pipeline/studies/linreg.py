@@ -71,4 +71,4 @@ def fit_nn(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: f
             optimizer.step()
         with torch.no_grad():
             losses.append(float(mse(net(x), y) / 2))
-    return LinregFit(net.weight.detach().flatten().tolist(), float(net.bias), losses)
+    return LinregFit(net.weight.detach().flatten().tolist(), float(net.bias.detach()), losses)
