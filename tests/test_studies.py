@@ -74,3 +74,32 @@ def test_normal_init_explodes_relu_gradients_and_xavier_keeps_them_in_range():
     xavier = layer_gradient_norms(12, 64, 64, "relu", "xavier", g)
     assert min(exploding) > 1e10
     assert 1e-2 < xavier[0] / xavier[-1] < 1e2
+
+
+def test_study_commands_write_metrics_curves_and_pictures(tmp_path, monkeypatch):
+    """`kpipe study-*` run each stage against a params.yaml and write its declared outputs."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.paths import ProjectPaths
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    paths = ProjectPaths(tmp_path)
+    for command, study in (("study-linreg", "linreg"), ("study-weight-decay", "weight_decay"),
+                           ("study-init", "init")):
+        result = CliRunner().invoke(app, [command])
+        assert result.exit_code == 0, result.output
+        metrics = json.loads(paths.study_metrics(study).read_text())
+        assert all(isinstance(v, float) for v in metrics.values()), metrics
+        assert paths.study_curves(study).read_text().count("\n") > 2
+        assert paths.study_png(study).read_bytes()[:4] == b"\x89PNG"
+    linreg = json.loads(paths.study_metrics("linreg").read_text())
+    assert linreg["scratch_w_error"] < 0.01 and linreg["nn_b_error"] < 0.01
+    decay = json.loads(paths.study_metrics("weight_decay").read_text())
+    assert decay["lambda_3_penalty_w_norm"] < decay["lambda_0_penalty_w_norm"]
