@@ -15,6 +15,11 @@ at the measured steady rate. Ours is timed over one full epoch.
 The reference runs twice: with torch's default thread count, as the book's code does (its
 two threads then compete with the four loader workers for the cores), and with our thread
 count, which isolates the cost of the per-sample data path itself.
+
+The "book" figure depends heavily on what else runs: with a core busy elsewhere its two
+threads wait on each other at every small matmul. `--busy-cores N` reproduces that
+condition deterministically by spinning N processes for the duration of the benchmark;
+the 1-minute load average is printed so a reader knows what the machine was doing.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import multiprocessing
+import os
 import sys
 import time
 import warnings
@@ -103,6 +110,19 @@ def _time_loader_epoch(clf: Classifier, dataset: Dataset, fraction: float) -> fl
     return (first_done - start) + per_batch * (total - 1)
 
 
+def _spin() -> None:
+    while True:
+        pass
+
+
+def start_busy_cores(count: int) -> list[multiprocessing.Process]:
+    """`count` processes that each keep one core busy, like a neighbour's job would."""
+    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(count)]
+    for process in spinners:
+        process.start()
+    return spinners
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(FASHION_MODELS),
@@ -110,12 +130,26 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.2,
                         help="share of an epoch the reference is timed over (1 = all of it)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = free cores")
+    parser.add_argument("--busy-cores", type=int, default=0,
+                        help="spin this many processes meanwhile (the 'core busy elsewhere' case)")
     args = parser.parse_args()
 
     paths = ProjectPaths.here()
     if not paths.fashion_arrays.exists():
         sys.exit(f"{paths.fashion_arrays} missing: run `dvc repro fetch-fashion` first")
-    threads = choose_num_threads(args.threads)
+    spinners = start_busy_cores(args.busy_cores)
+    try:
+        run(args, paths)
+    finally:
+        for process in spinners:
+            process.terminate()
+
+
+def run(args: argparse.Namespace, paths: ProjectPaths) -> None:
+    """Time each model both ways and print one table row per model."""
+    if args.busy_cores:
+        time.sleep(2.0)  # let the spinners get going before anything is timed
+    threads = args.threads if args.threads > 0 else max(1, choose_num_threads(0) - args.busy_cores)
     torch.set_num_threads(threads)
     data = load_arrays(paths.fashion_arrays)
     x, y = to_tensors(data.train_images, data.train_labels)
@@ -123,7 +157,8 @@ def main() -> None:
     dataset = PerSampleFashion(data.train_images, data.train_labels)
 
     print(f"torch {torch.__version__}, {threads} thread(s), batch {BATCH}, "
-          f"{len(x)} training images per epoch")
+          f"{len(x)} training images per epoch; {args.busy_cores} core(s) kept busy; "
+          f"1-min load {os.getloadavg()[0]:.2f}")
     print(f"reference: DataLoader(num_workers=4) over per-sample ToTensor-style conversion, "
           f"timed over the first {args.fraction:.0%} of an epoch and scaled to a full one")
     print(f"ours: one full epoch from in-memory tensors, {threads} thread(s)")

@@ -9,7 +9,7 @@ import pytest
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fashion_dir() -> Path:
     """The four real `*-ubyte.gz` files (install `dataset-fashion-mnist` to run these tests)."""
     if not all((DEBIAN_FASHION_DIR / n).exists() for n in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -19,15 +20,10 @@ SETTINGS = TrainSettings(epochs=2, batch_size=128, optimizer="adam", lr=0.003, m
 
 
 @pytest.fixture(scope="module")
-def small_split() -> tuple[torch.Tensor, ...]:
+def small_split(fashion_dir: Path) -> tuple[torch.Tensor, ...]:
     """The first 4000 training and 1000 test images of the real dataset."""
-    import gzip
-
-    root = Path("/usr/share/datasets/fashion-mnist")
-    if not root.exists():
-        pytest.skip(f"{root} missing: apt-get install -y dataset-fashion-mnist")
-    arrays = {f.key: parse_idx(gzip.decompress((root / f.name).read_bytes()), f.name, f.ndim)
-              for f in FASHION_FILES}
+    arrays = {f.key: parse_idx(gzip.decompress((fashion_dir / f.name).read_bytes()), f.name,
+                               f.ndim) for f in FASHION_FILES}
     return (*to_tensors(arrays["train_images"], arrays["train_labels"], 4000),
             *to_tensors(arrays["test_images"], arrays["test_labels"], 1000))
 

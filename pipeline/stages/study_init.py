@@ -11,7 +11,7 @@ import torch
 from pipeline.params import BaseParams, InitStudyParams, load_section
 from pipeline.paths import ProjectPaths
 from pipeline.seed import seed_everything
-from pipeline.stages.study_io import write_columns, write_json
+from pipeline.stages.outputs import write_columns, write_json
 from pipeline.studies.figures import plot_stability
 from pipeline.studies.stability import ACTIVATIONS, INITS, layer_gradient_norms, \
     matrix_product_norms

@@ -10,7 +10,7 @@ import torch
 from pipeline.params import BaseParams, LinregStudyParams, load_section
 from pipeline.paths import ProjectPaths
 from pipeline.seed import seed_everything
-from pipeline.stages.study_io import write_columns, write_json
+from pipeline.stages.outputs import write_columns, write_json
 from pipeline.studies.figures import plot_linreg
 from pipeline.studies.linreg import fit_nn, fit_scratch, make_linear_data
 from pipeline.tracking import FASHION_EXPERIMENT, RunRecord, log_record

@@ -10,7 +10,7 @@ import torch
 from pipeline.params import BaseParams, WeightDecayStudyParams, load_section
 from pipeline.paths import ProjectPaths
 from pipeline.seed import seed_everything
-from pipeline.stages.study_io import write_columns, write_json
+from pipeline.stages.outputs import write_columns, write_json
 from pipeline.studies.figures import plot_weight_decay
 from pipeline.studies.weight_decay import make_high_dim_data, train_with_decay
 from pipeline.tracking import FASHION_EXPERIMENT, RunRecord, log_record

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from pipeline.fashion.train import EpochStats, TrainSettings, choose_num_threads
 from pipeline.params import BaseParams, FashionTrainParams, ParamsError, load_section
 from pipeline.paths import ProjectPaths
 from pipeline.seed import seed_everything
+from pipeline.stages.outputs import write_json
 from pipeline.tracking import FASHION_EXPERIMENT, RunRecord, log_record
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,6 @@ def write_curves(history: Sequence[EpochStats], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(dataclasses.asdict(s) for s in history)
-
-
-def write_json(data: dict[str, float], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Writing a study's outputs: a JSON of metrics and a wide CSV of curves."""
+"""Writing stage outputs: JSON metrics and wide CSV curves (what `dvc metrics`/`plots` read)."""
 
 from __future__ import annotations
 
