@@ -186,11 +186,13 @@ class FashionTrainParams:
         if self.lr <= 0:
             raise ParamsError("fashion_train.lr must be > 0")
         if len(self.dropout_rates) != len(self.dropout_hidden):
-            raise ParamsError("fashion_train: dropout_rates needs one rate per dropout_hidden layer")
+            raise ParamsError("fashion_train: dropout_rates needs one rate per "
+                              "dropout_hidden layer")
         if any(not 0.0 <= p <= 1.0 for p in self.dropout_rates):
             raise ParamsError("fashion_train.dropout_rates must lie in [0, 1]")
         if min(self.max_train_rows, self.max_test_rows, self.num_threads) < 0:
-            raise ParamsError("fashion_train: max_*_rows and num_threads must be >= 0 (0 = all / auto)")
+            raise ParamsError("fashion_train: max_*_rows and num_threads must be >= 0 "
+                              "(0 = all / auto)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.fashion.data import FASHION_FILES, ChecksumError, FashionArrays, check_arrays, fetch_all, \
-    fetch_file, load_arrays, read_arrays, save_arrays, sha256_of_gzip, to_tensors, verify_file
+from pipeline.fashion.data import FASHION_FILES, ChecksumError, FashionArrays, check_arrays, \
+    fetch_all, fetch_file, load_arrays, read_arrays, save_arrays, sha256_of_gzip, to_tensors, \
+    verify_file
 from pipeline.fashion.download import DownloadError
 
 LABELS = next(f for f in FASHION_FILES if f.key == "test_labels")

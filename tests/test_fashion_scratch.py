@@ -20,7 +20,8 @@ def test_softmax_and_cross_entropy_match_torch():
     logits, labels = logits_and_labels()
     torch.testing.assert_close(scratch.softmax(logits), F.softmax(logits, dim=1))
     torch.testing.assert_close(scratch.log_softmax(logits), F.log_softmax(logits, dim=1))
-    torch.testing.assert_close(scratch.cross_entropy(logits, labels), F.cross_entropy(logits, labels))
+    torch.testing.assert_close(scratch.cross_entropy(logits, labels),
+                               F.cross_entropy(logits, labels))
 
 
 def test_large_logits_stay_finite_where_naive_exp_overflows():

@@ -137,7 +137,8 @@ def check_arrays(data: FashionArrays) -> None:
         if len(labels) != len(images):
             raise ValueError(f"{split}: {len(images)} images but {len(labels)} labels")
         if labels.size and int(labels.max()) >= len(CLASS_NAMES):
-            raise ValueError(f"{split}: label {int(labels.max())} outside 0..{len(CLASS_NAMES) - 1}")
+            raise ValueError(f"{split}: label {int(labels.max())} "
+                             f"outside 0..{len(CLASS_NAMES) - 1}")
 
 
 def save_arrays(data: FashionArrays, path: Path) -> None:

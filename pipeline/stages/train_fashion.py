@@ -56,7 +56,8 @@ def main(model: str, paths: ProjectPaths | None = None) -> dict[str, float]:
     write_curves(history, paths.fashion_curves(model))
     plot_training_curves(history, model, paths.fashion_curves_png(model))
     plot_predictions(data.test_images[:shown], data.test_labels[:shown], predicted,
-                     f"{model}: first {shown} test images (misses in red)", paths.fashion_predictions_png(model))
+                     f"{model}: first {shown} test images (misses in red)",
+                     paths.fashion_predictions_png(model))
     write_json(metrics, paths.fashion_metrics(model))
     log.info("%s: %s", model, metrics)
 
