@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -73,12 +73,19 @@ def _staged(target: Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the data private to one user
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _check(tmp: Path, sha1: str | None, origin: str) -> None:
+Check = Callable[[Path], None]
+"""An extra verification of the staged file (e.g. a hash of decompressed content); raises."""
+
+
+def _check(tmp: Path, sha1: str | None, origin: str, check: Check | None = None) -> None:
+    if check is not None:
+        check(tmp)
     if sha1 is None:
         return
     actual = sha1_of(tmp)
@@ -88,7 +95,8 @@ def _check(tmp: Path, sha1: str | None, origin: str) -> None:
                          "data.verify: false (validation is then the only guard).")
 
 
-def download(url: str, target: Path, sha1: str | None, timeout: float = 60.0) -> Path:
+def download(url: str, target: Path, sha1: str | None, timeout: float = 60.0,
+             check: Check | None = None) -> Path:
     """Stream `url` into `target` with a progress bar; verify before it becomes visible."""
     with _staged(target) as tmp:
         try:
@@ -102,12 +110,15 @@ def download(url: str, target: Path, sha1: str | None, timeout: float = 60.0) ->
                         bar.update(len(block))
         except requests.RequestException as exc:
             raise FetchError(f"could not download {url}: {exc}") from exc
-        _check(tmp, sha1, url)
+        _check(tmp, sha1, url, check)
     return target
 
 
-def copy_verified(source: Path | BinaryIO, target: Path, sha1: str | None, origin: str) -> Path:
+def copy_verified(source: Path | BinaryIO, target: Path, sha1: str | None, origin: str,
+                  check: Check | None = None) -> Path:
     """Copy a local file (or open stream) into `target` through the same verify-then-rename path."""
+    if isinstance(source, Path) and not source.is_file():
+        raise FetchError(f"{source} not found")
     with _staged(target) as tmp:
         with tmp.open("wb") as out:
             if isinstance(source, Path):
@@ -115,7 +126,7 @@ def copy_verified(source: Path | BinaryIO, target: Path, sha1: str | None, origi
                     shutil.copyfileobj(fh, out)
             else:
                 shutil.copyfileobj(source, out)
-        _check(tmp, sha1, origin)
+        _check(tmp, sha1, origin, check)
     return target
 
 

@@ -154,3 +154,88 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             raise ParamsError(f"{where}={value!r}: expected a string")
         return value
     return value
+
+
+# --- Fashion-MNIST and chapter studies ---------------------------------------------------
+
+FASHION_MODELS = ("softmax_scratch", "softmax", "mlp_scratch", "mlp", "dropout_scratch", "dropout")
+
+
+@dataclasses.dataclass(frozen=True)
+class FashionDataParams:
+    """Where the four Fashion-MNIST IDX files come from."""
+
+    source: Literal["local", "url"]
+    local_dir: str
+    url: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FashionTrainParams:
+    """One set of training settings shared by all six models, so they compare fairly."""
+
+    models: tuple[str, ...]
+    epochs: int
+    batch_size: int
+    optimizer: Literal["sgd", "sgd_momentum", "adam"]
+    lr: float
+    momentum: float
+    weight_decay: float
+    schedule: Literal["constant", "cosine"]
+    mlp_hidden: tuple[int, ...]
+    dropout_hidden: tuple[int, ...]
+    dropout_rates: tuple[float, ...]
+    max_train_rows: int
+    max_test_rows: int
+    num_threads: int
+    prediction_images: int
+
+    def check(self) -> None:
+        unknown = sorted(set(self.models) - set(FASHION_MODELS))
+        if unknown:
+            raise ParamsError(f"fashion_train.models: unknown {', '.join(unknown)}; "
+                              f"choose from {', '.join(FASHION_MODELS)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ParamsError("fashion_train: epochs and batch_size must be >= 1")
+        if self.lr <= 0:
+            raise ParamsError("fashion_train.lr must be > 0")
+        if len(self.dropout_rates) != len(self.dropout_hidden):
+            raise ParamsError("fashion_train: dropout_rates needs one rate per "
+                              "dropout_hidden layer")
+        if any(not 0.0 <= p <= 1.0 for p in self.dropout_rates):
+            raise ParamsError("fashion_train.dropout_rates must lie in [0, 1]")
+        if min(self.max_train_rows, self.max_test_rows, self.num_threads) < 0:
+            raise ParamsError("fashion_train: max_*_rows and num_threads must be >= 0 "
+                              "(0 = all / auto)")
+
+
+@dataclasses.dataclass(frozen=True)
+class LinregStudyParams:
+    rows: int
+    true_w: tuple[float, ...]
+    true_b: float
+    noise: float
+    epochs: int
+    batch_size: int
+    lr: float
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightDecayStudyParams:
+    train_rows: int
+    test_rows: int
+    features: int
+    noise: float
+    epochs: int
+    batch_size: int
+    lr: float
+    lambdas: tuple[float, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class InitStudyParams:
+    depth: int
+    width: int
+    batch_size: int
+    matrices: int
+    matrix_size: int

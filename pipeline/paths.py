@@ -116,3 +116,57 @@ class ProjectPaths:
     @property
     def mlflow_db(self) -> Path:
         return self.root / "mlflow.db"
+
+    # --- Fashion-MNIST ------------------------------------------------------------------
+    @property
+    def fashion_data_dir(self) -> Path:
+        return self.root / "data" / "fashion"
+
+    @property
+    def fashion_raw_dir(self) -> Path:
+        """The four verified `*-ubyte.gz` files, exactly as fetched."""
+        return self.fashion_data_dir / "raw"
+
+    @property
+    def fashion_arrays(self) -> Path:
+        """All four arrays in one compressed `.npz`: what training reads."""
+        return self.fashion_data_dir / "fashion_mnist.npz"
+
+    @property
+    def fashion_metrics_dir(self) -> Path:
+        return self.metrics_dir / "fashion"
+
+    def fashion_metrics(self, model: str) -> Path:
+        return self.fashion_metrics_dir / f"{model}.json"
+
+    @property
+    def fashion_plots_dir(self) -> Path:
+        return self.plots_dir / "fashion"
+
+    def fashion_curves(self, model: str) -> Path:
+        """Per-epoch train loss / train accuracy / test accuracy / seconds (a DVC plot)."""
+        return self.fashion_plots_dir / f"{model}_curves.csv"
+
+    def fashion_curves_png(self, model: str) -> Path:
+        return self.fashion_plots_dir / f"{model}_curves.png"
+
+    def fashion_predictions_png(self, model: str) -> Path:
+        return self.fashion_plots_dir / f"{model}_predictions.png"
+
+    # --- chapter studies ----------------------------------------------------------------
+    @property
+    def studies_metrics_dir(self) -> Path:
+        return self.metrics_dir / "studies"
+
+    def study_metrics(self, study: str) -> Path:
+        return self.studies_metrics_dir / f"{study}.json"
+
+    @property
+    def studies_plots_dir(self) -> Path:
+        return self.plots_dir / "studies"
+
+    def study_curves(self, study: str) -> Path:
+        return self.studies_plots_dir / f"{study}_curves.csv"
+
+    def study_png(self, study: str) -> Path:
+        return self.studies_plots_dir / f"{study}.png"

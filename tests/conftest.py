@@ -125,3 +125,17 @@ def http_server(house_prices_dir: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    """The four real Fashion-MNIST `*-ubyte.gz` files from Debian's dataset-fashion-mnist."""
+    if not all((DEBIAN_FASHION_DIR / n).exists() for n in FASHION_FILES):
+        pytest.fail(f"{DEBIAN_FASHION_DIR} missing: apt-get install -y dataset-fashion-mnist "
+                    "(`make test` does this when it can)")
+    return DEBIAN_FASHION_DIR

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pandas as pd
 
 from pipeline.experiment import SECTIONS, parse_experiment, run_cv
 from pipeline.params import read_params
+from pipeline.outputs import write_json
 from pipeline.paths import ProjectPaths
 from pipeline.plots import write_curves
 from pipeline.runtime import set_threads
@@ -33,8 +33,7 @@ def main() -> None:
 
     metrics = {"log_rmse_mean": result.mean, "log_rmse_std": result.std, "log_rmse_oof": result.oof_score,
                "folds": {f"fold{i + 1}": float(s) for i, s in enumerate(result.fold_scores)}}
-    paths.metrics_dir.mkdir(parents=True, exist_ok=True)
-    paths.cv_metrics.write_text(json.dumps(metrics, indent=2))
+    write_json(metrics, paths.cv_metrics)
     write_curves(result.history, paths.cv_curves, paths.cv_curves_png,
                  f"{model.kind}: {cv.folds}-fold CV log-RMSE {result.mean:.4f} ± {result.std:.4f}")
     paths.processed_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,6 @@ a NaN or an infinite value.
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
@@ -15,6 +14,7 @@ import pandas as pd
 
 from pipeline.features import encoder, fit_transformer, training_rows, transform
 from pipeline.params import FeatureParams, load_section
+from pipeline.outputs import write_json
 from pipeline.paths import ProjectPaths
 from pipeline.stages import run_stage
 
@@ -34,8 +34,7 @@ def main() -> None:
     skewed = numeric.steps[0][1].skewed_ if params.log_skewed else []
     metrics = {"n_features": int(x_train.shape[1]), "n_numeric": len(numeric.feature_names_in_),
                "n_log_skewed": len(skewed), "n_train_rows": len(x_train), "n_test_rows": len(x_test)}
-    paths.metrics_dir.mkdir(parents=True, exist_ok=True)
-    paths.features_metrics.write_text(json.dumps(metrics, indent=2))
+    write_json(metrics, paths.features_metrics)
     log.info("feature matrix: %s", metrics)
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from pipeline.artifacts import save_final
 from pipeline.cv import fit_final
 from pipeline.params import BaseParams, FeatureParams, ModelParams, TrainParams, load_section, read_params
+from pipeline.outputs import write_json
 from pipeline.paths import ProjectPaths
 from pipeline.plots import write_curves
 from pipeline.runtime import set_threads
@@ -38,8 +39,7 @@ def main() -> None:
     save_final(final, paths.model_dir, {"params": {s: all_params[s] for s in SECTIONS},
                                         "cv_log_rmse_mean": cv_score})
     metrics = {"train_log_rmse": float(final.history.train[-1, 0]), "n_features": len(final.feature_names)}
-    paths.metrics_dir.mkdir(parents=True, exist_ok=True)
-    paths.train_metrics.write_text(json.dumps(metrics, indent=2))
+    write_json(metrics, paths.train_metrics)
     write_curves(final.history, paths.train_curve, None, "final fit")
     log.info("final fit: train log-RMSE %.4f; model in %s", metrics["train_log_rmse"], paths.model_dir)
 

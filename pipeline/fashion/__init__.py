@@ -1,0 +1,1 @@
+"""Fashion-MNIST: fetching and parsing the IDX files, the six models, and their training loop."""

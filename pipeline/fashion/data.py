@@ -1,0 +1,175 @@
+"""Fashion-MNIST files: the one table of their checksums, fetching, verifying, and storing.
+
+Checksums are SHA-256 of the *decompressed* IDX bytes. Debian's `dataset-fashion-mnist`
+recompresses the files, so hashes of the `.gz` bytes differ from Zalando's while the data is
+identical; hashing the content accepts both sources and still catches any changed byte.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from pipeline.errors import PipelineError
+from pipeline.fashion.idx import parse_idx
+from pipeline.fetch import FetchError, copy_verified, download
+
+log = logging.getLogger(__name__)
+
+# The book's names for the ten classes, in label order.
+CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat",
+               "sandal", "shirt", "sneaker", "bag", "ankle boot")
+
+
+@dataclass(frozen=True)
+class FashionFile:
+    """One of the four IDX files: its name, what it holds, and its content checksum."""
+
+    key: str
+    name: str
+    sha256: str  # of the decompressed bytes
+    ndim: int
+
+
+FASHION_FILES: tuple[FashionFile, ...] = (
+    FashionFile("train_images", "train-images-idx3-ubyte.gz",
+                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", 3),
+    FashionFile("train_labels", "train-labels-idx1-ubyte.gz",
+                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", 1),
+    FashionFile("test_images", "t10k-images-idx3-ubyte.gz",
+                "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", 3),
+    FashionFile("test_labels", "t10k-labels-idx1-ubyte.gz",
+                "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", 1),
+)
+
+
+class ChecksumError(PipelineError, ValueError):
+    """A fetched file's content does not match the checksum table."""
+
+
+@dataclass(frozen=True)
+class FashionArrays:
+    """The whole dataset as compact numpy arrays (uint8 images N x 28 x 28, uint8 labels)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def sha256_of_gzip(path: Path) -> str:
+    """SHA-256 of the decompressed content of a `.gz` file, streamed (no full copy in memory)."""
+    digest = hashlib.sha256()
+    with gzip.open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, expected_sha256: str) -> None:
+    """Raise `ChecksumError` naming `path` unless its decompressed content has the expected hash."""
+    try:
+        actual = sha256_of_gzip(path)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ChecksumError(f"{path}: not a readable gzip file ({exc})") from exc
+    if actual != expected_sha256:
+        raise ChecksumError(f"{path}: SHA-256 of decompressed content is {actual}, "
+                            f"expected {expected_sha256}")
+
+
+def fetch_file(source: Literal["local", "url"], file: FashionFile, local_dir: Path, url: str,
+               target: Path) -> Path:
+    """Copy or download one file to `target`, which appears only once its checksum matches.
+
+    It is staged beside `target` first; a failed copy, download or check removes the staged
+    file, so a failure leaves nothing behind that a later run could mistake for data.
+    """
+    def check(staged: Path) -> None:
+        verify_file(staged, file.sha256)
+
+    if source == "local":
+        if not (local_dir / file.name).is_file():
+            raise FetchError(f"{local_dir / file.name} not found: install Debian's dataset-fashion-mnist "
+                             "or set fashion_data.source: url")
+        return copy_verified(local_dir / file.name, target, None, str(local_dir / file.name), check)
+    return download(url.rstrip("/") + "/" + file.name, target, None, check=check)
+
+
+def fetch_all(source: Literal["local", "url"], local_dir: Path, url: str, raw_dir: Path) -> dict[str, Path]:
+    """All four files into `raw_dir`, verified; returns key -> path."""
+    fetched = {}
+    for file in FASHION_FILES:
+        fetched[file.key] = fetch_file(source, file, local_dir, url, raw_dir / file.name)
+        log.info("fetched and verified %s", file.name)
+    return fetched
+
+
+def read_arrays(files: dict[str, Path]) -> FashionArrays:
+    """Parse the four IDX files and check that images and labels agree."""
+    by_key = {f.key: f for f in FASHION_FILES}
+    arrays = {key: parse_idx(gzip.decompress(path.read_bytes()), str(path), by_key[key].ndim)
+              for key, path in files.items()}
+    data = FashionArrays(**{k: arrays[k].astype(np.uint8, copy=False) for k in by_key})
+    check_arrays(data)
+    return data
+
+
+def check_arrays(data: FashionArrays) -> None:
+    """Images are N x 28 x 28, one label in 0..9 per image."""
+    for split in ("train", "test"):
+        images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise ValueError(f"{split} images have shape {images.shape}, expected N x 28 x 28")
+        if len(labels) != len(images):
+            raise ValueError(f"{split}: {len(images)} images but {len(labels)} labels")
+        if labels.size and int(labels.max()) >= len(CLASS_NAMES):
+            raise ValueError(f"{split}: label {int(labels.max())} "
+                             f"outside 0..{len(CLASS_NAMES) - 1}")
+
+
+def save_arrays(data: FashionArrays, path: Path) -> None:
+    """One compressed `.npz` (uint8 throughout: 55 MB of pixels compress to about 30 MB)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, train_images=data.train_images, train_labels=data.train_labels,
+                                test_images=data.test_images, test_labels=data.test_labels)
+        os.chmod(tmp_name, 0o644)  # mkstemp's 0600 would make the data private to one user
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_arrays(path: Path) -> FashionArrays:
+    """The arrays written by `save_arrays`, checked again (the file may have been edited)."""
+    with np.load(path) as npz:
+        data = FashionArrays(**{k: npz[k] for k in
+                                ("train_images", "train_labels", "test_images", "test_labels")})
+    check_arrays(data)
+    return data
+
+
+def to_tensors(images: np.ndarray, labels: np.ndarray, max_rows: int = 0
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float pixels in [0, 1], flattened to N x 784, and int64 labels: converted once.
+
+    Converting the whole split up front is what replaces the book's per-sample `ToTensor`
+    in a DataLoader, which is where its epochs spend their time. `max_rows` (0 = all) keeps
+    the first rows, for tests and quick runs.
+    """
+    if max_rows:
+        images, labels = images[:max_rows], labels[:max_rows]
+    x = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32)) / 255.0
+    y = torch.from_numpy(labels.astype(np.int64))
+    return x, y

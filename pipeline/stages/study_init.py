@@ -1,0 +1,55 @@
+"""Stage `study-init`: vanishing and exploding gradients, by activation and initialization."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+
+import torch
+
+from pipeline.params import BaseParams, InitStudyParams, load_section
+from pipeline.paths import ProjectPaths
+from pipeline.stages import run_stage
+from pipeline.seed import seed_everything
+from pipeline.outputs import write_columns, write_json
+from pipeline.studies.figures import plot_stability
+from pipeline.studies.stability import ACTIVATIONS, INITS, layer_gradient_norms, \
+    matrix_product_norms
+from pipeline.tracking import FASHION_EXPERIMENT, RunRecord, log_record
+
+log = logging.getLogger(__name__)
+STUDY = "init"
+
+
+def main(paths: ProjectPaths | None = None) -> dict[str, float]:
+    paths = paths or ProjectPaths.here()
+    base = load_section(paths.params, "base", BaseParams)
+    params = load_section(paths.params, "study_init", InitStudyParams)
+    torch.set_num_threads(1)  # tiny tensors: extra threads only add synchronization
+    generator = seed_everything(base.seed)
+    grad_norms = {f"{act}_{init}": layer_gradient_norms(params.depth, params.width,
+                                                        params.batch_size, act, init, generator)
+                  for act in ACTIVATIONS for init in INITS}
+    products = matrix_product_norms(params.matrices, params.matrix_size, generator)
+
+    metrics: dict[str, float] = {"matrix_product_norm": products[-1],
+                                 "matrix_product_log10_norm": math.log10(products[-1])}
+    for name, norms in grad_norms.items():
+        metrics[f"{name}_first_layer_grad_norm"] = norms[0]
+        metrics[f"{name}_last_layer_grad_norm"] = norms[-1]
+        metrics[f"{name}_first_over_last"] = norms[0] / norms[-1] if norms[-1] else math.inf
+    write_columns("layer", grad_norms, paths.study_curves(STUDY))
+    plot_stability(grad_norms, products, paths.study_png(STUDY))
+    write_json(metrics, paths.study_metrics(STUDY))
+    log.info("%s: %s", STUDY, metrics)
+    log_record(paths, FASHION_EXPERIMENT, RunRecord(
+        name=f"study-{STUDY}", params=dataclasses.asdict(params), metrics=metrics,
+        curves={"matrix_product_norm": products, **{f"grad_norm_{k}": v
+                                                    for k, v in grad_norms.items()}},
+        tags={"study": STUDY}, artifacts=[paths.study_png(STUDY)]))
+    return metrics
+
+
+if __name__ == "__main__":
+    run_stage(main)

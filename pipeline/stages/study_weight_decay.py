@@ -1,0 +1,56 @@
+"""Stage `study-weight-decay`: train/test loss and ||w|| per lambda, penalty vs weight_decay."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import torch
+
+from pipeline.params import BaseParams, WeightDecayStudyParams, load_section
+from pipeline.paths import ProjectPaths
+from pipeline.stages import run_stage
+from pipeline.seed import seed_everything
+from pipeline.outputs import write_columns, write_json
+from pipeline.studies.figures import plot_weight_decay
+from pipeline.studies.weight_decay import make_high_dim_data, train_with_decay
+from pipeline.tracking import FASHION_EXPERIMENT, RunRecord, log_record
+
+log = logging.getLogger(__name__)
+STUDY = "weight_decay"
+
+
+def main(paths: ProjectPaths | None = None) -> dict[str, float]:
+    paths = paths or ProjectPaths.here()
+    base = load_section(paths.params, "base", BaseParams)
+    params = load_section(paths.params, "study_weight_decay", WeightDecayStudyParams)
+    torch.set_num_threads(1)  # tiny tensors: extra threads only add synchronization
+    generator = seed_everything(base.seed)
+    train, test = make_high_dim_data(params.train_rows, params.test_rows, params.features,
+                                     params.noise, generator)
+    runs = [train_with_decay(train, test, lam, mode, params.epochs, params.batch_size,
+                             params.lr, base.seed)
+            for lam in params.lambdas for mode in ("penalty", "optimizer")]
+
+    metrics: dict[str, float] = {}
+    for run in runs:
+        key = f"lambda_{run.lam:g}_{run.mode}"
+        metrics[f"{key}_w_norm"] = run.w_norm
+        metrics[f"{key}_test_loss"] = run.test_loss
+        metrics[f"{key}_train_loss"] = run.train_losses[-1]
+    curves = {}
+    for run in runs:
+        curves[f"train_lambda_{run.lam:g}_{run.mode}"] = run.train_losses
+        curves[f"test_lambda_{run.lam:g}_{run.mode}"] = run.test_losses
+    write_columns("epoch", curves, paths.study_curves(STUDY))
+    plot_weight_decay(runs, paths.study_png(STUDY))
+    write_json(metrics, paths.study_metrics(STUDY))
+    log.info("%s: %s", STUDY, metrics)
+    log_record(paths, FASHION_EXPERIMENT, RunRecord(
+        name=f"study-{STUDY}", params=dataclasses.asdict(params), metrics=metrics,
+        curves=curves, tags={"study": STUDY}, artifacts=[paths.study_png(STUDY)]))
+    return metrics
+
+
+if __name__ == "__main__":
+    run_stage(main)
