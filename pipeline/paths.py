@@ -116,3 +116,14 @@ class ProjectPaths:
     @property
     def mlflow_db(self) -> Path:
         return self.root / "mlflow.db"
+
+    # --- tuning (`kpipe tune`) -------------------------------------------------------------
+    @property
+    def optuna_journal(self) -> Path:
+        """The default Optuna storage: a journal file (git-ignored), shareable by local workers."""
+        return self.root / "optuna.journal"
+
+    @property
+    def tuned_params(self) -> Path:
+        """Where `kpipe tune` writes params.yaml with the best trial's values applied."""
+        return self.root / "params.tuned.yaml"
