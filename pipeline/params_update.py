@@ -10,6 +10,8 @@ written with a decimal point (`1.0e-05`).
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ def write_params(source: Path, overrides: Mapping[str, Any], dest: Path) -> None
     """Copy `source` to `dest` with `overrides` (dotted keys that must exist) applied.
 
     Written to a temporary file beside `dest` and renamed, so `dest` (possibly `source`
-    itself, for `--apply`) is never left half-written.
+    itself, for `--apply`) is never left half-written; then read back and checked.
     """
     yaml = _yaml()
     data = yaml.load(source.read_text())
@@ -58,8 +60,12 @@ def write_params(source: Path, overrides: Mapping[str, Any], dest: Path) -> None
     out = io.StringIO()
     yaml.dump(data, out)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_text(out.getvalue())
+    # A unique temporary name: several tuning workers may finish and write at the same moment.
+    handle, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    tmp = Path(name)
+    with os.fdopen(handle, "w") as fh:
+        fh.write(out.getvalue())
+    os.chmod(tmp, dest.stat().st_mode if dest.exists() else 0o644)  # mkstemp makes it private
     written = read_params(tmp)
     for dotted, value in overrides.items():
         node: Any = written
