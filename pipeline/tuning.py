@@ -179,7 +179,7 @@ def trial_record(trial: FrozenTrial, space: SearchSpace) -> tuple[RunRecord, str
                      curves={"valid_log_rmse_mean": curve}, tags=tags), status
 
 
-def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int,
+def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int | None,
              timeout_s: float | None, n_jobs: int, parent: OpenRun | None = None,
              space: SearchSpace | None = None) -> None:
     """Run `n_trials` trials here (threads: `n_jobs`), logging each under `parent` when given.
@@ -226,8 +226,12 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
         tune, **{k: v for k, v in {"n_trials": options.n_trials, "timeout_s": options.timeout_s,
                                    "storage": options.storage, "study_name": options.study_name,
                                    "sampler_seed": options.sampler_seed}.items() if v is not None})
-    study = make_study(open_storage(settings.storage, paths), settings.study_name, settings,
-                       settings.sampler_seed)
+    try:
+        study = make_study(open_storage(settings.storage, paths), settings.study_name, settings,
+                           settings.sampler_seed)
+    except Exception as exc:  # a bad URL, a missing database driver, an unreachable server
+        raise TuningError(f"cannot open the Optuna storage {settings.storage or 'optuna.journal'!r}: "
+                          f"{type(exc).__name__}: {exc}") from exc
     record = RunRecord(name="tune", params={**{s: raw[s] for s in SECTIONS}, "tune": dataclasses.asdict(settings)},
                        tags={"stage": "tune", "optuna.study": settings.study_name, "n_jobs": str(options.n_jobs)})
     with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as parent:

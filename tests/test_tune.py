@@ -188,3 +188,9 @@ def test_two_worker_processes_share_one_study(tune_repo: Path, mlflow_uri: str, 
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
     for output in outputs:  # each worker ran its own 3 trials
         assert output.count("] Trial ") == 3, output
+
+
+def test_an_unusable_storage_url_is_a_clear_error(tune_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tune_repo)
+    result = CliRunner().invoke(app, ["tune", "--n-trials", "1", "--storage", "nosuchdb://host/optuna"])
+    assert result.exit_code == 1 and "cannot open the Optuna storage 'nosuchdb://host/optuna'" in result.output
