@@ -3,6 +3,7 @@ children, and best params written back as a params file the stages accept."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import subprocess
@@ -23,6 +24,7 @@ from pipeline.params import ParamsError, read_params
 from pipeline.params_update import write_params
 from pipeline.paths import ProjectPaths
 from pipeline.search_space import parse_space
+from pipeline.tracking import RunRecord, open_run
 from pipeline.tuning import TuneOptions, load_tune, make_objective, optimize, run_tuning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,11 +150,12 @@ def test_a_tiny_study_writes_params_the_stages_accept(tune_repo: Path, mlflow_ur
     assert [m.step for m in curve] == list(range(1, params.train.epochs + 1))
 
 
-def test_apply_rewrites_params_yaml_and_keeps_its_comments(tune_repo: Path, mlflow_uri: str,
+def test_apply_with_threads_rewrites_params_yaml_and_keeps_its_comments(tune_repo: Path, mlflow_uri: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     before = (tune_repo / "params.yaml").read_text()
     monkeypatch.chdir(tune_repo)
-    result = CliRunner().invoke(app, ["tune", "--n-trials", "2", "--storage", "sqlite:///tune.db", "--apply"])
+    result = CliRunner().invoke(app, ["tune", "--n-trials", "4", "--n-jobs", "2", "--storage", "sqlite:///tune.db",
+                                      "--apply"])
     assert result.exit_code == 0, result.output
     assert "written to" in result.output and "dvc exp run -S" in result.output
 
@@ -161,6 +164,7 @@ def test_apply_rewrites_params_yaml_and_keeps_its_comments(tune_repo: Path, mlfl
     assert comments and all(c in after for c in comments)
     assert "hidden: [16" in after  # still a flow-style list
     study = optuna.load_study(study_name="house-prices", storage="sqlite:///tune.db")
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]  # two threads, one study
     assert read_params(tune_repo / "params.yaml")["train"]["lr"] == study.best_params["train.lr"]
     assert not (tune_repo / "params.tuned.yaml").exists()
 
@@ -194,3 +198,14 @@ def test_an_unusable_storage_url_is_a_clear_error(tune_repo: Path, monkeypatch: 
     monkeypatch.chdir(tune_repo)
     result = CliRunner().invoke(app, ["tune", "--n-trials", "1", "--storage", "nosuchdb://host/optuna"])
     assert result.exit_code == 1 and "cannot open the Optuna storage 'nosuchdb://host/optuna'" in result.output
+
+
+def test_a_broken_tracking_store_leaves_the_parent_run_a_warning_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker}/sub/mlflow.db")
+    with caplog.at_level(logging.WARNING), open_run(ProjectPaths(tmp_path), "house-prices", RunRecord("tune")) as parent:
+        assert parent.log_child(RunRecord("trial-0")) is None
+        ran = True
+    assert ran and "MLflow tracking failed" in caplog.text
