@@ -116,3 +116,37 @@ def study_init() -> None:
     from pipeline.stages import study_init as stage
 
     stage.main()
+
+
+@app.command()
+def tune(
+    n_trials: int = typer.Option(None, help="Trials for this process to run (default: tune.n_trials)."),
+    timeout: float = typer.Option(None, help="Seconds after which no new trial starts (default: tune.timeout_s; 0 = none)."),
+    storage: str = typer.Option(None, help="Optuna storage: a journal file path, sqlite:///..., postgresql://... "
+                                           "(default: tune.storage; \"\" = optuna.journal)."),
+    study_name: str = typer.Option(None, help="Study to create or join (default: tune.study_name)."),
+    n_jobs: int = typer.Option(1, help="Trials run at once in threads of this process."),
+    sampler_seed: int = typer.Option(None, help="TPE seed (default: tune.sampler_seed); give each extra worker its own."),
+    output: Path = typer.Option(None, help="Params file with the best values (default: params.tuned.yaml)."),
+    apply: bool = typer.Option(False, "--apply", help="Write the best values into params.yaml itself (comments kept)."),
+) -> None:
+    """Optuna study of the CV log-RMSE over `tune.space`; writes the best params for `dvc repro`."""
+    import os
+
+    # Per-trial progress bars would bury Optuna's log; tqdm reads this when first imported.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from pipeline.errors import PipelineError
+    from pipeline.tuning import TuneOptions, run_tuning, summary
+
+    options = TuneOptions(n_trials=n_trials, timeout_s=timeout, storage=storage, study_name=study_name,
+                          sampler_seed=sampler_seed, n_jobs=n_jobs, output=output, apply=apply)
+    try:
+        outcome = run_tuning(ProjectPaths.here(), options)
+    except PipelineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(summary(outcome))
+
+
+if __name__ == "__main__":
+    app()

@@ -170,3 +170,14 @@ class ProjectPaths:
 
     def study_png(self, study: str) -> Path:
         return self.studies_plots_dir / f"{study}.png"
+
+    # --- tuning (`kpipe tune`) -------------------------------------------------------------
+    @property
+    def optuna_journal(self) -> Path:
+        """The default Optuna storage: a journal file (git-ignored), shareable by local workers."""
+        return self.root / "optuna.journal"
+
+    @property
+    def tuned_params(self) -> Path:
+        """Where `kpipe tune` writes params.yaml with the best trial's values applied."""
+        return self.root / "params.tuned.yaml"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,22 +76,8 @@ def log_record(paths: ProjectPaths, experiment: str, record: RunRecord) -> str |
 
 
 def _log(mlflow: Any, record: RunRecord, nested: bool) -> str:
-    from mlflow.entities import Metric, Param, RunTag
-
     with mlflow.start_run(run_name=record.name, nested=nested) as run:
-        client = mlflow.tracking.MlflowClient()
-        now = _millis()
-        params = [Param(k, str(v)[:6000]) for k, v in flatten(record.params).items()]
-        tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
-        metrics = [Metric(k, float(v), now, 0) for k, v in record.metrics.items()]
-        for key, values in record.curves.items():
-            metrics.extend(Metric(key, float(v), now, step) for step, v in enumerate(values, 1))
-        # MLflow caps one log_batch call at 100 params and 1000 metrics: send in slices.
-        client.log_batch(run.info.run_id, tags=tags)
-        for start in range(0, len(params), 100):
-            client.log_batch(run.info.run_id, params=params[start:start + 100])
-        for start in range(0, len(metrics), 1000):
-            client.log_batch(run.info.run_id, metrics=metrics[start:start + 1000])
+        _log_data(mlflow.tracking.MlflowClient(), run.info.run_id, record)
         for artifact in record.artifacts:
             if artifact.is_dir():
                 mlflow.log_artifacts(str(artifact), artifact.name)
@@ -101,6 +88,108 @@ def _log(mlflow: Any, record: RunRecord, nested: bool) -> str:
         for child in record.children:
             _log(mlflow, child, nested=True)
         return run.info.run_id
+
+
+def _log_data(client: Any, run_id: str, record: RunRecord) -> None:
+    """The params, tags, metrics and curves of `record`, through the client (no fluent state)."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = _millis()
+    params = [Param(k, str(v)[:6000]) for k, v in flatten(record.params).items()]
+    tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
+    metrics = [Metric(k, float(v), now, 0) for k, v in record.metrics.items()]
+    for key, values in record.curves.items():
+        metrics.extend(Metric(key, float(v), now, step) for step, v in enumerate(values, 1))
+    # MLflow caps one log_batch call at 100 params and 1000 metrics: send in slices.
+    client.log_batch(run_id, tags=tags)
+    for start in range(0, len(params), 100):
+        client.log_batch(run_id, params=params[start:start + 100])
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start:start + 1000])
+
+
+class OpenRun:
+    """A parent run that stays open while children are logged into it, e.g. one per tuning trial.
+
+    Uses `MlflowClient` only, never mlflow's fluent active-run stack (which is per thread), so
+    children can be logged from Optuna's worker threads. Every method only warns on failure;
+    a run that could not be created turns every later call into a no-op.
+    """
+
+    def __init__(self, client: Any | None, experiment_id: str | None, run_id: str | None) -> None:
+        self._client, self._experiment_id, self.run_id = client, experiment_id, run_id
+
+    def log_child(self, record: RunRecord, status: str = "FINISHED") -> str | None:
+        """Log `record` as a finished nested run (`status`: FINISHED, FAILED or KILLED)."""
+        if self._client is None:
+            return None
+        try:
+            child = self._client.create_run(self._experiment_id, run_name=record.name,
+                                            tags={"mlflow.parentRunId": self.run_id})
+            _log_data(self._client, child.info.run_id, record)
+            self._client.set_terminated(child.info.run_id, status)
+            return child.info.run_id
+        except Exception as exc:  # noqa: BLE001 - tracking must never break the computation
+            _warn(exc)
+            return None
+
+    def log(self, record: RunRecord) -> None:
+        """Add `record`'s params, metrics, curves and tags to this (parent) run."""
+        if self._client is None:
+            return
+        try:
+            _log_data(self._client, self.run_id, record)
+        except Exception as exc:  # noqa: BLE001
+            _warn(exc)
+
+
+@contextmanager
+def open_run(paths: ProjectPaths, experiment: str, record: RunRecord) -> Iterator[OpenRun]:
+    """A parent run, open for the block: FINISHED after it, FAILED (KILLED on Ctrl-C) if it raises."""
+    run = OpenRun(None, None, None)
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri(paths))
+        experiment_id = _experiment_id(client, experiment)
+        created = client.create_run(experiment_id, run_name=record.name)
+        run = OpenRun(client, experiment_id, created.info.run_id)
+        run.log(record)
+    except Exception as exc:  # noqa: BLE001
+        _warn(exc)
+    status = "FINISHED"
+    try:
+        yield run
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        if run._client is not None:
+            try:
+                run._client.set_terminated(run.run_id, status)
+            except Exception as exc:  # noqa: BLE001
+                _warn(exc)
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    """Get or create `name`; several processes may race to create it, so re-read on failure."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:  # noqa: BLE001 - created meanwhile by another worker
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def _warn(exc: Exception) -> None:
+    log.warning("MLflow tracking failed (%s: %s); the computation is unaffected.", type(exc).__name__, exc)
 
 
 def _millis() -> int:

@@ -1,0 +1,211 @@
+"""`kpipe tune`: a strict search space, a study that survives bad trials, shared storages, MLflow
+children, and best params written back as a params file the stages accept."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pandas as pd
+import pytest
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.experiment import parse_experiment
+from pipeline.params import ParamsError, read_params
+from pipeline.params_update import write_params
+from pipeline.paths import ProjectPaths
+from pipeline.search_space import parse_space
+from pipeline.tracking import RunRecord, open_run
+from pipeline.tuning import TuneOptions, load_tune, make_objective, optimize, run_tuning
+
+ROOT = Path(__file__).resolve().parents[1]
+RAW = read_params(ROOT / "params.yaml")
+# Small enough for a trial to take well under a second on 300 rows and 2 folds.
+SMALL_SPACE = {
+    "train.lr": {"type": "float", "low": 0.002, "high": 0.01, "log": True},
+    "train.epochs": {"type": "int", "low": 3, "high": 5},
+    "model.kind": {"type": "categorical", "choices": ["linear", "mlp"]},
+    "model.hidden": {"type": "categorical", "choices": [[16], [16, 8]]},
+}
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # reaches the worker subprocesses
+
+
+@pytest.fixture
+def small(clean_frames: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train, test = clean_frames
+    return train.head(300), test.head(300)
+
+
+@pytest.fixture
+def tune_repo(repo_copy: Path, small: tuple[pd.DataFrame, pd.DataFrame]) -> Path:
+    """A repo copy with small validated data and a small, fast study in its params.yaml."""
+    paths = ProjectPaths(repo_copy)
+    paths.interim_dir.mkdir(parents=True, exist_ok=True)
+    small[0].to_parquet(paths.clean_train)
+    small[1].to_parquet(paths.clean_test)
+    write_params(paths.params, {"cv.folds": 2, "tune.space": SMALL_SPACE, "tune.pruner_startup_trials": 2,
+                                "tune.pruner_warmup_epochs": 1}, paths.params)
+    return repo_copy
+
+
+# --- the search space -----------------------------------------------------------------------
+
+def test_the_shipped_search_space_parses() -> None:
+    tune, space = load_tune(RAW)
+    assert [d.key for d in space.dimensions] == list(RAW["tune"]["space"])
+    assert tune.storage == "" and tune.n_trials >= 1
+
+
+@pytest.mark.parametrize(("key", "spec", "message"), [
+    ("train.lrr", {"type": "float", "low": 0.1, "high": 1.0}, r"tune\.space\.train\.lrr: 'train\.lrr' is not a key"),
+    ("lr", {"type": "float", "low": 0.1, "high": 1.0}, "dotted params keys"),
+    ("train", {"type": "float", "low": 0.1, "high": 1.0}, "dotted params keys"),
+    ("data.verify", {"type": "categorical", "choices": [True, False]}, "does not change the CV score"),
+    ("train.lr", {"type": "uniform", "low": 0.1, "high": 1.0}, r"tune\.space\.train\.lr\.type='uniform': choose one of"),
+    ("train.lr", {"type": "float", "low": 0.1, "high": 1.0, "scale": "log"}, r"train\.lr: unknown key\(s\) scale"),
+    ("train.lr", {"type": "float", "low": 0.1}, r"train\.lr: missing key\(s\) high"),
+    ("train.lr", {"type": "float", "low": 0.0, "high": 1.0, "log": True}, "log range needs low > 0"),
+    ("train.epochs", {"type": "int", "low": 5, "high": 2.5}, r"train\.epochs\.high=2\.5: expected an integer"),
+    ("model.kind", {"type": "categorical", "choices": ["linear", "svm"]}, r"'svm' is not valid for model\.kind"),
+    ("model.hidden", {"type": "categorical", "choices": [[64], [[64]]]}, "may only hold scalars"),
+])
+def test_a_bad_space_entry_names_its_key(key: str, spec: dict, message: str) -> None:
+    with pytest.raises(ParamsError, match=message):
+        parse_space({key: spec}, RAW)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # BruteForceSampler
+def test_list_choices_are_strings_for_optuna_and_lists_again_after_storage(tmp_path: Path) -> None:
+    space = parse_space({"model.hidden": {"type": "categorical", "choices": [[64], [128, 64], []]},
+                         "features.log_skewed": {"type": "categorical", "choices": [True, False]}}, RAW)
+    journal = str(tmp_path / "study.journal")
+    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(journal)), study_name="s",
+                                sampler=optuna.samplers.BruteForceSampler())
+    seen = []
+    study.optimize(lambda trial: seen.append(space.suggest(trial)) or 0.0, n_trials=6)
+
+    assert {tuple(s["model.hidden"]) for s in seen} == {(64,), (128, 64), ()}
+    reloaded = optuna.load_study(storage=JournalStorage(JournalFileBackend(journal)), study_name="s")
+    stored = [t.params for t in reloaded.trials]
+    assert {p["model.hidden"] for p in stored} == {"64", "128,64", ""}
+    assert sorted((tuple(o["model.hidden"]), o["features.log_skewed"]) for o in map(space.decode, stored)) == \
+        sorted((tuple(s["model.hidden"]), s["features.log_skewed"]) for s in seen)
+    assert all(isinstance(space.decode(p)["model.hidden"], list) for p in stored)
+
+
+# --- studies --------------------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning")  # the point of the test
+def test_diverging_trials_fail_and_the_study_goes_on(small: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    raw = {**RAW, "cv": {**RAW["cv"], "folds": 2}, "train": {**RAW["train"], "epochs": 3}}
+    space = parse_space({"train.lr": {"type": "categorical", "choices": [0.004, 1000.0, 1e30]}}, raw)
+    study = optuna.create_study()
+    for lr in (1e30, 1000.0, 0.004):  # NaN from the first epoch; finite per epoch but inf prices at the end
+        study.enqueue_trial({"train.lr": lr})
+    optimize(study, make_objective(raw, space, *small), n_trials=3, timeout_s=None, n_jobs=1)
+
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert all("Diverged" in t.user_attrs["error"] for t in study.trials[:2])
+    assert study.best_trial.number == 2 and math.isfinite(study.best_value)
+
+
+def test_a_tiny_study_writes_params_the_stages_accept(tune_repo: Path, mlflow_uri: str) -> None:
+    paths = ProjectPaths(tune_repo)
+    outcome = run_tuning(paths, TuneOptions(n_trials=3))
+
+    assert outcome.written == paths.tuned_params and paths.optuna_journal.exists()
+    tuned = read_params(paths.tuned_params)
+    params = parse_experiment(tuned)
+    assert params.train.lr == outcome.best.params["train.lr"]
+    assert list(params.model.hidden) == outcome.best_overrides["model.hidden"]
+    assert params.cv.folds == 2 and tuned["tune"] == read_params(paths.params)["tune"]
+    assert outcome.best.value == min(t.value for t in outcome.study.trials if t.state == TrialState.COMPLETE)
+
+    # each trial is a nested run of one "tune" parent, with its state and its per-epoch curve
+    mlflow.set_tracking_uri(mlflow_uri)
+    parents = mlflow.search_runs(experiment_names=["house-prices"], filter_string="tags.stage = 'tune'")
+    assert len(parents) == 1 and parents["metrics.best_log_rmse"].iloc[0] == pytest.approx(outcome.best.value)
+    children = mlflow.search_runs(experiment_names=["house-prices"],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parents['run_id'].iloc[0]}'")
+    assert sorted(children["tags.optuna.trial"].astype(int)) == [0, 1, 2]
+    best = children[children["tags.optuna.trial"] == str(outcome.best.number)].iloc[0]
+    assert best["tags.optuna.state"] == "COMPLETE" and best["metrics.log_rmse_mean"] == pytest.approx(outcome.best.value)
+    assert best["params.model.hidden"] == ",".join(map(str, outcome.best_overrides["model.hidden"]))
+    curve = mlflow.tracking.MlflowClient().get_metric_history(best["run_id"], "valid_log_rmse_mean")
+    assert [m.step for m in curve] == list(range(1, params.train.epochs + 1))
+
+
+def test_apply_with_threads_rewrites_params_yaml_and_keeps_its_comments(tune_repo: Path, mlflow_uri: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    before = (tune_repo / "params.yaml").read_text()
+    monkeypatch.chdir(tune_repo)
+    result = CliRunner().invoke(app, ["tune", "--n-trials", "4", "--n-jobs", "2", "--storage", "sqlite:///tune.db",
+                                      "--apply"])
+    assert result.exit_code == 0, result.output
+    assert "written to" in result.output and "dvc exp run -S" in result.output
+
+    after = (tune_repo / "params.yaml").read_text()
+    comments = [line[line.index("#"):] for line in before.splitlines() if "#" in line]
+    assert comments and all(c in after for c in comments)
+    assert "hidden: [16" in after  # still a flow-style list
+    study = optuna.load_study(study_name="house-prices", storage="sqlite:///tune.db")
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]  # two threads, one study
+    assert read_params(tune_repo / "params.yaml")["train"]["lr"] == study.best_params["train.lr"]
+    assert not (tune_repo / "params.tuned.yaml").exists()
+
+
+def test_tune_without_validated_data_says_to_run_validate(repo_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo_copy)
+    result = CliRunner().invoke(app, ["tune", "--n-trials", "1"])
+    assert result.exit_code == 1 and "dvc repro validate" in result.output
+
+
+@pytest.mark.parametrize("storage", ["workers.journal", "sqlite:///workers.db"])
+def test_two_worker_processes_share_one_study(tune_repo: Path, mlflow_uri: str, storage: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(tune_repo)}  # the copy's own code, not an installed one
+    workers = [subprocess.Popen([sys.executable, "-m", "pipeline.cli", "tune", "--n-trials", "3",
+                                 "--storage", storage, "--study-name", "shared", "--sampler-seed", str(seed)],
+                                cwd=tune_repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for seed in (1, 2)]
+    outputs = [w.communicate(timeout=240)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], "\n".join(outputs)
+
+    file = tune_repo / storage.removeprefix("sqlite:///")  # relative to the workers' directory
+    url = f"sqlite:///{file}" if "://" in storage else JournalStorage(JournalFileBackend(str(file)))
+    study = optuna.load_study(study_name="shared", storage=url)
+    assert sorted(t.number for t in study.trials) == list(range(6))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    for output in outputs:  # each worker ran its own 3 trials
+        assert output.count("] Trial ") == 3, output
+
+
+def test_an_unusable_storage_url_is_a_clear_error(tune_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tune_repo)
+    result = CliRunner().invoke(app, ["tune", "--n-trials", "1", "--storage", "nosuchdb://host/optuna"])
+    assert result.exit_code == 1 and "cannot open the Optuna storage 'nosuchdb://host/optuna'" in result.output
+
+
+def test_a_broken_tracking_store_leaves_the_parent_run_a_warning_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker}/sub/mlflow.db")
+    with caplog.at_level(logging.WARNING), open_run(ProjectPaths(tmp_path), "house-prices", RunRecord("tune")) as parent:
+        assert parent.log_child(RunRecord("trial-0")) is None
+        ran = True
+    assert ran and "MLflow tracking failed" in caplog.text
