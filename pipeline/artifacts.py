@@ -2,7 +2,8 @@
 
 Weights are safetensors (no code runs at load), the transformer is skops (likewise), the
 config is JSON. Together they are self-describing: `load_final` rebuilds the exact model
-and transform without reading params.yaml.
+and transform without reading params.yaml. A trained experiment is one or more such models
+(`member0/`, `member1/`, ... for an ensemble) under one folder with a top-level config.
 """
 
 from __future__ import annotations
@@ -46,3 +47,20 @@ def load_final(directory: Path) -> FinalModel:
     empty = History(np.empty((0, 1)), np.empty((0, 1)))
     return FinalModel(load_transformer(directory / TRANSFORMER), model, empty,
                       config["target"], config["feature_names"])
+
+
+def save_members(members: list[FinalModel], directory: Path, extra: dict[str, Any]) -> None:
+    """Every member in its own folder, and a config naming them (plus `extra`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names = [f"member{i}" for i in range(len(members))]
+    for name, member in zip(names, members):
+        save_final(member, directory / name, {})
+    (directory / CONFIG).write_text(json.dumps({"members": names, **extra}, indent=2))
+
+
+def load_members(directory: Path) -> list[FinalModel]:
+    """The members saved by `save_members`, in order."""
+    if not (directory / CONFIG).exists():
+        raise FileNotFoundError(f"{directory / CONFIG} not found: run `dvc repro train` first")
+    names = json.loads((directory / CONFIG).read_text())["members"]
+    return [load_final(directory / name) for name in names]

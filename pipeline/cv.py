@@ -84,15 +84,19 @@ def _progress(total: int, desc: str) -> tuple[tqdm, EpochCallback]:
 
 def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
                    model: ModelParams, params: TrainParams, folds: int, seed: int,
-                   on_epoch: EpochCallback | None = None) -> CVResult:
+                   on_epoch: EpochCallback | None = None,
+                   splits: list[tuple[np.ndarray, np.ndarray]] | None = None) -> CVResult:
     """Train one model per fold (all folds at once) and score each on its held-out rows.
 
     Each fold's transformer is fit on that fold's training rows only (plus the unlabeled
     test rows when `features.fit_on` is `train+test`); validation rows are only transformed.
     `on_epoch(epoch, train_scores, valid_scores)` sees every epoch's per-fold scores (e.g.
-    to prune a tuning trial by raising).
+    to prune a tuning trial by raising). `splits` (default: `split_folds(.., folds, seed)`)
+    lets ensemble members share one fold assignment while their seeds differ.
     """
-    splits = [(training_rows(train, t, features), v) for t, v in split_folds(len(train), folds, seed)]
+    folds_of = splits if splits is not None else split_folds(len(train), folds, seed)
+    folds = len(folds_of)
+    splits = [(training_rows(train, t, features), v) for t, v in folds_of]
     matrices = []
     for train_idx, _ in tqdm(splits, desc="features per fold", leave=False):
         transformer = fit_transformer(train.iloc[train_idx], test, features)
@@ -120,9 +124,14 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     oof = np.empty(n)
     for f, (_, valid_idx) in enumerate(splits):
         oof[valid_idx] = to_prices(outputs[f, valid_idx], params.target)
-    y = prices.numpy()
-    scores = np.array([log_rmse(oof[v], y[v]) for _, v in splits])
-    return CVResult(scores, history, oof, y, [m.shape[1] for m in matrices])
+    return score_oof(oof, prices.numpy(), splits, history, [m.shape[1] for m in matrices])
+
+
+def score_oof(oof: np.ndarray, prices: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
+              history: History, n_features: list[int]) -> CVResult:
+    """Fold scores from out-of-fold predictions: the one definition of a CV score."""
+    scores = np.array([log_rmse(oof[v], prices[v]) for _, v in splits])
+    return CVResult(scores, history, oof, prices, n_features)
 
 
 @dataclass
@@ -156,3 +165,10 @@ def predict_frame(final: FinalModel, raw: pd.DataFrame) -> pd.DataFrame:
     x = torch.tensor(transform(final.transformer, raw).to_numpy(), dtype=torch.float32).unsqueeze(0)
     prices = to_prices(predict_outputs(final.model, x)[0].double().numpy(), final.target)
     return pd.DataFrame({ID: raw[ID].to_numpy(dtype=np.int64), TARGET: prices})
+
+
+def predict_blend(models: list[FinalModel], raw: pd.DataFrame) -> pd.DataFrame:
+    """`Id,SalePrice` averaged in log space over the models (one model: its own prediction)."""
+    frames = [predict_frame(m, raw) for m in models]
+    prices = np.exp(np.mean([np.log(f[TARGET].to_numpy()) for f in frames], axis=0))
+    return frames[0].assign(**{TARGET: prices})

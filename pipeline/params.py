@@ -50,10 +50,13 @@ class FeatureParams:
 
 @dataclasses.dataclass(frozen=True)
 class ModelParams:
-    kind: Literal["linear", "mlp"]
+    kind: Literal["linear", "mlp", "ensemble"]
     hidden: tuple[int, ...]
     dropout: float
     linear_skip: bool
+    # ensemble only: each member is a set of dotted overrides of these params (e.g.
+    # {model.kind: mlp, base.seed: 1}); predictions are averaged in log space.
+    members: tuple[dict[str, Any], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +71,9 @@ class TrainParams:
     schedule: Literal["constant", "cosine"]
     device: Literal["auto", "cpu", "cuda"]
     threads: int
+    # Early stopping on the fold's validation score (0 = off): stop once no fold improved
+    # for this many epochs, and restore each fold's best epoch.
+    patience: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

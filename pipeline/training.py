@@ -47,10 +47,12 @@ def resolve_device(choice: str) -> torch.device:
 
 @dataclass
 class History:
-    """Per-epoch log-RMSE on prices, shape `[epochs, models]`; valid is NaN without valid rows."""
+    """Per-epoch log-RMSE on prices, shape `[epochs run, models]`; valid is NaN without valid
+    rows. `best_epochs` (1-based, per model): the epoch whose weights were kept."""
 
     train: np.ndarray
     valid: np.ndarray
+    best_epochs: np.ndarray | None = None
 
 
 EpochCallback = Callable[[int, np.ndarray, np.ndarray], None]
@@ -110,6 +112,8 @@ def _fit(x: torch.Tensor, prices: torch.Tensor, train_mask: torch.Tensor, spec: 
 
     train_curve = np.full((params.epochs, n_models), np.nan)
     valid_curve = np.full((params.epochs, n_models), np.nan)
+    stopper = _EarlyStopping(model, params.patience) if params.patience > 0 and valid_mask is not None else None
+    epochs_run = params.epochs
     for epoch in range(params.epochs):
         model.train()
         # One gather per epoch lays out every model's shuffled rows; batches are then views.
@@ -135,7 +139,41 @@ def _fit(x: torch.Tensor, prices: torch.Tensor, train_mask: torch.Tensor, spec: 
             log.warning("epoch %d: non-finite training loss; lower train.lr", epoch + 1)
         if on_epoch is not None:
             on_epoch(epoch, train_curve[epoch], valid_curve[epoch])
-    return model.cpu(), History(train_curve, valid_curve)
+        if stopper is not None and stopper.update(epoch + 1, valid_curve[epoch]):
+            epochs_run = epoch + 1
+            break
+    best = np.full(n_models, epochs_run)
+    if stopper is not None:
+        best = stopper.restore()
+    return model.cpu(), History(train_curve[:epochs_run], valid_curve[:epochs_run], best)
+
+
+class _EarlyStopping:
+    """Per model: remember the weights of its best validation epoch; stop when no model has
+    improved for `patience` epochs; `restore` puts every model back at its best epoch."""
+
+    def __init__(self, model: StackedRegressor, patience: int) -> None:
+        self.model, self.patience = model, patience
+        n = model.spec.n_models
+        self.best_score = np.full(n, np.inf)
+        self.best_epoch = np.zeros(n, dtype=int)
+        self.weights = [p.detach().clone() for p in model.parameters()]
+
+    def update(self, epoch: int, valid: np.ndarray) -> bool:
+        improved = np.nonzero(valid < self.best_score)[0]
+        if len(improved):
+            self.best_score[improved], self.best_epoch[improved] = valid[improved], epoch
+            index = torch.as_tensor(improved, device=self.weights[0].device)
+            with torch.no_grad():
+                for kept, p in zip(self.weights, self.model.parameters()):
+                    kept[index] = p[index]
+        return bool(((epoch - self.best_epoch) >= self.patience).all())
+
+    def restore(self) -> np.ndarray:
+        with torch.no_grad():
+            for kept, p in zip(self.weights, self.model.parameters()):
+                p.copy_(kept)
+        return np.maximum(self.best_epoch, 1)
 
 
 def _pointwise_loss(pred: torch.Tensor, target: torch.Tensor, params: TrainParams) -> torch.Tensor:

@@ -6,7 +6,7 @@ import logging
 
 import pandas as pd
 
-from pipeline.experiment import SECTIONS, parse_experiment, run_cv
+from pipeline.experiment import SECTIONS, EnsembleCV, final_epochs, parse_experiment, run_cv
 from pipeline.params import read_params
 from pipeline.outputs import write_json
 from pipeline.paths import ProjectPaths
@@ -31,14 +31,18 @@ def main() -> None:
 
     result = run_cv(params, frame, test)
 
+    members = result.members if isinstance(result, EnsembleCV) else []
     metrics = {"log_rmse_mean": result.mean, "log_rmse_std": result.std, "log_rmse_oof": result.oof_score,
-               "folds": {f"fold{i + 1}": float(s) for i, s in enumerate(result.fold_scores)}}
+               "folds": {f"fold{i + 1}": float(s) for i, s in enumerate(result.fold_scores)},
+               "members": {f"member{i}": m.mean for i, m in enumerate(members)},
+               "final_epochs": final_epochs(result)}
     write_json(metrics, paths.cv_metrics)
     write_curves(result.history, paths.cv_curves, paths.cv_curves_png,
                  f"{model.kind}: {cv.folds}-fold CV log-RMSE {result.mean:.4f} ± {result.std:.4f}")
     paths.processed_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({ID: frame[ID], TARGET: frame[TARGET], "oof_prediction": result.oof_prices}).to_csv(
-        paths.oof_predictions, index=False)
+    oof = pd.DataFrame({ID: frame[ID], TARGET: frame[TARGET], "oof_prediction": result.oof_prices,
+                        **{f"oof_member{i}": m.oof_prices for i, m in enumerate(members)}})
+    oof.to_csv(paths.oof_predictions, index=False)
     log.info("CV log-RMSE %.4f ± %.4f over %d folds", result.mean, result.std, cv.folds)
 
     folds = [RunRecord(name=f"fold{i + 1}", params={"fold": i + 1},
@@ -49,7 +53,8 @@ def main() -> None:
              for i, score in enumerate(result.fold_scores)]
     log_record(paths, HOUSE_PRICES_EXPERIMENT, RunRecord(
         name=f"cv-{model.kind}", params={s: all_params[s] for s in SECTIONS},
-        metrics={k: v for k, v in metrics.items() if k != "folds"},
+        metrics={**{k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
+                 **{f"{k}_log_rmse_mean": v for k, v in metrics["members"].items()}},
         tags={"stage": "cv", "model.kind": model.kind},
         artifacts=[paths.cv_curves_png], children=folds))
 

@@ -6,8 +6,8 @@ import logging
 
 import pandas as pd
 
-from pipeline.artifacts import load_final
-from pipeline.cv import predict_frame
+from pipeline.artifacts import load_members
+from pipeline.cv import predict_blend
 from pipeline.paths import ProjectPaths
 from pipeline.schemas import ID
 from pipeline.stages import run_stage
@@ -19,8 +19,7 @@ log = logging.getLogger(__name__)
 def main() -> None:
     paths = ProjectPaths.here()
     test = pd.read_parquet(paths.clean_test)
-    final = load_final(paths.model_dir)
-    submission = predict_frame(final, test)
+    submission = predict_blend(load_members(paths.model_dir), test)
     write_submission(submission, test[ID].to_numpy(), paths.submission)
     log.info("wrote %s: %d rows, median price %.0f", paths.submission, len(submission),
              submission["SalePrice"].median())
