@@ -40,5 +40,6 @@ def test_a_missing_key_is_reported() -> None:
 
 
 def test_hidden_sizes_become_a_tuple() -> None:
-    model = parse_section({"kind": "mlp", "hidden": [32, 16], "dropout": 0.1, "linear_skip": False}, ModelParams, "model")
+    model = parse_section({"kind": "mlp", "hidden": [32, 16], "dropout": 0.1, "linear_skip": False, "members": []},
+                          ModelParams, "model")
     assert model.hidden == (32, 16)
