@@ -16,10 +16,11 @@ import dataclasses
 import logging
 import math
 import shlex
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import optuna
@@ -58,7 +59,7 @@ class TuneParams:
     storage: str
     study_name: str
     pruner_startup_trials: int
-    pruner_warmup_epochs: int
+    pruner_warmup_percent: int
     space: dict[str, Any]
 
 
@@ -90,7 +91,7 @@ def load_tune(raw: Mapping[str, Any]) -> tuple[TuneParams, SearchSpace]:
     if "tune" not in raw:
         raise ParamsError("params lack the 'tune' section")
     tune = parse_section(raw["tune"], TuneParams, "tune")
-    if tune.n_trials < 1 or tune.timeout_s < 0 or tune.pruner_startup_trials < 0 or tune.pruner_warmup_epochs < 0:
+    if tune.n_trials < 1 or tune.timeout_s < 0 or tune.pruner_startup_trials < 0 or tune.pruner_warmup_percent < 0:
         raise ParamsError("tune: n_trials must be >= 1; timeout_s and pruner_* must be >= 0")
     return tune, parse_space(tune.space, raw)
 
@@ -105,7 +106,7 @@ def open_storage(spec: str, paths: ProjectPaths) -> optuna.storages.BaseStorage:
     """
     if "://" in spec:
         kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if spec.startswith("sqlite") else {}
-        return optuna.storages.RDBStorage(spec, engine_kwargs=kwargs)
+        return _retrying(lambda: optuna.storages.RDBStorage(spec, engine_kwargs=kwargs))
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     path = Path(spec) if spec else paths.optuna_journal
@@ -116,11 +117,31 @@ def open_storage(spec: str, paths: ProjectPaths) -> optuna.storages.BaseStorage:
 
 def make_study(storage: optuna.storages.BaseStorage, name: str, tune: TuneParams, sampler_seed: int) -> optuna.Study:
     """Create the study, or join it if another worker (or an earlier run) already did."""
-    return optuna.create_study(
+    return _retrying(lambda: optuna.create_study(
         storage=storage, study_name=name, direction="minimize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=sampler_seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials,
-                                           n_warmup_steps=tune.pruner_warmup_epochs))
+                                           n_warmup_steps=tune.pruner_warmup_percent)))
+
+
+T = TypeVar("T")
+
+
+def _retrying(make: Callable[[], T], attempts: int = 6) -> T:
+    """Workers started together race to create the schema and the study in a fresh database:
+    the loser sees "table already exists" or a unique-key conflict. Both mean "it exists now";
+    trying again joins it."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return make()
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
+            if attempt == attempts - 1:
+                raise
+            log.info("storage busy (%s); retrying", type(exc).__name__)
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFrame,
@@ -129,10 +150,10 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
 
     Pruning signal: all folds train together in one stacked model, so every epoch delivers
     every fold's validation score at once. The mean over folds of the validation log-RMSE is
-    reported at each epoch (step = epoch, 0-based) and MedianPruner compares it with other
-    trials at the same epoch. Note: with `train.schedule: cosine`, a trial with more epochs
-    anneals later, so at a given epoch it tends to look worse than a shorter trial; the warmup
-    only softens that bias.
+    reported at each epoch with step = the percent of the trial's epochs done, and MedianPruner
+    compares trials at the same fraction of their run: with the cosine schedule a 200-epoch
+    trial at epoch 50 is still at a high learning rate, so comparing by epoch number would
+    prune long runs for being early, not for being bad.
 
     A NaN or infinite score (a diverging learning rate) raises `Diverged`; any exception marks
     the trial FAIL with its reason in the `error` user attribute, and `optimize` goes on.
@@ -146,7 +167,7 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
                 mean_valid = float(np.mean(valid))
                 if not math.isfinite(mean_valid):
                     raise Diverged(f"mean validation log-RMSE is {mean_valid} at epoch {epoch + 1}")
-                trial.report(mean_valid, epoch)
+                trial.report(mean_valid, round(100 * (epoch + 1) / params.train.epochs))
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"epoch {epoch + 1}: mean validation log-RMSE {mean_valid:.4f} "
                                              "is worse than the median of earlier trials")

@@ -59,7 +59,7 @@ def tune_repo(repo_copy: Path, small: tuple[pd.DataFrame, pd.DataFrame]) -> Path
     small[0].to_parquet(paths.clean_train)
     small[1].to_parquet(paths.clean_test)
     write_params(paths.params, {"cv.folds": 2, "tune.space": SMALL_SPACE, "tune.pruner_startup_trials": 2,
-                                "tune.pruner_warmup_epochs": 1}, paths.params)
+                                "tune.pruner_warmup_percent": 1}, paths.params)
     return repo_copy
 
 
