@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipeline.cv import CVResult, FinalModel, cross_validate, fit_final, score_oof, split_folds
 from pipeline.params import (BaseParams, CVParams, FeatureParams, ModelParams, ParamsError, TrainParams,
-                             parse_section)
+                             dotted_slot, parse_section)
 from pipeline.training import EpochCallback, History
 
 SECTIONS: dict[str, type] = {"base": BaseParams, "features": FeatureParams, "model": ModelParams,
@@ -60,14 +60,7 @@ def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
     """A deep copy of `raw` with dotted keys set; an unknown key is an error, not a new key."""
     out = copy.deepcopy(raw)
     for dotted, value in overrides.items():
-        *path, last = dotted.split(".")
-        node = out
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                raise ParamsError(f"override '{dotted}': no section '{part}'")
-            node = node[part]
-        if not isinstance(node, dict) or last not in node:
-            raise ParamsError(f"override '{dotted}': no key '{last}'")
+        node, last = dotted_slot(out, dotted, "override")
         node[last] = value
     return out
 

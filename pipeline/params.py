@@ -81,6 +81,22 @@ class CVParams:
     folds: int
 
 
+def dotted_slot(data: dict, dotted: str, where: str) -> tuple[dict, str]:
+    """The mapping that holds dotted key `dotted` (e.g. `train.lr`) and its last part.
+
+    Every part must already exist: an override names a param, it never invents one.
+    """
+    *path, last = dotted.split(".")
+    node = data
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            raise ParamsError(f"{where} '{dotted}': no section '{part}'")
+        node = node[part]
+    if not isinstance(node, dict) or last not in node:
+        raise ParamsError(f"{where} '{dotted}': no key '{last}'")
+    return node, last
+
+
 def read_params(path: Path) -> dict[str, Any]:
     """The whole params file as plain data."""
     if not path.exists():

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedSeq
 
-from pipeline.params import ParamsError, read_params
+from pipeline.params import ParamsError, dotted_slot, read_params
 
 
 def _yaml() -> YAML:
@@ -48,14 +48,7 @@ def write_params(source: Path, overrides: Mapping[str, Any], dest: Path) -> None
     yaml = _yaml()
     data = yaml.load(source.read_text())
     for dotted, value in overrides.items():
-        *path, last = dotted.split(".")
-        node = data
-        for part in path:
-            if not isinstance(node, CommentedMap) or part not in node:
-                raise ParamsError(f"{source}: no section '{part}' for '{dotted}'")
-            node = node[part]
-        if not isinstance(node, CommentedMap) or last not in node:
-            raise ParamsError(f"{source}: no key '{dotted}'")
+        node, last = dotted_slot(data, dotted, str(source))  # ruamel's CommentedMap is a dict
         node[last] = _like(node[last], value)
     out = io.StringIO()
     yaml.dump(data, out)

@@ -32,10 +32,7 @@ def write_curves(history: History, csv_path: Path, png_path: Path | None, title:
 
 def plot_curves(frame: pd.DataFrame, png_path: Path, title: str) -> None:
     """The book's picture: train and valid log-RMSE per epoch (log scale), folds faint."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from pipeline.figures import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for col in frame.columns:
@@ -55,7 +52,4 @@ def plot_curves(frame: pd.DataFrame, png_path: Path, title: str) -> None:
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path)
-    plt.close(fig)
+    save_figure(fig, png_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -108,16 +109,14 @@ def run_dvc(repo: Path, *args: str, timeout: float = 900) -> subprocess.Complete
                           env=env, timeout=timeout)
 
 
-@pytest.fixture
-def http_server(house_prices_dir: Path) -> Iterator[str]:
-    """A loopback HTTP server serving the real files, as the D2L mirror would."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(house_prices_dir))
-
-    class Quiet(handler.func):  # type: ignore[misc,name-defined]
+@contextlib.contextmanager
+def serve_directory(directory: Path) -> Iterator[str]:
+    """A loopback HTTP server for `directory`'s files (a stand-in for a public mirror); its URL."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(house_prices_dir)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -125,6 +124,13 @@ def http_server(house_prices_dir: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def http_server(house_prices_dir: Path) -> Iterator[str]:
+    """The real competition files over HTTP, as the D2L mirror serves them."""
+    with serve_directory(house_prices_dir) as url:
+        yield url
 
 
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

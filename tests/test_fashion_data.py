@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import serve_directory
 
 from pipeline.fashion.data import FASHION_FILES, ChecksumError, FashionArrays, check_arrays, \
     fetch_all, fetch_file, load_arrays, read_arrays, save_arrays, sha256_of_gzip, to_tensors, \
@@ -24,20 +22,8 @@ LABELS = next(f for f in FASHION_FILES if f.key == "test_labels")
 @pytest.fixture
 def http_server(fashion_dir: Path) -> Iterator[str]:
     """A loopback HTTP server serving the Debian files, standing in for Zalando's bucket."""
-    handler = functools.partial(_QuietHandler, directory=str(fashion_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
+    with serve_directory(fashion_dir) as url:
+        yield url
 
 
 def test_checksum_table_matches_the_installed_files(fashion_dir: Path):

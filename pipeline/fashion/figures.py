@@ -8,14 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+from pipeline.figures import plt, save_figure
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import numpy as np  # noqa: E402
-
-from pipeline.fashion.data import CLASS_NAMES  # noqa: E402
-from pipeline.fashion.train import EpochStats  # noqa: E402
+from pipeline.fashion.data import CLASS_NAMES
+from pipeline.fashion.train import EpochStats
 
 
 def plot_training_curves(history: Sequence[EpochStats], title: str, path: Path) -> None:
@@ -31,7 +28,7 @@ def plot_training_curves(history: Sequence[EpochStats], title: str, path: Path) 
     ax.legend(loc="center right")
     final = history[-1]
     ax.set_title(f"{title}: test acc {final.test_accuracy:.4f} after {final.epoch} epochs")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_predictions(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, title: str,
@@ -50,11 +47,4 @@ def plot_predictions(images: np.ndarray, true: np.ndarray, predicted: np.ndarray
         ax.set_title(f"true: {CLASS_NAMES[true[i]]}\npred: {CLASS_NAMES[predicted[i]]}",
                      fontsize=8, color="black" if ok else "crimson")
     fig.suptitle(title, fontsize=10)
-    _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+from pipeline.figures import plt, save_figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-
-from pipeline.studies.linreg import LinregFit  # noqa: E402
-from pipeline.studies.weight_decay import DecayRun  # noqa: E402
+from pipeline.studies.linreg import LinregFit
+from pipeline.studies.weight_decay import DecayRun
 
 
 def plot_linreg(fits: Mapping[str, LinregFit], true_w: Sequence[float], true_b: float,
@@ -27,7 +24,7 @@ def plot_linreg(fits: Mapping[str, LinregFit], true_w: Sequence[float], true_b: 
     ax.set_title(f"Linear regression, true w={list(true_w)}, b={true_b}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_weight_decay(runs: Sequence[DecayRun], path: Path) -> None:
@@ -50,7 +47,7 @@ def plot_weight_decay(runs: Sequence[DecayRun], path: Path) -> None:
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("mean squared loss / 2")
     axes[0][0].legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_stability(grad_norms: Mapping[str, Sequence[float]], product_norms: Sequence[float],
@@ -70,11 +67,4 @@ def plot_stability(grad_norms: Mapping[str, Sequence[float]], product_norms: Seq
     right.set_title(f"Product of N(0,1) matrices: {product_norms[-1]:.3g} after "
                     f"{len(product_norms)}")
     right.grid(alpha=0.3, which="both")
-    _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
