@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
-from pipeline.features import fit_transformer, training_rows, transform
+from pipeline.features import fit_transformer, text_as_object, training_rows, transform
 from pipeline.models import ModelSpec, StackedRegressor
 from pipeline.params import FeatureParams, ModelParams, TrainParams
 from pipeline.schemas import ID, TARGET
@@ -94,6 +94,7 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     to prune a tuning trial by raising). `splits` (default: `split_folds(.., folds, seed)`)
     lets ensemble members share one fold assignment while their seeds differ.
     """
+    train, test = text_as_object(train), (None if test is None else text_as_object(test))
     folds_of = splits if splits is not None else split_folds(len(train), folds, seed)
     folds = len(folds_of)
     splits = [(training_rows(train, t, features), v) for t, v in folds_of]
