@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
-from pipeline.features import fit_transformer, text_as_object, training_rows, transform
+from pipeline.features import fit_and_transform, text_as_object, training_rows, transform
 from pipeline.models import ModelSpec, StackedRegressor
 from pipeline.params import FeatureParams, ModelParams, TrainParams
 from pipeline.schemas import ID, TARGET
@@ -100,8 +100,7 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     splits = [(training_rows(train, t, features), v) for t, v in folds_of]
     matrices = []
     for train_idx, _ in tqdm(splits, desc="features per fold", leave=False):
-        transformer = fit_transformer(train.iloc[train_idx], test, features)
-        matrices.append(transform(transformer, train).to_numpy())
+        matrices.append(fit_and_transform(train, train_idx, test, features)[1].to_numpy())
     x = _stack(matrices)
     n = len(train)
     train_mask = torch.zeros(folds, n, dtype=torch.bool)
@@ -148,8 +147,7 @@ def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureP
               model: ModelParams, params: TrainParams, seed: int) -> FinalModel:
     """One model on every training row (but dropped outliers), with the very params CV scored."""
     train = train.iloc[training_rows(train, np.arange(len(train)), features)]
-    transformer = fit_transformer(train, test, features)
-    matrix = transform(transformer, train)
+    transformer, matrix = fit_and_transform(train, np.arange(len(train)), test, features)
     x = torch.tensor(matrix.to_numpy(), dtype=torch.float32).unsqueeze(0)
     prices = torch.tensor(train[TARGET].to_numpy(dtype=np.float64))
     mask = torch.ones(1, len(train), dtype=torch.bool)

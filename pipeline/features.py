@@ -240,7 +240,27 @@ def fit_transformer(train: pd.DataFrame, test: pd.DataFrame | None, params: Feat
 def transform(transformer: Pipeline, raw: pd.DataFrame) -> pd.DataFrame:
     """Features of `raw` rows, checked by the FeatureMatrix schema (finite floats, no NaN)."""
     values = np.asarray(transformer.transform(feature_frame(raw)), dtype=np.float64)
-    matrix = pd.DataFrame(values, columns=transformer.get_feature_names_out(), index=raw.index)
+    return _checked(transformer, values, raw.index)
+
+
+def fit_and_transform(frame: pd.DataFrame, fit_idx: np.ndarray, test: pd.DataFrame | None,
+                      params: FeatureParams) -> tuple[Pipeline, pd.DataFrame]:
+    """Fit on the rows `fit_idx` of `frame` (plus `test` when transductive) and return the
+    features of *every* row of `frame`: the same result as `fit_transformer` then
+    `transform`, but the fit rows' features come from the fit itself instead of a second
+    pass (a fold's training rows are 80% of the frame)."""
+    transformer = build_transformer(params)
+    fitted = np.asarray(transformer.fit_transform(fit_rows(frame.iloc[fit_idx], test, params)), dtype=np.float64)
+    values = np.empty((len(frame), fitted.shape[1]))
+    values[fit_idx] = fitted[: len(fit_idx)]
+    rest = np.setdiff1d(np.arange(len(frame)), fit_idx)
+    if len(rest):
+        values[rest] = transformer.transform(feature_frame(frame.iloc[rest]))
+    return transformer, _checked(transformer, values, frame.index)
+
+
+def _checked(transformer: Pipeline, values: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    matrix = pd.DataFrame(values, columns=transformer.get_feature_names_out(), index=index)
     return FeatureMatrix.validate(matrix, lazy=True)
 
 

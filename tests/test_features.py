@@ -65,13 +65,13 @@ def test_each_fold_transformer_never_sees_its_validation_rows(clean_frames, monk
     train, test = clean_frames
     small = train.head(200)
     seen: list[set[int]] = []
-    real_fit = cv_module.fit_transformer
+    real_fit = cv_module.fit_and_transform
 
-    def recording_fit(rows, extra, params):
-        seen.append(set(rows["Id"]))
-        return real_fit(rows, extra, params)
+    def recording_fit(frame, fit_idx, extra, params):
+        seen.append(set(frame["Id"].iloc[fit_idx]))
+        return real_fit(frame, fit_idx, extra, params)
 
-    monkeypatch.setattr(cv_module, "fit_transformer", recording_fit)
+    monkeypatch.setattr(cv_module, "fit_and_transform", recording_fit)
     params = TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=1, batch_size=64, lr=0.01, weight_decay=0.0, schedule="constant", device="cpu", threads=1)
     cv_module.cross_validate(small, test, SKEWED, ModelParams("linear", (), 0.0, False), params, folds=4, seed=0)
     splits = cv_module.split_folds(len(small), 4, 0)
@@ -145,9 +145,9 @@ def test_outliers_are_dropped_from_training_folds_only(clean_frames, monkeypatch
     outliers = set(train["Id"][outlier_rows(train)])
     assert len(outliers) == 2  # the two famous partial sales
     seen: list[set[int]] = []
-    real_fit = cv_module.fit_transformer
-    monkeypatch.setattr(cv_module, "fit_transformer",
-                        lambda rows, extra, params: seen.append(set(rows["Id"])) or real_fit(rows, extra, params))
+    real_fit = cv_module.fit_and_transform
+    monkeypatch.setattr(cv_module, "fit_and_transform", lambda frame, idx, extra, params:
+                        seen.append(set(frame["Id"].iloc[idx])) or real_fit(frame, idx, extra, params))
     params = FeatureParams("train", True, 0.75, drop_outliers=True)
     fast = TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=2, batch_size=256, lr=0.01,
                        weight_decay=0.0, schedule="constant", device="cpu", threads=1)
@@ -157,3 +157,16 @@ def test_outliers_are_dropped_from_training_folds_only(clean_frames, monkeypatch
         assert fit_ids.isdisjoint(set(train["Id"].iloc[valid_idx]))
     # Every row, outliers included, is still predicted and scored out of fold.
     assert np.isfinite(result.oof_prices).all() and len(result.oof_prices) == len(train)
+
+
+@pytest.mark.parametrize("fit_on", ["train", "train+test"])
+def test_fit_and_transform_equals_fitting_then_transforming(clean_frames, fit_on: str) -> None:
+    from pipeline.features import fit_and_transform
+
+    train, test = clean_frames
+    params = FeatureParams(fit_on, True, 0.75, ordinal="add", derived=True, clip=True)
+    fit_idx = np.random.default_rng(0).permutation(len(train))[:1000]
+    transformer, matrix = fit_and_transform(train, fit_idx, test, params)
+    reference = transform(fit_transformer(train.iloc[fit_idx], test, params), train)
+    pd.testing.assert_frame_equal(matrix, reference)
+    pd.testing.assert_frame_equal(transform(transformer, test), transform(fit_transformer(train.iloc[fit_idx], test, params), test))
