@@ -13,7 +13,10 @@ from conftest import edit_params, run_dvc
 from pipeline.submission import check_submission
 
 pytestmark = pytest.mark.e2e
-FAST = {"train__epochs": 3, "model__kind": "mlp", "model__hidden": [16]}
+FAST = {"train__epochs": 3}  # the default model: an ensemble of linear and MLP members
+# The House Prices pipeline: `predict` and every stage upstream of it (the Fashion-MNIST
+# stages have their own end-to-end test).
+HOUSE_PRICES = "predict"
 
 
 def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str, folds: int) -> None:
@@ -24,7 +27,10 @@ def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str
     assert 0 < cv["log_rmse_mean"] < 1.0
     curves = pd.read_csv(repo / "plots" / "cv_curves.csv")
     assert list(curves["epoch"]) == [1, 2, 3]
-    assert (repo / "models" / "house_prices" / "weights.safetensors").exists()
+    model_dir = repo / "models" / "house_prices"
+    members = json.loads((model_dir / "config.json").read_text())["members"]
+    assert len(members) == len(cv["members"]) == 4  # params.yaml's default ensemble
+    assert all((model_dir / m / "weights.safetensors").exists() for m in members)
 
     mlflow.set_tracking_uri(mlflow_uri)
     runs = mlflow.search_runs(experiment_names=["house-prices"], output_format="pandas")
@@ -41,11 +47,11 @@ def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str
 def test_repro_from_local_files_then_nothing_to_do(repo_copy: Path, house_prices_dir: Path,
                                                    raw_test: pd.DataFrame, mlflow_uri: str) -> None:
     edit_params(repo_copy, data__source="local", data__local_dir=str(house_prices_dir), **FAST)
-    first = run_dvc(repo_copy, "repro")
+    first = run_dvc(repo_copy, "repro", HOUSE_PRICES)
     assert first.returncode == 0, first.stdout + first.stderr
     _assert_pipeline_outputs(repo_copy, raw_test, mlflow_uri, folds=5)
 
-    second = run_dvc(repo_copy, "repro")
+    second = run_dvc(repo_copy, "repro", HOUSE_PRICES)
     assert second.returncode == 0, second.stderr
     assert "Running stage" not in second.stdout, second.stdout
 
@@ -53,7 +59,7 @@ def test_repro_from_local_files_then_nothing_to_do(repo_copy: Path, house_prices
 def test_repro_from_the_d2l_mirror_over_http(repo_copy: Path, http_server: str, raw_test: pd.DataFrame,
                                              mlflow_uri: str) -> None:
     edit_params(repo_copy, data__source="d2l", data__base_url=http_server, cv__folds=3, **FAST)
-    result = run_dvc(repo_copy, "repro")
+    result = run_dvc(repo_copy, "repro", HOUSE_PRICES)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "downloaded http://127.0.0.1" in result.stderr
     _assert_pipeline_outputs(repo_copy, raw_test, mlflow_uri, folds=3)
