@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from pipeline.features import fit_and_transform, text_as_object, training_rows, transform
 from pipeline.models import ModelSpec, StackedRegressor
-from pipeline.params import FeatureParams, ModelParams, TrainParams
+from pipeline.params import FeatureParams, ModelParams, ParamsError, TrainParams
 from pipeline.schemas import ID, TARGET
 from pipeline.training import EpochCallback, History, fit_stacked, log_rmse, predict_outputs, to_prices
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def split_folds(n_rows: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Shuffled k-fold (train_idx, valid_idx) pairs; every row is validated exactly once."""
     if not 2 <= folds <= n_rows:
-        raise ValueError(f"cv.folds must be between 2 and the number of rows ({n_rows}), got {folds}")
+        raise ParamsError(f"cv.folds must be between 2 and the number of rows ({n_rows}), got {folds}")
     return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.arange(n_rows)))
 
 
