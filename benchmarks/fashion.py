@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.fashion.data import load_arrays, to_tensors  # noqa: E402
 from pipeline.fashion.models import Classifier, build_classifier  # noqa: E402
 from pipeline.fashion.optim import build_optimizer  # noqa: E402
-from pipeline.fashion.train import TrainSettings, choose_num_threads, train_classifier  # noqa: E402
+from pipeline.fashion.train import TrainSettings, train_classifier  # noqa: E402
+from pipeline.runtime import resolve_threads  # noqa: E402
 from pipeline.params import FASHION_MODELS  # noqa: E402
 from pipeline.paths import ProjectPaths  # noqa: E402
 
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> None:
     """Time each model both ways and print one table row per model."""
     if args.busy_cores:
         time.sleep(2.0)  # let the spinners get going before anything is timed
-    threads = args.threads if args.threads > 0 else max(1, choose_num_threads(0) - args.busy_cores)
+    threads = args.threads if args.threads > 0 else max(1, resolve_threads(0) - args.busy_cores)
     torch.set_num_threads(threads)
     data = load_arrays(paths.fashion_arrays)
     x, y = to_tensors(data.train_images, data.train_labels)

@@ -26,9 +26,14 @@ def free_cores() -> int:
     return max(1, min(usable, int(usable - busy + 0.5)))
 
 
+def resolve_threads(threads: int) -> int:
+    """`threads` as requested, or (0) the number of free cores."""
+    return threads if threads > 0 else free_cores()
+
+
 def set_threads(threads: int) -> int:
     """Use `threads` torch threads (0 = `free_cores()`); return the number set."""
-    n = threads if threads > 0 else free_cores()
+    n = resolve_threads(threads)
     torch.set_num_threads(n)
     log.debug("torch uses %d thread(s)", n)
     return n

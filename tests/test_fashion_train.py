@@ -12,8 +12,8 @@ import torch
 from pipeline.fashion.data import FASHION_FILES, to_tensors
 from pipeline.fashion.idx import parse_idx
 from pipeline.fashion.models import build_classifier
-from pipeline.fashion.train import TrainSettings, choose_num_threads, evaluate_accuracy, \
-    free_cores, train_classifier
+from pipeline.fashion.train import TrainSettings, evaluate_accuracy, train_classifier
+from pipeline.runtime import free_cores, resolve_threads
 
 SETTINGS = TrainSettings(epochs=2, batch_size=128, optimizer="adam", lr=0.003, momentum=0.9,
                          weight_decay=0.0, schedule="cosine")
@@ -56,7 +56,7 @@ def test_same_seed_same_result_and_inputs_untouched(small_split):
 
 
 def test_an_explicit_thread_count_is_used_as_is():
-    assert choose_num_threads(3) == 3
+    assert resolve_threads(3) == 3
 
 
 @pytest.mark.parametrize("load,expected", [(0.2, 2), (1.2, 1), (7.0, 1)])
@@ -64,4 +64,4 @@ def test_auto_threads_are_the_cores_not_busy_elsewhere(monkeypatch, load, expect
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
     assert free_cores() == expected
-    assert choose_num_threads(0) == expected
+    assert resolve_threads(0) == expected

@@ -9,7 +9,6 @@ shuffled permutation costs next to nothing, so an epoch here is close to the ari
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 
@@ -45,23 +44,6 @@ class EpochStats:
     train_accuracy: float
     test_accuracy: float
     seconds: float  # the training pass only, not the evaluation
-
-
-def free_cores() -> int:
-    """Cores this process may use minus those busy elsewhere (1-minute load), at least 1.
-
-    torch defaults to one thread per core; when another process holds a core, its threads
-    wait on each other at every small matmul (measured here: about 60x slower with 2
-    threads and 1 busy core, while 1 thread is unaffected).
-    """
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-    return max(1, (usable or 1) - busy)
-
-
-def choose_num_threads(requested: int) -> int:
-    """`requested` threads, or (0) the number of free cores."""
-    return requested if requested > 0 else free_cores()
 
 
 def train_classifier(clf: Classifier, x_train: torch.Tensor, y_train: torch.Tensor,

@@ -14,15 +14,15 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 
 from pipeline.fashion.data import load_arrays, to_tensors
 from pipeline.fashion.figures import plot_predictions, plot_training_curves
 from pipeline.fashion.models import build_classifier
-from pipeline.fashion.train import EpochStats, TrainSettings, choose_num_threads, \
+from pipeline.fashion.train import EpochStats, TrainSettings, \
     predict_labels, train_classifier
 from pipeline.params import BaseParams, FashionTrainParams, ParamsError, load_section
 from pipeline.paths import ProjectPaths
+from pipeline.runtime import set_threads
 from pipeline.stages import run_stage
 from pipeline.seed import seed_everything
 from pipeline.outputs import write_json
@@ -37,8 +37,7 @@ def main(model: str, paths: ProjectPaths | None = None) -> dict[str, float]:
     params = load_section(paths.params, "fashion_train", FashionTrainParams)
     if model not in params.models:
         raise ParamsError(f"model {model!r} is not in fashion_train.models {params.models}")
-    threads = choose_num_threads(params.num_threads)
-    torch.set_num_threads(threads)
+    threads = set_threads(params.num_threads)
     log.info("%s: %d torch thread(s)", model, threads)
 
     data = load_arrays(paths.fashion_arrays)
