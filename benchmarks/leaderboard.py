@@ -68,7 +68,7 @@ def main() -> None:
         "train.weight_decay": 0.0, "train.batch_size": 64, "train.epochs": 100, "train.schedule": "constant",
         "train.patience": 0, "features.fit_on": "train+test", "features.log_skewed": False,
         "features.derived": False, "features.ordinal": "none", "features.drop_outliers": False,
-        "features.clip": False})
+        "features.clip": False, "features.neighborhood_cap": False})
 
     rows: list[tuple[str, np.ndarray, float]] = []
 

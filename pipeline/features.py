@@ -180,6 +180,48 @@ class ClipToFitRange(TransformerMixin, BaseEstimator):
         return np.asarray(input_features, dtype=object)
 
 
+class CapWithinGroup(TransformerMixin, BaseEstimator):
+    """Cap every numeric feature at the largest value it had, on the fit rows, among houses
+    of the same group (`Neighborhood`); groups with fewer than `min_rows` fit rows, and
+    groups never seen, are left alone.
+
+    `ClipToFitRange` stops extrapolation past the whole market; this stops it past a
+    neighbourhood's. A 5,600 sq ft quality-10 house in Edwards, where no other house tops
+    2,200 sq ft, is priced like Edwards' best houses instead of like NoRidge's mansions: the
+    two partial sales of the training data (and one test house) are exactly that. Only the
+    upper end is capped: small houses in good neighbourhoods are ordinary.
+    """
+
+    def __init__(self, by: str = "Neighborhood", min_rows: int = 30) -> None:
+        self.by = by
+        self.min_rows = min_rows
+
+    def fit(self, x: pd.DataFrame, y: object = None) -> "CapWithinGroup":
+        self.feature_names_in_ = np.asarray(x.columns, dtype=object)
+        self.columns_ = np.asarray(numeric_columns(x), dtype=object)
+        sizes = x.groupby(self.by).size()
+        high = x.groupby(self.by)[list(self.columns_)].max()
+        kept = sizes.index[sizes >= self.min_rows]
+        # Plain arrays, not pandas objects: the fitted transformer is persisted with skops.
+        self.groups_ = np.asarray(kept, dtype=object)
+        self.high_ = high.loc[kept].to_numpy(dtype=np.float64)
+        return self
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        frame = x.copy()
+        row = pd.Index(self.groups_).get_indexer(x[self.by])
+        capped = row >= 0
+        if capped.any() and len(self.columns_):
+            columns = list(self.columns_)
+            values = frame.loc[capped, columns].to_numpy(dtype=np.float64)
+            # NaN stays NaN (imputed later): np.fmin would replace it with the cap.
+            frame.loc[capped, columns] = np.where(values > self.high_[row[capped]], self.high_[row[capped]], values)
+        return frame
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return self.feature_names_in_
+
+
 def outlier_rows(frame: pd.DataFrame) -> np.ndarray:
     """Training houses over 4000 sq ft that sold under $300k (boolean mask)."""
     if TARGET not in frame.columns:
@@ -214,6 +256,8 @@ def build_transformer(params: FeatureParams) -> Pipeline:
     steps = [("derived", DerivedFeatures())] if params.derived else []
     if params.ordinal != "none":
         steps.append(("ordinal", OrdinalScales(params.ordinal)))
+    if params.neighborhood_cap:
+        steps.append(("cap", CapWithinGroup("Neighborhood", params.neighborhood_min_rows)))
     steps.append(("encode", encode))
     if params.clip:
         steps.append(("clip", ClipToFitRange()))

@@ -46,6 +46,12 @@ class FeatureParams:
     derived: bool = False
     drop_outliers: bool = False
     clip: bool = False
+    neighborhood_cap: bool = False  # cap numeric features at their neighbourhood's max
+    neighborhood_min_rows: int = 30  # ... in neighbourhoods with at least this many fit rows
+
+    def check(self) -> None:
+        if self.neighborhood_min_rows < 1:
+            raise ParamsError(f"features.neighborhood_min_rows must be >= 1, got {self.neighborhood_min_rows}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -170,3 +170,54 @@ def test_fit_and_transform_equals_fitting_then_transforming(clean_frames, fit_on
     reference = transform(fit_transformer(train.iloc[fit_idx], test, params), train)
     pd.testing.assert_frame_equal(matrix, reference)
     pd.testing.assert_frame_equal(transform(transformer, test), transform(fit_transformer(train.iloc[fit_idx], test, params), test))
+
+
+def test_neighborhood_cap_learns_each_neighbourhoods_max_from_the_fit_rows(clean_frames) -> None:
+    from pipeline.features import CapWithinGroup
+
+    train, _ = clean_frames
+    fit = train[~train["Id"].isin([524, 1299])]  # the two giant Edwards partial sales held out
+    cap = CapWithinGroup("Neighborhood", min_rows=30).fit(fit)
+    edwards_max = fit.loc[fit["Neighborhood"] == "Edwards", "GrLivArea"].max()
+    giants = cap.transform(train[train["Id"].isin([524, 1299])])
+    assert edwards_max < 2500 and (giants["GrLivArea"] == edwards_max).all()
+    assert (giants["OverallQual"] == fit.loc[fit["Neighborhood"] == "Edwards", "OverallQual"].max()).all()
+    # Below the cap nothing moves; the lower end is never raised; text columns are untouched.
+    out = cap.transform(fit)
+    pd.testing.assert_frame_equal(out, fit)
+
+
+def test_neighborhood_cap_leaves_small_unseen_and_missing_alone(clean_frames) -> None:
+    from pipeline.features import CapWithinGroup
+
+    train, _ = clean_frames
+    sizes = train["Neighborhood"].value_counts()
+    small = sizes.index[sizes < 30][0]
+    cap = CapWithinGroup("Neighborhood", min_rows=30).fit(train)
+    odd = train.head(3).copy()
+    odd["Neighborhood"] = [small, "Atlantis", "Edwards"]
+    odd["GrLivArea"] = 50_000
+    odd.loc[odd.index[2], "LotFrontage"] = np.nan
+    out = cap.transform(odd)
+    assert list(out["GrLivArea"][:2]) == [50_000, 50_000]  # too few rows / never seen: no cap
+    assert out["GrLivArea"].iloc[2] == train.loc[train["Neighborhood"] == "Edwards", "GrLivArea"].max()
+    assert np.isnan(out["LotFrontage"].iloc[2])  # imputed later, not replaced by the cap
+
+
+def test_capped_transformer_round_trips_through_skops(clean_frames, tmp_path) -> None:
+    from pipeline.features import load_transformer, save_transformer
+
+    train, test = clean_frames
+    params = FeatureParams("train", True, 0.75, derived=True, clip=True, neighborhood_cap=True)
+    transformer = fit_transformer(train, None, params)
+    save_transformer(transformer, tmp_path / "t.skops")
+    pd.testing.assert_frame_equal(transform(load_transformer(tmp_path / "t.skops"), test), transform(transformer, test))
+
+
+def test_neighborhood_min_rows_must_be_positive() -> None:
+    from pipeline.params import ParamsError, parse_section
+
+    raw = {"fit_on": "train", "log_skewed": True, "skew_threshold": 0.75, "ordinal": "none", "derived": True,
+           "drop_outliers": False, "clip": True, "neighborhood_cap": True, "neighborhood_min_rows": 0}
+    with pytest.raises(ParamsError, match="neighborhood_min_rows"):
+        parse_section(raw, FeatureParams, "features")
