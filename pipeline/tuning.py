@@ -162,12 +162,17 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
         try:
             overrides = space.suggest(trial)
             params = parse_experiment(with_overrides(dict(raw), overrides))
+            reported = [0]  # the last percent step reported
 
             def on_epoch(epoch: int, _train: np.ndarray, valid: np.ndarray) -> None:
                 mean_valid = float(np.mean(valid))
                 if not math.isfinite(mean_valid):
                     raise Diverged(f"mean validation log-RMSE is {mean_valid} at epoch {epoch + 1}")
-                trial.report(mean_valid, round(100 * (epoch + 1) / params.train.epochs))
+                step = round(100 * (epoch + 1) / params.train.epochs)
+                if step <= reported[0]:
+                    return  # over 100 epochs, several share a percent: Optuna keeps only one
+                reported[0] = step
+                trial.report(mean_valid, step)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"epoch {epoch + 1}: mean validation log-RMSE {mean_valid:.4f} "
                                              "is worse than the median of earlier trials")

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -122,6 +123,17 @@ def test_diverging_trials_fail_and_the_study_goes_on(small: tuple[pd.DataFrame, 
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
     assert all("Diverged" in t.user_attrs["error"] for t in study.trials[:2])
     assert study.best_trial.number == 2 and math.isfinite(study.best_value)
+
+
+def test_long_trials_report_each_percent_step_once(small: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    raw = {**RAW, "cv": {**RAW["cv"], "folds": 2}, "model": {**RAW["model"], "kind": "linear", "members": []},
+           "train": {**RAW["train"], "epochs": 150, "batch_size": 256}}
+    space = parse_space({"train.lr": {"type": "categorical", "choices": [0.004]}}, raw)
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna warns when a step is reported twice
+        optimize(study, make_objective(raw, space, *small), n_trials=1, timeout_s=None, n_jobs=1)
+    assert sorted(study.trials[0].intermediate_values) == list(range(1, 101))
 
 
 def test_a_tiny_study_writes_params_the_stages_accept(tune_repo: Path, mlflow_uri: str) -> None:
