@@ -1,7 +1,7 @@
 """Leaderboard: 5-fold CV log-RMSE of our models against scikit-learn baselines, one run.
 
-Every model is scored on the same folds (`cv.folds`, shuffled with `base.seed`) over all
-1460 training rows, with the same per-fold features: the shared feature module fit on each
+Every model is scored on the same folds (`cv.folds`, shuffled with `base.seed`; with
+`--book-folds` the book's contiguous folds instead) over all 1460 training rows, with the same per-fold features: the shared feature module fit on each
 fold's training rows with the `features` section of params.yaml (log1p of skewed columns,
 derived features, ordinal scales, clipping...), outliers dropped from training folds when
 `features.drop_outliers` is set. Rows:
@@ -10,7 +10,7 @@ derived features, ordinal scales, clipping...), outliers dropped from training f
 - our best ensemble (params.yaml's ensemble if it is one, else linear + MLP + MLP seed 2);
 - LassoCV, HistGradientBoostingRegressor, and LightGBM when installed, on log prices.
 
-Run: .venv/bin/python benchmarks/leaderboard.py [--data ../shared/data/house-prices]
+Run: .venv/bin/python benchmarks/leaderboard.py [--data ../shared/data/house-prices] [--book-folds]
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipeline.cv import split_folds  # noqa: E402
-from pipeline.experiment import parse_experiment, run_cv, with_overrides  # noqa: E402
+from pipeline.experiment import experiment_folds, parse_experiment, run_cv, with_overrides  # noqa: E402
 from pipeline.features import fit_transformer, training_rows, transform  # noqa: E402
 from pipeline.params import read_params  # noqa: E402
 from pipeline.runtime import set_threads  # noqa: E402
@@ -42,7 +41,7 @@ def sklearn_cv(make, train: pd.DataFrame, test: pd.DataFrame, params) -> np.ndar
     """Fold scores of a scikit-learn regressor of log price on our per-fold features."""
     y = train["SalePrice"].to_numpy(dtype=np.float64)
     scores = []
-    for train_idx, valid_idx in split_folds(len(train), params.cv.folds, params.base.seed):
+    for train_idx, valid_idx in experiment_folds(params, len(train)):
         train_idx = training_rows(train, train_idx, params.features)
         transformer = fit_transformer(train.iloc[train_idx], test, params.features)
         x = transform(transformer, train).to_numpy()
@@ -54,8 +53,12 @@ def sklearn_cv(make, train: pd.DataFrame, test: pd.DataFrame, params) -> np.ndar
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "house-prices")
+    parser.add_argument("--book-folds", action="store_true",
+                        help="the book's contiguous folds (cv.shuffle: false) instead of shuffled ones")
     args = parser.parse_args()
     raw = read_params(ROOT / "params.yaml")
+    if args.book_folds:
+        raw = with_overrides(raw, {"cv.shuffle": False})
     base = parse_experiment(raw)
     set_threads(base.train.threads)
     train, test, _ = validate_raw(pd.read_csv(args.data / "kaggle_house_pred_train.csv"),
@@ -78,7 +81,9 @@ def main() -> None:
         rows.append((name, scores, time.perf_counter() - start))
         print(f"  {name:<34} {scores.mean():.4f} ± {scores.std():.4f}", flush=True)
 
-    print(f"{base.cv.folds}-fold CV log-RMSE over all {len(train)} training rows (same folds, same features)")
+    layout = f"shuffled with seed {base.base.seed}" if base.cv.shuffle else "contiguous, the book's"
+    print(f"{base.cv.folds}-fold CV log-RMSE over all {len(train)} training rows ({layout} folds; "
+          "same folds, same features for every row)")
     add("book recipe (D2L 5.7)", lambda: run_cv(parse_experiment(book), train, test).fold_scores)
     add("ours: linear", lambda: run_cv(parse_experiment(ours["linear"]), train, test).fold_scores)
     add("ours: mlp", lambda: run_cv(parse_experiment(ours["mlp"]), train, test).fold_scores)

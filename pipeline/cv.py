@@ -21,11 +21,13 @@ from pipeline.training import EpochCallback, History, fit_stacked, log_rmse, pre
 log = logging.getLogger(__name__)
 
 
-def split_folds(n_rows: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Shuffled k-fold (train_idx, valid_idx) pairs; every row is validated exactly once."""
+def split_folds(n_rows: int, folds: int, seed: int, shuffle: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k-fold (train_idx, valid_idx) pairs, shuffled with `seed` or (`shuffle=False`) the
+    book's contiguous blocks; every row is validated exactly once."""
     if not 2 <= folds <= n_rows:
         raise ParamsError(f"cv.folds must be between 2 and the number of rows ({n_rows}), got {folds}")
-    return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.arange(n_rows)))
+    kfold = KFold(n_splits=folds, shuffle=True, random_state=seed) if shuffle else KFold(n_splits=folds)
+    return list(kfold.split(np.arange(n_rows)))
 
 
 @dataclass

@@ -72,6 +72,11 @@ class EnsembleCV(CVResult):
     members: list[CVResult] = dataclasses.field(default_factory=list)
 
 
+def experiment_folds(params: ExperimentParams, n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds of `params` (`cv.folds`, `cv.shuffle`, `base.seed`) over `n_rows` rows."""
+    return split_folds(n_rows, params.cv.folds, params.base.seed, params.cv.shuffle)
+
+
 def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | None,
            on_epoch: EpochCallback | None = None) -> CVResult:
     """The CV score of `params` on validated frames.
@@ -80,10 +85,10 @@ def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | N
     out-of-fold prediction is the geometric mean of the members' (mean of log prices), and
     its fold scores are computed from that blend, exactly as for a single model.
     """
+    splits = experiment_folds(params, len(train))
     if params.model.kind != "ensemble":
         return cross_validate(train, test, params.features, params.model, params.train,
-                              params.cv.folds, params.base.seed, on_epoch)
-    splits = split_folds(len(train), params.cv.folds, params.base.seed)
+                              params.cv.folds, params.base.seed, on_epoch, splits)
     results = [cross_validate(train, test, m.features, m.model, m.train, params.cv.folds, m.base.seed,
                               None, splits) for m in params.members]
     oof = np.exp(np.mean([np.log(r.oof_prices) for r in results], axis=0))

@@ -85,6 +85,8 @@ class TrainParams:
 @dataclasses.dataclass(frozen=True)
 class CVParams:
     folds: int
+    # false: the book's contiguous folds (rows in file order), the same whatever the seed
+    shuffle: bool = True
 
 
 def dotted_slot(data: dict, dotted: str, where: str) -> tuple[dict, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,8 @@ from pipeline.cv import cross_validate, fit_final, predict_frame, split_folds
 from pipeline.models import ModelSpec, StackedRegressor, parameter_groups
 from pipeline.params import FeatureParams, ModelParams, TrainParams
 from pipeline.training import log_rmse, resolve_device
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FEATURES = FeatureParams("train", True, 0.75)
 LINEAR = ModelParams("linear", (), 0.0, False)
@@ -36,6 +40,26 @@ def test_folds_validate_every_row_exactly_once(n: int, k: int) -> None:
     for train_idx, valid_idx in splits:
         assert set(train_idx).isdisjoint(valid_idx) and len(train_idx) + len(valid_idx) == n
     assert [list(v) for _, v in split_folds(n, k, seed=7)] == [list(v) for _, v in splits]
+
+
+def test_unshuffled_folds_are_the_books_contiguous_blocks_whatever_the_seed() -> None:
+    splits = split_folds(1460, 5, seed=7, shuffle=False)
+    assert [(v[0], v[-1]) for _, v in splits] == [(0, 291), (292, 583), (584, 875), (876, 1167), (1168, 1459)]
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits, split_folds(1460, 5, seed=8, shuffle=False)))
+
+
+def test_an_experiment_validates_on_the_folds_cv_params_name(clean_frames) -> None:
+    from pipeline.experiment import parse_experiment, run_cv, with_overrides
+    from pipeline.params import read_params
+
+    train, test = clean_frames
+    small = train.head(120)
+    raw = with_overrides(read_params(ROOT / "params.yaml"), {
+        "model.kind": "linear", "model.members": [], "train.epochs": 2, "cv.folds": 3, "cv.shuffle": False})
+    result = run_cv(parse_experiment(raw), small, test)
+    for score, (_, valid) in zip(result.fold_scores, split_folds(120, 3, seed=0, shuffle=False)):
+        assert score == pytest.approx(log_rmse(result.oof_prices[valid], result.prices[valid]))
+        assert list(valid) == list(range(valid[0], valid[0] + 40))
 
 
 def test_too_many_folds_is_a_clear_error() -> None:
