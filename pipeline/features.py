@@ -140,12 +140,20 @@ class OrdinalScales(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
-        frame = x.copy()
+        codes = {}
         for column in self.columns_:
             scale = ORDINAL_SCALES[column]
-            codes = x[column].map(scale).astype(float)
-            codes[x[column].isna()] = scale.get("NA", np.nan)
-            frame[self._name(column)] = codes
+            text = x[column].to_numpy(dtype=object)
+            # NaN (no such thing) -> the scale's "NA" code; an unknown grade -> NaN.
+            codes[self._name(column)] = np.fromiter(
+                (scale.get("NA", np.nan) if v is None or v != v else scale.get(v, np.nan) for v in text),
+                dtype=np.float64, count=len(text))
+        # One concat, not a column insert per scale: CV runs this twice per fold.
+        coded = pd.DataFrame(codes, index=x.index)
+        if self.mode == "add":
+            return pd.concat([x, coded], axis=1)
+        frame = x.copy()
+        frame[list(coded.columns)] = coded
         return frame
 
     def _name(self, column: str) -> str:
@@ -210,12 +218,13 @@ class CapWithinGroup(TransformerMixin, BaseEstimator):
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         frame = x.copy()
         row = pd.Index(self.groups_).get_indexer(x[self.by])
-        capped = row >= 0
-        if capped.any() and len(self.columns_):
-            columns = list(self.columns_)
-            values = frame.loc[capped, columns].to_numpy(dtype=np.float64)
-            # NaN stays NaN (imputed later): np.fmin would replace it with the cap.
-            frame.loc[capped, columns] = np.where(values > self.high_[row[capped]], self.high_[row[capped]], values)
+        if not (row >= 0).any() or not len(self.columns_):
+            return frame
+        columns = list(self.columns_)
+        values = x[columns].to_numpy(dtype=np.float64)
+        # Rows of groups left alone get an infinite cap; NaN stays NaN (imputed later).
+        high = np.vstack([self.high_, np.full((1, len(columns)), np.inf)])[row]
+        frame[columns] = np.where(values > high, high, values)
         return frame
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
