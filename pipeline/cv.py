@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +22,46 @@ from pipeline.schemas import ID, TARGET
 from pipeline.training import EpochCallback, History, fit_stacked, log_rmse, predict_outputs, to_prices
 
 log = logging.getLogger(__name__)
+
+
+class FoldFeatureCache:
+    """Fold feature matrices kept between CV runs on the *same* training and test frames.
+
+    A tuning study scores many trials on one dataset, and trials that share the feature
+    options and folds would refit the identical per-fold transformers (about 1 s of a
+    linear trial here, most of a pruned one). Keys are the feature params and the fold's
+    fit rows; the frames themselves are not part of the key, so one cache serves one pair
+    of frames only. Least recently used entries go first beyond `max_entries`.
+    """
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def matrix(self, train: pd.DataFrame, fit_idx: np.ndarray, test: pd.DataFrame | None,
+               features: FeatureParams) -> np.ndarray:
+        key = (features, hashlib.sha1(np.ascontiguousarray(fit_idx, dtype=np.int64)).hexdigest())
+        with self._lock:  # `kpipe tune --n-jobs` runs trials in threads
+            found = self._entries.get(key)
+            if found is not None:
+                self.hits += 1
+                self._entries.move_to_end(key)
+                return found
+            self.misses += 1
+        matrix = fold_matrix(train, fit_idx, test, features)  # outside the lock: the slow part
+        with self._lock:
+            self._entries[key] = matrix
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return matrix
+
+
+def fold_matrix(train: pd.DataFrame, fit_idx: np.ndarray, test: pd.DataFrame | None,
+                features: FeatureParams) -> np.ndarray:
+    """Features of every row of `train`, from a transformer fit on the rows `fit_idx`."""
+    return fit_and_transform(train, fit_idx, test, features)[1].to_numpy()
 
 
 def split_folds(n_rows: int, folds: int, seed: int, shuffle: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -87,14 +130,16 @@ def _progress(total: int, desc: str) -> tuple[tqdm, EpochCallback]:
 def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
                    model: ModelParams, params: TrainParams, folds: int, seed: int,
                    on_epoch: EpochCallback | None = None,
-                   splits: list[tuple[np.ndarray, np.ndarray]] | None = None) -> CVResult:
+                   splits: list[tuple[np.ndarray, np.ndarray]] | None = None,
+                   cache: FoldFeatureCache | None = None) -> CVResult:
     """Train one model per fold (all folds at once) and score each on its held-out rows.
 
     Each fold's transformer is fit on that fold's training rows only (plus the unlabeled
     test rows when `features.fit_on` is `train+test`); validation rows are only transformed.
     `on_epoch(epoch, train_scores, valid_scores)` sees every epoch's per-fold scores (e.g.
     to prune a tuning trial by raising). `splits` (default: `split_folds(.., folds, seed)`)
-    lets ensemble members share one fold assignment while their seeds differ.
+    lets ensemble members share one fold assignment while their seeds differ. `cache` reuses
+    fold matrices across runs on the same frames (tuning).
     """
     train, test = text_as_object(train), (None if test is None else text_as_object(test))
     folds_of = splits if splits is not None else split_folds(len(train), folds, seed)
@@ -102,7 +147,8 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     splits = [(training_rows(train, t, features), v) for t, v in folds_of]
     matrices = []
     for train_idx, _ in tqdm(splits, desc="features per fold", leave=False):
-        matrices.append(fit_and_transform(train, train_idx, test, features)[1].to_numpy())
+        matrices.append(fold_matrix(train, train_idx, test, features) if cache is None
+                        else cache.matrix(train, train_idx, test, features))
     x = _stack(matrices)
     n = len(train)
     train_mask = torch.zeros(folds, n, dtype=torch.bool)

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.cv import CVResult, FinalModel, cross_validate, fit_final, score_oof, split_folds
+from pipeline.cv import (CVResult, FinalModel, FoldFeatureCache, cross_validate, fit_final, score_oof,
+                         split_folds)
 from pipeline.params import (BaseParams, CVParams, FeatureParams, ModelParams, ParamsError, TrainParams,
                              dotted_slot, parse_section)
 from pipeline.training import EpochCallback, History
@@ -78,7 +79,7 @@ def experiment_folds(params: ExperimentParams, n_rows: int) -> list[tuple[np.nda
 
 
 def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | None,
-           on_epoch: EpochCallback | None = None) -> CVResult:
+           on_epoch: EpochCallback | None = None, cache: FoldFeatureCache | None = None) -> CVResult:
     """The CV score of `params` on validated frames.
 
     For an ensemble, each member is cross-validated on the ensemble's folds; the blend's
@@ -88,9 +89,9 @@ def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | N
     splits = experiment_folds(params, len(train))
     if params.model.kind != "ensemble":
         return cross_validate(train, test, params.features, params.model, params.train,
-                              params.cv.folds, params.base.seed, on_epoch, splits)
+                              params.cv.folds, params.base.seed, on_epoch, splits, cache)
     results = [cross_validate(train, test, m.features, m.model, m.train, params.cv.folds, m.base.seed,
-                              None, splits) for m in params.members]
+                              None, splits, cache) for m in params.members]
     oof = np.exp(np.mean([np.log(r.oof_prices) for r in results], axis=0))
     blend = score_oof(oof, results[0].prices, splits, _mean_history([r.history for r in results]),
                       results[0].n_features)

@@ -27,6 +27,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from pipeline.cv import FoldFeatureCache
 from pipeline.errors import PipelineError
 from pipeline.experiment import SECTIONS, parse_experiment, run_cv, with_overrides
 from pipeline.params import ParamsError, parse_section, read_params
@@ -157,7 +158,11 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
 
     A NaN or infinite score (a diverging learning rate) raises `Diverged`; any exception marks
     the trial FAIL with its reason in the `error` user attribute, and `optimize` goes on.
+
+    Trials that share feature options and folds share their fold matrices (`FoldFeatureCache`).
     """
+    cache = FoldFeatureCache()
+
     def objective(trial: optuna.Trial) -> float:
         try:
             overrides = space.suggest(trial)
@@ -177,7 +182,7 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
                     raise optuna.TrialPruned(f"epoch {epoch + 1}: mean validation log-RMSE {mean_valid:.4f} "
                                              "is worse than the median of earlier trials")
 
-            result = run_cv(params, train, test, on_epoch)
+            result = run_cv(params, train, test, on_epoch, cache)
             if not math.isfinite(result.mean):
                 raise Diverged(f"CV log-RMSE is {result.mean}")
             trial.set_user_attr("cv_std", result.std)

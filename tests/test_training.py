@@ -147,3 +147,29 @@ def test_huber_loss_resists_far_off_training_rows() -> None:
 
     assert abs(slope("huber") - 0.3) < 0.03
     assert abs(slope("mse") - 0.3) > 2 * abs(slope("huber") - 0.3)
+
+
+def test_a_fold_feature_cache_gives_the_same_scores_and_fits_each_fold_once(clean_frames, monkeypatch) -> None:
+    import pipeline.cv as cv_module
+    from pipeline.cv import FoldFeatureCache
+
+    train, test = clean_frames
+    small = train.head(150)
+    fits: list[int] = []
+    real_fit = cv_module.fit_and_transform
+    monkeypatch.setattr(cv_module, "fit_and_transform",
+                        lambda frame, idx, extra, params: fits.append(len(idx)) or real_fit(frame, idx, extra, params))
+    model = ModelParams("linear", (), 0.0, False)
+    train_params = TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=2, batch_size=64, lr=0.01,
+                               weight_decay=0.0, schedule="constant", device="cpu", threads=1)
+    plain = cross_validate(small, test, FEATURES, model, train_params, folds=3, seed=1)
+    cache = FoldFeatureCache()
+    first = cross_validate(small, test, FEATURES, model, train_params, folds=3, seed=1, cache=cache)
+    again = cross_validate(small, test, FEATURES, model, train_params, folds=3, seed=1, cache=cache)
+    np.testing.assert_array_equal(first.fold_scores, plain.fold_scores)
+    np.testing.assert_array_equal(again.fold_scores, plain.fold_scores)
+    assert len(fits) == 6 and (cache.misses, cache.hits) == (3, 3)
+    # Other feature options or other folds are other matrices, never a stale hit.
+    cross_validate(small, test, FeatureParams("train", False, 0.75), model, train_params, folds=3, seed=1, cache=cache)
+    cross_validate(small, test, FEATURES, model, train_params, folds=3, seed=2, cache=cache)
+    assert len(fits) == 12 and cache.misses == 9
