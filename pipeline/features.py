@@ -144,10 +144,9 @@ class OrdinalScales(TransformerMixin, BaseEstimator):
         for column in self.columns_:
             scale = ORDINAL_SCALES[column]
             text = x[column].to_numpy(dtype=object)
-            # NaN (no such thing) -> the scale's "NA" code; an unknown grade -> NaN.
-            codes[self._name(column)] = np.fromiter(
-                (scale.get("NA", np.nan) if v is None or v != v else scale.get(v, np.nan) for v in text),
-                dtype=np.float64, count=len(text))
+            values = np.array([scale.get(v, np.nan) for v in text], dtype=np.float64)  # unknown grade: NaN
+            values[pd.isna(text)] = scale.get("NA", np.nan)  # missing: "no such thing", below the worst
+            codes[self._name(column)] = values
         # One concat, not a column insert per scale: CV runs this twice per fold.
         coded = pd.DataFrame(codes, index=x.index)
         if self.mode == "add":
