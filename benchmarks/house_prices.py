@@ -29,7 +29,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from pipeline.cv import cross_validate, split_folds  # noqa: E402
-from pipeline.features import fit_transformer, transform  # noqa: E402
+from pipeline.features import fit_transformer, training_rows, transform  # noqa: E402
 from pipeline.params import (BaseParams, CVParams, FeatureParams, ModelParams, TrainParams,  # noqa: E402
                              load_section)
 from pipeline.runtime import set_threads  # noqa: E402
@@ -54,12 +54,13 @@ class _WideDeep(nn.Module):
 
 
 def book_loop(train: pd.DataFrame, test: pd.DataFrame, features: FeatureParams, model: ModelParams,
-              params: TrainParams, folds: int, seed: int) -> np.ndarray:
-    """The D2L chapter-5 k-fold loop, with our model, features and optimizer settings."""
+              params: TrainParams, splits: list[tuple[np.ndarray, np.ndarray]], seed: int) -> np.ndarray:
+    """The D2L chapter-5 k-fold loop, with our model, features, training rows and optimizer settings."""
     torch.manual_seed(seed)
     y_all = train["SalePrice"].to_numpy(dtype=np.float64)
     scores = []
-    for train_idx, valid_idx in split_folds(len(train), folds, seed):
+    for fold_idx, valid_idx in splits:
+        train_idx = training_rows(train, fold_idx, features)  # as `cross_validate` does
         transformer = fit_transformer(train.iloc[train_idx], test, features)
         x = torch.tensor(transform(transformer, train).to_numpy(), dtype=torch.float32)
         t = torch.tensor(to_target(y_all, params.target), dtype=torch.float32).reshape(-1, 1)
@@ -105,30 +106,32 @@ def main() -> None:
     features = load_section(params_path, "features", FeatureParams)
     model = load_section(params_path, "model", ModelParams)
     train_params = load_section(params_path, "train", TrainParams)
-    folds = load_section(params_path, "cv", CVParams).folds
+    cv = load_section(params_path, "cv", CVParams)
+    folds = cv.folds
     threads = set_threads(train_params.threads)
     train, test, _ = validate_raw(pd.read_csv(args.data / "kaggle_house_pred_train.csv"),
                                   pd.read_csv(args.data / "kaggle_house_pred_test.csv"))
+    splits = split_folds(len(train), folds, base.seed, cv.shuffle)  # the `cv` stage's folds
     # Warm-up: torch's first optimizer pulls in ~1.7 s of lazy imports; pay it before timing.
     warm = dataclasses.replace(train_params, epochs=1)
     linear = dataclasses.replace(model, kind="linear")
     cross_validate(train.head(100), test, features, linear, warm, 2, base.seed)
-    book_loop(train.head(100), test, features, linear, warm, 2, base.seed)
+    book_loop(train.head(100), test, features, linear, warm, split_folds(100, 2, base.seed), base.seed)
     print(f"{folds}-fold CV on {len(train)} rows, {train_params.epochs} epochs, batch {train_params.batch_size} "
           f"(book loop: 64), torch threads={threads}; both include per-fold feature fitting")
     print(f"{'model':<8}{'ours log-RMSE':>16}{'ours s':>9}{'book-loop log-RMSE':>21}{'book-loop s':>13}{'speed-up':>10}")
     for kind in args.kinds:
         m = dataclasses.replace(model, kind=kind)
         start = time.perf_counter()
-        ours = cross_validate(train, test, features, m, train_params, folds, base.seed)
+        ours = cross_validate(train, test, features, m, train_params, folds, base.seed, splits=splits)
         ours_s = time.perf_counter() - start
         start = time.perf_counter()
-        ref = book_loop(train, test, features, m, train_params, folds, base.seed)
+        ref = book_loop(train, test, features, m, train_params, splits, base.seed)
         ref_s = time.perf_counter() - start
         print(f"{kind:<8}{ours.mean:>9.4f} ± {ours.std:.3f}{ours_s:>8.1f}s{ref.mean():>14.4f} ± {ref.std():.3f}"
               f"{ref_s:>12.1f}s{ref_s / ours_s:>9.1f}x")
     book = cross_validate(train, test, FeatureParams("train+test", False, 0.75), ModelParams("linear", (), 0.0, False),
-                          TrainParams(target="raw", loss="mse", huber_delta=0.1, epochs=100, batch_size=64, lr=5.0, weight_decay=0.0, schedule="constant", device="cpu", threads=threads), folds, base.seed)
+                          TrainParams(target="raw", loss="mse", huber_delta=0.1, epochs=100, batch_size=64, lr=5.0, weight_decay=0.0, schedule="constant", device="cpu", threads=threads), folds, base.seed, splits=splits)
     print(f"book recipe (raw-price MSE, lr 5, no log features, train+test scaling): {book.mean:.4f} ± {book.std:.3f}")
 
 
