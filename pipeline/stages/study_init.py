@@ -6,12 +6,10 @@ import dataclasses
 import logging
 import math
 
-import torch
-
-from pipeline.params import BaseParams, InitStudyParams, load_section
+from pipeline.params import InitStudyParams
 from pipeline.paths import ProjectPaths
 from pipeline.stages import run_stage
-from pipeline.seed import seed_everything
+from pipeline.studies import start_study
 from pipeline.outputs import write_columns, write_json
 from pipeline.studies.figures import plot_stability
 from pipeline.studies.stability import ACTIVATIONS, INITS, layer_gradient_norms, \
@@ -24,10 +22,7 @@ STUDY = "init"
 
 def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     paths = paths or ProjectPaths.here()
-    base = load_section(paths.params, "base", BaseParams)
-    params = load_section(paths.params, "study_init", InitStudyParams)
-    torch.set_num_threads(1)  # tiny tensors: extra threads only add synchronization
-    generator = seed_everything(base.seed)
+    params, seed, generator = start_study(paths, "study_init", InitStudyParams)
     grad_norms = {f"{act}_{init}": layer_gradient_norms(params.depth, params.width,
                                                         params.batch_size, act, init, generator)
                   for act in ACTIVATIONS for init in INITS}

@@ -7,10 +7,10 @@ import logging
 
 import torch
 
-from pipeline.params import BaseParams, LinregStudyParams, load_section
+from pipeline.params import LinregStudyParams
 from pipeline.paths import ProjectPaths
 from pipeline.stages import run_stage
-from pipeline.seed import seed_everything
+from pipeline.studies import start_study
 from pipeline.outputs import write_columns, write_json
 from pipeline.studies.figures import plot_linreg
 from pipeline.studies.linreg import fit_nn, fit_scratch, make_linear_data
@@ -22,10 +22,7 @@ STUDY = "linreg"
 
 def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     paths = paths or ProjectPaths.here()
-    base = load_section(paths.params, "base", BaseParams)
-    params = load_section(paths.params, "study_linreg", LinregStudyParams)
-    torch.set_num_threads(1)  # tiny tensors: extra threads only add synchronization
-    generator = seed_everything(base.seed)
+    params, seed, generator = start_study(paths, "study_linreg", LinregStudyParams)
     true_w = torch.tensor(params.true_w)
     x, y = make_linear_data(true_w, params.true_b, params.rows, params.noise, generator)
     fits = {name: fit(x, y, params.epochs, params.batch_size, params.lr, generator)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-import torch
-
-from pipeline.params import BaseParams, WeightDecayStudyParams, load_section
+from pipeline.params import WeightDecayStudyParams
 from pipeline.paths import ProjectPaths
 from pipeline.stages import run_stage
-from pipeline.seed import seed_everything
+from pipeline.studies import start_study
 from pipeline.outputs import write_columns, write_json
 from pipeline.studies.figures import plot_weight_decay
 from pipeline.studies.weight_decay import make_high_dim_data, train_with_decay
@@ -22,14 +20,11 @@ STUDY = "weight_decay"
 
 def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     paths = paths or ProjectPaths.here()
-    base = load_section(paths.params, "base", BaseParams)
-    params = load_section(paths.params, "study_weight_decay", WeightDecayStudyParams)
-    torch.set_num_threads(1)  # tiny tensors: extra threads only add synchronization
-    generator = seed_everything(base.seed)
+    params, seed, generator = start_study(paths, "study_weight_decay", WeightDecayStudyParams)
     train, test = make_high_dim_data(params.train_rows, params.test_rows, params.features,
                                      params.noise, generator)
     runs = [train_with_decay(train, test, lam, mode, params.epochs, params.batch_size,
-                             params.lr, base.seed)
+                             params.lr, seed)
             for lam in params.lambdas for mode in ("penalty", "optimizer")]
 
     metrics: dict[str, float] = {}
