@@ -1,4 +1,4 @@
-"""Fetch the competition files from the D2L mirror, Kaggle, or a local folder, verified.
+"""Fetch the competition files from the bundled archive, the D2L mirror, Kaggle or a folder, verified.
 
 Every file is written to a temporary file beside its target, verified by SHA-1, then
 renamed into place (atomic on one file system), so a failed or tampered download leaves
@@ -45,6 +45,13 @@ HOUSE_PRICES = {
 
 class FetchError(PipelineError, RuntimeError):
     """A source was unreachable, or a file did not match its published hash."""
+
+
+SOURCES = ("bundled", "d2l", "kaggle", "local")
+
+OTHER_SOURCES = ("other sources, one -S away: -S data.source=bundled (Kaggle's archive, shipped "
+                 "in data/external/), -S data.source=kaggle (the Kaggle API, with credentials), or "
+                 "-S data.source=local -S data.local_dir=DIR (a folder holding the zip or the two CSVs)")
 
 
 class UnsafeArchive(FetchError):
@@ -95,6 +102,15 @@ def _check(tmp: Path, sha1: str | None, origin: str, check: Check | None = None)
                          "data.verify: false (validation is then the only guard).")
 
 
+def _why(exc: requests.RequestException) -> str:
+    """The one line of a requests error a user needs (not urllib3's nested reprs)."""
+    if isinstance(exc, requests.ConnectionError):
+        return "no connection (offline, or the host is unreachable or unknown)"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    return str(exc)
+
+
 def download(url: str, target: Path, sha1: str | None, timeout: float = 60.0,
              check: Check | None = None) -> Path:
     """Stream `url` into `target` with a progress bar; verify before it becomes visible."""
@@ -109,7 +125,8 @@ def download(url: str, target: Path, sha1: str | None, timeout: float = 60.0,
                         out.write(block)
                         bar.update(len(block))
         except requests.RequestException as exc:
-            raise FetchError(f"could not download {url}: {exc}") from exc
+            raise FetchError(f"could not download {url}: {_why(exc)}. Nothing was written; "
+                             + OTHER_SOURCES) from exc
         _check(tmp, sha1, url, check)
     return target
 
@@ -156,20 +173,35 @@ def extract_verified(archive_path: Path, member: str, target: Path, sha1: str | 
         raise FetchError(f"{archive_path} is not a valid zip archive: {exc}") from exc
 
 
-def fetch_house_prices(source: str, targets: dict[str, Path], *, base_url: str, local_dir: Path,
-                       verify: bool) -> dict[str, str]:
-    """Bring `train` and `test` to their targets from `source`; return what was done per file."""
+def fetch_house_prices(source: str, targets: dict[str, Path], *, base_url: str, local_dir: Path | None,
+                       verify: bool, bundled: Path) -> dict[str, str]:
+    """Bring `train` and `test` to their targets from `source`; return what was done per file.
+
+    `bundled` is Kaggle's archive shipped with the project, the default source: a fresh clone
+    runs offline, and the published hashes still guard it like any download.
+    """
     pending = {key: path for key, path in targets.items()
                if not (verify and verifies(path, HOUSE_PRICES[key].sha1))}
     actions = {key: "already verified" for key in targets if key not in pending}
     if not pending:
         return actions
-    if source == "d2l":
+    if source == "bundled":
+        if not bundled.is_file():
+            raise FetchError(f"the bundled archive {bundled} is missing from this checkout "
+                             f"(restore it with `git checkout -- {bundled}`); " + OTHER_SOURCES)
+        for key, path in pending.items():
+            extract_verified(bundled, HOUSE_PRICES[key].kaggle_name, path,
+                             HOUSE_PRICES[key].sha1 if verify else None)
+            actions[key] = f"extracted from the bundled {bundled.name}"
+    elif source == "d2l":
         for key, path in pending.items():
             url = base_url.rstrip("/") + "/" + HOUSE_PRICES[key].mirror_name
             download(url, path, HOUSE_PRICES[key].sha1 if verify else None)
             actions[key] = f"downloaded {url}"
     elif source == "local":
+        if local_dir is None:
+            raise FetchError("data.source is local but data.local_dir is empty: set "
+                             "-S data.local_dir=DIR (a folder holding Kaggle's zip or the two CSVs)")
         actions.update(_from_local(local_dir, pending, verify))
     elif source == "kaggle":
         from pipeline.kaggle_api import download_competition_zip
@@ -183,7 +215,7 @@ def fetch_house_prices(source: str, targets: dict[str, Path], *, base_url: str, 
                                  HOUSE_PRICES[key].sha1 if verify else None)
                 actions[key] = f"extracted from Kaggle's {archive.name}"
     else:
-        raise FetchError(f"unknown data.source '{source}': choose d2l, kaggle or local")
+        raise FetchError(f"unknown data.source '{source}': choose {', '.join(SOURCES)}")
     return actions
 
 

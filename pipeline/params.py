@@ -30,7 +30,7 @@ class BaseParams:
 
 @dataclasses.dataclass(frozen=True)
 class DataParams:
-    source: Literal["d2l", "kaggle", "local"]
+    source: Literal["bundled", "d2l", "kaggle", "local"]
     base_url: str
     local_dir: str
     verify: bool

@@ -26,6 +26,11 @@ class ProjectPaths:
 
     # --- house prices -------------------------------------------------------------------
     @property
+    def bundled_archive(self) -> Path:
+        """Kaggle's download archive, committed with the project: the default data source."""
+        return self.root / "data" / "external" / "house-prices-advanced-regression-techniques.zip"
+
+    @property
     def raw_dir(self) -> Path:
         return self.root / "data" / "raw"
 

@@ -1,8 +1,11 @@
-"""`dvc repro` of the whole House Prices pipeline in a copy of the repo, on the real files."""
+"""`dvc repro` of the whole House Prices pipeline in a clone of the repo, on the real files."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -10,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import edit_params, run_dvc
+from conftest import BIN, edit_params, run_dvc
 from pipeline.submission import check_submission
 
 pytestmark = pytest.mark.e2e
@@ -46,16 +49,44 @@ def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str
     assert (runs["tags.stage"] == "train").sum() == 1
 
 
-def test_repro_from_local_files_then_nothing_to_do(repo_copy: Path, house_prices_dir: Path,
-                                                   raw_test: pd.DataFrame, mlflow_uri: str) -> None:
-    edit_params(repo_copy, data__source="local", data__local_dir=str(house_prices_dir), **FAST)
-    first = run_dvc(repo_copy, "repro", HOUSE_PRICES)
+def _make(repo: Path, target: str, fake_bin: Path, mlflow_uri: str) -> subprocess.CompletedProcess:
+    """`make <target>` as a user runs it: no venv activated, and a `python` on PATH that is not
+    the project's. The already-built test venv stands in for `.venv` (`-o`: not rebuilt)."""
+    venv = Path(sys.prefix)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(PATH=f"{fake_bin}{os.pathsep}/usr/local/bin:/usr/bin:/bin", MLFLOW_TRACKING_URI=mlflow_uri,
+               TQDM_DISABLE="1")
+    return subprocess.run(["make", "-o", str(BIN / "kpipe"), target, f"VENV={venv}"], cwd=repo,
+                          capture_output=True, text=True, env=env, timeout=900)
+
+
+def test_make_runs_the_pipeline_from_the_bundled_archive_in_a_fresh_clone(
+        repo_copy: Path, raw_test: pd.DataFrame, mlflow_uri: str, tmp_path: Path) -> None:
+    """The README's first command on a git clone with nothing beside it: the bundled data, the
+    project's interpreter for every stage, then nothing left to do."""
+    assert not (repo_copy.parent / "shared").exists() and not (repo_copy / "data" / "raw").exists()
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir()
+    for name in ("python", "python3"):
+        (fake_bin / name).write_text("#!/bin/sh\necho 'not the project python' >&2\nexit 3\n")
+        (fake_bin / name).chmod(0o755)
+    edit_params(repo_copy, **FAST)
+
+    first = _make(repo_copy, "house-prices", fake_bin, mlflow_uri)
     assert first.returncode == 0, first.stdout + first.stderr
+    for stage in ("fetch", "validate", "cv", "train", "predict"):
+        assert f"Running stage '{stage}'" in first.stdout
+    assert "extracted from the bundled house-prices-advanced-regression-techniques.zip" in first.stderr
+    assert "make: done in" in first.stdout
     _assert_pipeline_outputs(repo_copy, raw_test, mlflow_uri, folds=5)
 
-    second = run_dvc(repo_copy, "repro", HOUSE_PRICES)
+    second = _make(repo_copy, "house-prices", fake_bin, mlflow_uri)
     assert second.returncode == 0, second.stderr
     assert "Running stage" not in second.stdout, second.stdout
+    untracked = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo_copy,
+                               capture_output=True, text=True, check=True).stdout.split("\n")
+    assert [line for line in untracked if line.strip() and "params.yaml" not in line
+            and "dvc.lock" not in line] == [], "outputs must all be git-ignored"
 
 
 def test_repro_from_the_d2l_mirror_over_http(repo_copy: Path, http_server: str, raw_test: pd.DataFrame,

@@ -11,6 +11,7 @@ from pipeline.kaggle_api import KaggleUnavailable
 from pipeline.fetch import HOUSE_PRICES, FetchError, UnsafeArchive, download, extract_verified, fetch_house_prices, sha1_of
 
 TRAIN_SHA1 = HOUSE_PRICES["train"].sha1
+BUNDLED = Path(__file__).resolve().parents[1] / "data" / "external" / "house-prices-advanced-regression-techniques.zip"
 
 
 def _targets(folder: Path) -> dict[str, Path]:
@@ -38,10 +39,57 @@ def test_hash_mismatch_names_url_and_both_hashes_and_leaves_no_file(http_server:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unreachable_source_is_a_clear_error_and_leaves_nothing(tmp_path: Path) -> None:
-    with pytest.raises(FetchError, match="could not download http://127.0.0.1:9/"):
-        download("http://127.0.0.1:9/kaggle_house_pred_train.csv", tmp_path / "train.csv", TRAIN_SHA1, timeout=5)
+@pytest.mark.parametrize("host", ["127.0.0.1:9", "d2l-mirror.invalid"])
+def test_unreachable_source_says_what_to_do_and_leaves_nothing(tmp_path: Path, host: str) -> None:
+    """Offline (refused, or a name that does not resolve): the URL, and the one-line alternatives."""
+    url = f"http://{host}/kaggle_house_pred_train.csv"
+    with pytest.raises(FetchError) as err:
+        download(url, tmp_path / "train.csv", TRAIN_SHA1, timeout=5)
+    message = str(err.value)
+    assert f"could not download {url}: no connection" in message
+    for advice in ("-S data.source=bundled", "-S data.source=kaggle", "-S data.source=local"):
+        assert advice in message
+    assert "Traceback" not in message and "urllib3" not in message
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_bundled_archive_is_the_default_source_and_needs_no_network(tmp_path: Path) -> None:
+    import yaml
+
+    params = yaml.safe_load((BUNDLED.parents[2] / "params.yaml").read_text())
+    assert params["data"]["source"] == "bundled"
+    targets = _targets(tmp_path)
+    # The mirror URL is unreachable: only the bundled archive can have supplied the files.
+    actions = fetch_house_prices("bundled", targets, base_url="http://127.0.0.1:9/", local_dir=None,
+                                 verify=True, bundled=BUNDLED)
+    assert all("bundled" in a for a in actions.values())
+    assert {k: sha1_of(p) for k, p in targets.items()} == {k: s.sha1 for k, s in HOUSE_PRICES.items()}
+    assert sorted(p.name for p in targets["train"].parent.iterdir()) == ["test.csv", "train.csv"]
+
+
+def test_a_missing_bundled_archive_names_the_file_and_the_alternatives(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match=r"missing.*git checkout.*-S data.source=kaggle"):
+        fetch_house_prices("bundled", _targets(tmp_path), base_url="", local_dir=None, verify=True,
+                           bundled=tmp_path / "gone.zip")
+
+
+def test_a_tampered_bundled_archive_names_the_member_and_both_hashes(tmp_path: Path) -> None:
+    archive = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(BUNDLED) as good, zipfile.ZipFile(archive, "w") as bad:
+        for name in ("train.csv", "test.csv"):
+            bad.writestr(name, good.read(name) + (b"1,2\n" if name == "train.csv" else b""))
+    targets = _targets(tmp_path)
+    with pytest.raises(FetchError) as err:
+        fetch_house_prices("bundled", targets, base_url="", local_dir=None, verify=True, bundled=archive)
+    message = str(err.value)
+    assert f"{archive}!train.csv" in message and TRAIN_SHA1 in message
+    assert not targets["train"].exists()
+
+
+def test_local_source_without_a_folder_says_which_param_to_set(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="data.local_dir is empty"):
+        fetch_house_prices("local", _targets(tmp_path), base_url="", local_dir=None, verify=True,
+                           bundled=BUNDLED)
 
 
 def test_missing_file_on_server_is_an_error(http_server: str, tmp_path: Path) -> None:
@@ -51,9 +99,9 @@ def test_missing_file_on_server_is_an_error(http_server: str, tmp_path: Path) ->
 
 def test_files_that_already_verify_are_not_fetched_again(house_prices_dir: Path, tmp_path: Path) -> None:
     targets = _targets(tmp_path)
-    fetch_house_prices("local", targets, base_url="", local_dir=house_prices_dir, verify=True)
+    fetch_house_prices("local", targets, base_url="", local_dir=house_prices_dir, verify=True, bundled=BUNDLED)
     # An unreachable mirror proves nothing is downloaded the second time.
-    actions = fetch_house_prices("d2l", targets, base_url="http://127.0.0.1:9/", local_dir=tmp_path, verify=True)
+    actions = fetch_house_prices("d2l", targets, base_url="http://127.0.0.1:9/", local_dir=tmp_path, verify=True, bundled=BUNDLED)
     assert actions == {"train": "already verified", "test": "already verified"}
 
 
@@ -62,7 +110,7 @@ def test_local_source_reads_the_kaggle_zip(house_prices_dir: Path, tmp_path: Pat
     folder.mkdir()
     (folder / "competition.zip").write_bytes((house_prices_dir / "house-prices-advanced-regression-techniques.zip").read_bytes())
     targets = _targets(tmp_path)
-    actions = fetch_house_prices("local", targets, base_url="", local_dir=folder, verify=True)
+    actions = fetch_house_prices("local", targets, base_url="", local_dir=folder, verify=True, bundled=BUNDLED)
     assert all("extracted" in a for a in actions.values())
     assert sha1_of(targets["test"]) == HOUSE_PRICES["test"].sha1
 
@@ -74,9 +122,9 @@ def test_edited_local_copy_is_refused_unless_verify_is_off(house_prices_dir: Pat
         (folder / spec.mirror_name).write_bytes((house_prices_dir / spec.mirror_name).read_bytes() + b"\n")
     targets = _targets(tmp_path)
     with pytest.raises(FetchError, match="SHA-1 mismatch"):
-        fetch_house_prices("local", targets, base_url="", local_dir=folder, verify=True)
+        fetch_house_prices("local", targets, base_url="", local_dir=folder, verify=True, bundled=BUNDLED)
     assert not targets["train"].exists() and not targets["test"].exists()
-    fetch_house_prices("local", targets, base_url="", local_dir=folder, verify=False)
+    fetch_house_prices("local", targets, base_url="", local_dir=folder, verify=False, bundled=BUNDLED)
     assert targets["train"].read_bytes().endswith(b"\n\n")
 
 
@@ -105,5 +153,5 @@ def test_kaggle_source_without_credentials_explains_how_to_authenticate(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
     with pytest.raises(KaggleUnavailable, match="KAGGLE_API_TOKEN"):
-        fetch_house_prices("kaggle", _targets(tmp_path), base_url="", local_dir=tmp_path, verify=True)
+        fetch_house_prices("kaggle", _targets(tmp_path), base_url="", local_dir=tmp_path, verify=True, bundled=BUNDLED)
     assert list((tmp_path / "raw").iterdir()) == []

@@ -98,8 +98,9 @@ def fetch_file(source: Literal["local", "url"], file: FashionFile, local_dir: Pa
 
     if source == "local":
         if not (local_dir / file.name).is_file():
-            raise FetchError(f"{local_dir / file.name} not found: install Debian's dataset-fashion-mnist "
-                             "or set fashion_data.source: url")
+            raise FetchError(f"{local_dir / file.name} not found: install Debian's package "
+                             "(sudo apt-get install dataset-fashion-mnist), or download the files "
+                             "from fashion_data.url with -S fashion_data.source=url")
         return copy_verified(local_dir / file.name, target, None, str(local_dir / file.name), check)
     return download(url.rstrip("/") + "/" + file.name, target, None, check=check)
 

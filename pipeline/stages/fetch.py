@@ -17,7 +17,8 @@ def main() -> None:
     params = load_section(paths.params, "data", DataParams)
     actions = fetch_house_prices(
         params.source, {"train": paths.raw_train, "test": paths.raw_test},
-        base_url=params.base_url, local_dir=paths.root / params.local_dir, verify=params.verify)
+        base_url=params.base_url, local_dir=paths.root / params.local_dir if params.local_dir else None,
+        verify=params.verify, bundled=paths.bundled_archive)
     for name, action in actions.items():
         log.info("%s: %s", name, action)
 
