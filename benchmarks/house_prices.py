@@ -9,7 +9,7 @@ process and on the same folds and the same per-fold features:
 It prints both CV log-RMSEs and wall times and their ratio, plus the book's own recipe
 (raw-price MSE, lr 5, no log features, train+test standardization) for context.
 
-Run: .venv/bin/python benchmarks/house_prices.py [--data ../shared/data/house-prices]
+Run: .venv/bin/python benchmarks/house_prices.py [--data DIR]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pipeline.params import (BaseParams, CVParams, FeatureParams, ModelParams, T
                              load_section)
 from pipeline.runtime import set_threads  # noqa: E402
 from pipeline.training import log_rmse, to_prices, to_target  # noqa: E402
-from pipeline.validation import validate_raw  # noqa: E402
+from _data import add_data_argument, load_clean_frames  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,7 +98,7 @@ def book_loop(train: pd.DataFrame, test: pd.DataFrame, features: FeatureParams, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "house-prices")
+    add_data_argument(parser)
     parser.add_argument("--kinds", nargs="+", default=["linear", "mlp"])
     args = parser.parse_args()
     params_path = ROOT / "params.yaml"
@@ -109,8 +109,7 @@ def main() -> None:
     cv = load_section(params_path, "cv", CVParams)
     folds = cv.folds
     threads = set_threads(train_params.threads)
-    train, test, _ = validate_raw(pd.read_csv(args.data / "kaggle_house_pred_train.csv"),
-                                  pd.read_csv(args.data / "kaggle_house_pred_test.csv"))
+    train, test = load_clean_frames(args.data)
     splits = split_folds(len(train), folds, base.seed, cv.shuffle)  # the `cv` stage's folds
     # Warm-up: torch's first optimizer pulls in ~1.7 s of lazy imports; pay it before timing.
     warm = dataclasses.replace(train_params, epochs=1)

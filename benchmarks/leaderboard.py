@@ -10,7 +10,7 @@ derived features, ordinal scales, clipping...), outliers dropped from training f
 - our best ensemble (params.yaml's ensemble if it is one, else linear + MLP + MLP seed 2);
 - LassoCV, HistGradientBoostingRegressor, and LightGBM when installed, on log prices.
 
-Run: .venv/bin/python benchmarks/leaderboard.py [--data ../shared/data/house-prices] [--book-folds]
+Run: .venv/bin/python benchmarks/leaderboard.py [--data DIR] [--book-folds]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pipeline.features import fit_transformer, training_rows, transform  # noqa:
 from pipeline.params import read_params  # noqa: E402
 from pipeline.runtime import set_threads  # noqa: E402
 from pipeline.training import log_rmse  # noqa: E402
-from pipeline.validation import validate_raw  # noqa: E402
+from _data import add_data_argument, load_clean_frames  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENSEMBLE = [{"model.kind": "linear"}, {"model.kind": "mlp"}, {"model.kind": "mlp", "base.seed": 2}]
@@ -52,7 +52,7 @@ def sklearn_cv(make, train: pd.DataFrame, test: pd.DataFrame, params) -> np.ndar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "house-prices")
+    add_data_argument(parser)
     parser.add_argument("--book-folds", action="store_true",
                         help="the book's contiguous folds (cv.shuffle: false) instead of shuffled ones")
     args = parser.parse_args()
@@ -61,8 +61,7 @@ def main() -> None:
         raw = with_overrides(raw, {"cv.shuffle": False})
     base = parse_experiment(raw)
     set_threads(base.train.threads)
-    train, test, _ = validate_raw(pd.read_csv(args.data / "kaggle_house_pred_train.csv"),
-                                  pd.read_csv(args.data / "kaggle_house_pred_test.csv"))
+    train, test = load_clean_frames(args.data)
     ours = {kind: with_overrides(raw, {"model.kind": kind, "model.members": []}) for kind in ("linear", "mlp")}
     ensemble = raw if base.model.kind == "ensemble" else with_overrides(
         raw, {"model.kind": "ensemble", "model.members": DEFAULT_ENSEMBLE})

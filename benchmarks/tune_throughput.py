@@ -21,7 +21,6 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import optuna  # noqa: E402
-import pandas as pd  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from pipeline.experiment import parse_experiment  # noqa: E402
@@ -29,14 +28,14 @@ from pipeline.params import read_params  # noqa: E402
 from pipeline.runtime import set_threads  # noqa: E402
 from pipeline.seed import seed_everything  # noqa: E402
 from pipeline.tuning import load_tune, make_objective, make_study, optimize  # noqa: E402
-from pipeline.validation import validate_raw  # noqa: E402
+from _data import add_data_argument, load_clean_frames  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "house-prices")
+    add_data_argument(parser)
     parser.add_argument("--minutes", type=float, default=2.0, help="Study length per --n-jobs value.")
     parser.add_argument("--n-jobs", default="1,2", help="Comma-separated thread counts to compare.")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
@@ -47,8 +46,7 @@ def main() -> None:
     raw = read_params(args.params)
     tune, space = load_tune(raw)
     params = parse_experiment(raw)
-    train, test, _ = validate_raw(pd.read_csv(args.data / "kaggle_house_pred_train.csv"),
-                                  pd.read_csv(args.data / "kaggle_house_pred_test.csv"))
+    train, test = load_clean_frames(args.data)
     print(f"{len(train)} rows, {params.cv.folds} folds, space: {', '.join(d.key for d in space.dimensions)}")
     print(f"{'n_jobs':>6} {'minutes':>7} {'trials':>6} {'complete':>8} {'pruned':>6} {'failed':>6} "
           f"{'trials/min':>10} {'best':>8}")
