@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.fetch import fetch_house_prices
-from pipeline.paths import ProjectPaths
-from pipeline.validation import validate_raw
+from pipeline.common.paths import ProjectPaths
+from pipeline.house_prices.dataset import fetch_house_prices
+from pipeline.house_prices.validation import validate_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -40,13 +40,13 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.fashion.data import load_arrays, to_tensors  # noqa: E402
+from pipeline.common.paths import ProjectPaths  # noqa: E402
+from pipeline.common.runtime import resolve_threads  # noqa: E402
+from pipeline.fashion.arrays import load_arrays, to_tensors  # noqa: E402
 from pipeline.fashion.models import Classifier, build_classifier  # noqa: E402
 from pipeline.fashion.optim import build_optimizer  # noqa: E402
+from pipeline.fashion.params import FASHION_MODELS
 from pipeline.fashion.train import TrainSettings, train_classifier  # noqa: E402
-from pipeline.runtime import resolve_threads  # noqa: E402
-from pipeline.params import FASHION_MODELS  # noqa: E402
-from pipeline.paths import ProjectPaths  # noqa: E402
 
 BATCH = 256
 BOOK_THREADS = torch.get_num_threads()  # torch's default, before anything changes it

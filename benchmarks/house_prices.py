@@ -2,7 +2,7 @@
 
 For `model.kind` linear and mlp (every other param from params.yaml), this runs, in one
 process and on the same folds and the same per-fold features:
-- ours: `pipeline.cv.cross_validate` (what the `cv` stage computes), and
+- ours: `pipeline.house_prices.cv.cross_validate` (what the `cv` stage computes), and
 - the reference: the book's loop, one `nn.Sequential` per fold trained through
   `DataLoader(TensorDataset(X, y), batch_size=64, shuffle=True)` with the same optimizer,
   weight decay, schedule, epochs and per-epoch train/valid evaluation.
@@ -25,16 +25,16 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _data import add_data_argument, load_clean_frames  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from pipeline.cv import cross_validate, split_folds  # noqa: E402
-from pipeline.features import fit_transformer, training_rows, transform  # noqa: E402
-from pipeline.params import (BaseParams, CVParams, FeatureParams, ModelParams, TrainParams,  # noqa: E402
-                             load_section)
-from pipeline.runtime import set_threads  # noqa: E402
-from pipeline.training import log_rmse, to_prices, to_target  # noqa: E402
-from _data import add_data_argument, load_clean_frames  # noqa: E402
+from pipeline.common.params import BaseParams, StageParams  # noqa: E402
+from pipeline.common.runtime import set_threads  # noqa: E402
+from pipeline.house_prices.cv import cross_validate, split_folds  # noqa: E402
+from pipeline.house_prices.features import fit_transformer, training_rows, transform  # noqa: E402
+from pipeline.house_prices.params import CVParams, FeatureParams, ModelParams, TrainParams  # noqa: E402
+from pipeline.house_prices.training import log_rmse, to_prices, to_target  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,36 +101,41 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--kinds", nargs="+", default=["linear", "mlp"])
     args = parser.parse_args()
-    params_path = ROOT / "params.yaml"
-    base = load_section(params_path, "base", BaseParams)
-    features = load_section(params_path, "features", FeatureParams)
-    model = load_section(params_path, "model", ModelParams)
-    train_params = load_section(params_path, "train", TrainParams)
-    cv = load_section(params_path, "cv", CVParams)
+    params = StageParams(ROOT / "params.yaml")
+    base = params.section("base", BaseParams)
+    features = params.section("features", FeatureParams)
+    model = params.section("model", ModelParams)
+    train_params = params.section("train", TrainParams)
+    cv = params.section("cv", CVParams)
     folds = cv.folds
-    threads = set_threads(train_params.threads)
+    threads = set_threads(params.runtime().threads)
     train, test = load_clean_frames(args.data)
     splits = split_folds(len(train), folds, base.seed, cv.shuffle)  # the `cv` stage's folds
     # Warm-up: torch's first optimizer pulls in ~1.7 s of lazy imports; pay it before timing.
     warm = dataclasses.replace(train_params, epochs=1)
     linear = dataclasses.replace(model, kind="linear")
-    cross_validate(train.head(100), test, features, linear, warm, 2, base.seed)
-    book_loop(train.head(100), test, features, linear, warm, split_folds(100, 2, base.seed), base.seed)
+    warm_splits = split_folds(100, 2, base.seed)
+    cross_validate(train.head(100), test, features, linear, warm, warm_splits, base.seed)
+    book_loop(train.head(100), test, features, linear, warm, warm_splits, base.seed)
     print(f"{folds}-fold CV on {len(train)} rows, {train_params.epochs} epochs, batch {train_params.batch_size} "
           f"(book loop: 64), torch threads={threads}; both include per-fold feature fitting")
     print(f"{'model':<8}{'ours log-RMSE':>16}{'ours s':>9}{'book-loop log-RMSE':>21}{'book-loop s':>13}{'speed-up':>10}")
     for kind in args.kinds:
         m = dataclasses.replace(model, kind=kind)
         start = time.perf_counter()
-        ours = cross_validate(train, test, features, m, train_params, folds, base.seed, splits=splits)
+        ours = cross_validate(train, test, features, m, train_params, splits, base.seed)
         ours_s = time.perf_counter() - start
         start = time.perf_counter()
         ref = book_loop(train, test, features, m, train_params, splits, base.seed)
         ref_s = time.perf_counter() - start
         print(f"{kind:<8}{ours.mean:>9.4f} ± {ours.std:.3f}{ours_s:>8.1f}s{ref.mean():>14.4f} ± {ref.std():.3f}"
               f"{ref_s:>12.1f}s{ref_s / ours_s:>9.1f}x")
-    book = cross_validate(train, test, FeatureParams("train+test", False, 0.75), ModelParams("linear", (), 0.0, False),
-                          TrainParams(target="raw", loss="mse", huber_delta=0.1, epochs=100, batch_size=64, lr=5.0, weight_decay=0.0, schedule="constant", device="cpu", threads=threads), folds, base.seed, splits=splits)
+    book_features = dataclasses.replace(features, fit_on="train+test", log_skewed=False, ordinal="none", derived=False,
+                                        drop_outliers=False, clip=False, neighborhood_cap=False)
+    book_train = dataclasses.replace(train_params, target="raw", loss="mse", epochs=100, batch_size=64, lr=5.0,
+                                     weight_decay=0.0, schedule="constant", patience=0)
+    book = cross_validate(train, test, book_features, dataclasses.replace(model, kind="linear"), book_train,
+                          splits, base.seed, device="cpu")
     print(f"book recipe (raw-price MSE, lr 5, no log features, train+test scaling): {book.mean:.4f} ± {book.std:.3f}")
 
 

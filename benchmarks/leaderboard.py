@@ -25,13 +25,13 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
-from pipeline.experiment import experiment_folds, parse_experiment, run_cv, with_overrides  # noqa: E402
-from pipeline.features import fit_transformer, training_rows, transform  # noqa: E402
-from pipeline.params import read_params  # noqa: E402
-from pipeline.runtime import set_threads  # noqa: E402
-from pipeline.training import log_rmse  # noqa: E402
 from _data import add_data_argument, load_clean_frames  # noqa: E402
+
+from pipeline.common.params import read_params
+from pipeline.common.runtime import set_threads  # noqa: E402
+from pipeline.house_prices.experiment import experiment_folds, parse_experiment, run_cv, with_overrides  # noqa: E402
+from pipeline.house_prices.features import fit_transformer, training_rows, transform  # noqa: E402
+from pipeline.house_prices.training import log_rmse  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENSEMBLE = [{"model.kind": "linear"}, {"model.kind": "mlp"}, {"model.kind": "mlp", "base.seed": 2}]

@@ -21,14 +21,14 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import optuna  # noqa: E402
+from _data import add_data_argument, load_clean_frames  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from pipeline.experiment import parse_experiment  # noqa: E402
-from pipeline.params import read_params  # noqa: E402
-from pipeline.runtime import set_threads  # noqa: E402
-from pipeline.seed import seed_everything  # noqa: E402
-from pipeline.tuning import load_tune, make_objective, make_study, optimize  # noqa: E402
-from _data import add_data_argument, load_clean_frames  # noqa: E402
+from pipeline.common.params import read_params
+from pipeline.common.runtime import set_threads  # noqa: E402
+from pipeline.common.seed import seed_everything  # noqa: E402
+from pipeline.house_prices.experiment import parse_experiment  # noqa: E402
+from pipeline.tuning.study import load_tune, make_objective, make_study, optimize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,8 @@
-"""`kpipe`: one subcommand per stage, plus the tools around them (runs, submit).
+"""`kpipe`: one subcommand per stage, plus the tools around them (runs, submit, tune).
 
 The stage subcommands run the same `main()` that `dvc repro` runs; use `dvc repro` to get
-caching and dependency tracking, `kpipe <stage>` to run one step by hand.
+caching and dependency tracking, `kpipe <stage>` to run one step by hand. Every command goes
+through `run_stage`, so a known failure is one message and exit code 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,18 +13,23 @@ from pathlib import Path
 
 import typer
 
-from pipeline.paths import ProjectPaths
+from pipeline.common.paths import ProjectPaths
+from pipeline.stages import run_stage
 
 app = typer.Typer(help="House Prices and Fashion-MNIST pipelines (D2L chapters 3-4).",
                   no_args_is_help=True, add_completion=False)
 
 STAGES = {
-    "fetch": "Download (or copy) the competition CSVs, verified by SHA-1.",
+    "fetch": "Extract (or download) the competition CSVs, verified by SHA-1.",
     "validate": "Check the raw tables with pandera; write typed copies and a JSON report.",
-    "features": "Fit the feature transformer on all training rows; write the matrices.",
+    "features": "Fit the feature transformer on all training rows; write the matrices (inspection).",
     "cv": "K-fold cross-validation of the configured model; metrics, curves, MLflow runs.",
     "train": "Final fit on every training row; save the model under models/.",
     "predict": "Write submissions/submission.csv from the saved model.",
+    "fetch-fashion": "Fetch and verify the four Fashion-MNIST files; write data/fashion/fashion_mnist.npz.",
+    "study-linreg": "Linear regression on synthetic data: recovered w and b, scratch vs nn.Linear.",
+    "study-weight-decay": "Weight decay sweep on the book's overfit high-dimensional regression.",
+    "study-init": "Vanishing/exploding gradients by activation and initialization.",
 }
 
 
@@ -33,29 +39,30 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-def _stage_command(name: str, module: str, help_text: str) -> None:
-    def command() -> None:
-        from pipeline.stages import run_stage
+def _stage_command(name: str, help_text: str) -> None:
+    module = f"pipeline.stages.{name.replace('-', '_')}"
 
-        run_stage(importlib.import_module(module).main)
+    def command() -> None:
+        run_stage(lambda: importlib.import_module(module).main())
 
     app.command(name=name, help=help_text)(command)
 
 
 for _name, _help in STAGES.items():
-    _stage_command(_name, f"pipeline.stages.{_name}", _help)
+    _stage_command(_name, _help)
 
 
 @app.command()
 def runs(limit: int = typer.Option(20, help="How many runs to show.")) -> None:
     """Past CV runs from MLflow, best CV log-RMSE first, with the params that differ."""
-    from pipeline.runs import cv_runs, runs_table
+    def command() -> None:
+        from pipeline.house_prices.runs import cv_runs, runs_table
 
-    table = runs_table(cv_runs(ProjectPaths.here()), limit)
-    if table.empty:
-        typer.echo("no CV runs yet: run `dvc repro` (or `kpipe cv`) first")
-        raise typer.Exit(0)
-    typer.echo(table.to_string(index=False))
+        table = runs_table(cv_runs(ProjectPaths.here()), limit)
+        typer.echo(table.to_string(index=False) if not table.empty
+                   else "no CV runs yet: run `dvc repro` (or `kpipe cv`) first")
+
+    run_stage(command)
 
 
 @app.command()
@@ -64,8 +71,8 @@ def submit(
     message: str = typer.Option(None, "--message", "-m", help="Default: git commit and CV score."),
 ) -> None:
     """Validate the submission against the test ids, then submit it with the Kaggle API."""
-    from pipeline.errors import PipelineError
-    from pipeline.submit import submit as send
+    from pipeline.common.errors import PipelineError
+    from pipeline.house_prices.submit import submit as send
 
     paths = ProjectPaths.here()
     try:
@@ -77,45 +84,16 @@ def submit(
     raise typer.Exit(0 if sent else 2)
 
 
-@app.command("fetch-fashion")
-def fetch_fashion() -> None:
-    """Fetch and verify the four Fashion-MNIST files; write data/fashion/fashion_mnist.npz."""
-    from pipeline.stages import fetch_fashion as stage
-
-    stage.main()
-
-
 @app.command("train-fashion")
-def train_fashion(model: str = typer.Argument(..., help="One of fashion_train.models.")) -> None:
+def train_fashion(model: str = typer.Argument(..., help="One of fashion_models.")) -> None:
     """Train one Fashion-MNIST classifier (softmax_scratch, softmax, mlp_scratch, mlp, ...)."""
-    from pipeline.stages import train_fashion as stage
+    def command() -> None:
+        from pipeline.stages import train_fashion as stage
 
-    metrics = stage.main(model)
-    typer.echo(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        metrics = stage.main(model)
+        typer.echo(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
 
-
-@app.command("study-linreg")
-def study_linreg() -> None:
-    """Linear regression on synthetic data: recovered w and b, scratch vs nn.Linear."""
-    from pipeline.stages import study_linreg as stage
-
-    stage.main()
-
-
-@app.command("study-weight-decay")
-def study_weight_decay() -> None:
-    """Weight decay sweep on the book's overfit high-dimensional regression."""
-    from pipeline.stages import study_weight_decay as stage
-
-    stage.main()
-
-
-@app.command("study-init")
-def study_init() -> None:
-    """Vanishing/exploding gradients by activation and initialization."""
-    from pipeline.stages import study_init as stage
-
-    stage.main()
+    run_stage(command)
 
 
 @app.command()
@@ -135,8 +113,8 @@ def tune(
 
     # Per-trial progress bars would bury Optuna's log; tqdm reads this when first imported.
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from pipeline.errors import PipelineError
-    from pipeline.tuning import TuneOptions, run_tuning, summary
+    from pipeline.common.errors import PipelineError
+    from pipeline.tuning.study import TuneOptions, run_tuning, summary
 
     options = TuneOptions(n_trials=n_trials, timeout_s=timeout, storage=storage, study_name=study_name,
                           sampler_seed=sampler_seed, n_jobs=n_jobs, output=output, apply=apply)

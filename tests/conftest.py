@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import http.server
 import os
@@ -18,11 +19,45 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.house_prices.params import FeatureParams, ModelParams, TrainParams
+
 ROOT = Path(__file__).resolve().parents[1]
 # Kaggle's download archive, committed with the project: the tests' one source of real data.
 BUNDLED_ZIP = ROOT / "data" / "external" / "house-prices-advanced-regression-techniques.zip"
 MIRROR_NAMES = {"train.csv": "kaggle_house_pred_train.csv", "test.csv": "kaggle_house_pred_test.csv"}
 BIN = Path(sys.executable).parent
+
+
+def _committed_params() -> dict:
+    """params.yaml as committed (what a fresh clone has), not as a user's `dvc exp run -S` left it."""
+    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True)
+    return yaml.safe_load(shown.stdout if shown.returncode == 0 else (ROOT / "params.yaml").read_text())
+
+
+SHIPPED_PARAMS = _committed_params()
+
+
+def plain_features(**changes: object) -> FeatureParams:
+    """The book's plain transform (every option of ours off), then `changes`."""
+    from pipeline.common.params import parse_section
+
+    shipped = parse_section(SHIPPED_PARAMS["features"], FeatureParams, "features")
+    return dataclasses.replace(shipped, **{"fit_on": "train", "log_skewed": True, "ordinal": "none", "derived": False,
+                                           "drop_outliers": False, "clip": False, "neighborhood_cap": False,
+                                           **changes})
+
+
+def model_params(kind: str, hidden: tuple[int, ...] = (), dropout: float = 0.0, linear_skip: bool = False) -> ModelParams:
+    return ModelParams(kind=kind, hidden=hidden, dropout=dropout, linear_skip=linear_skip, members=())
+
+
+def train_params(**changes: object) -> TrainParams:
+    """Short, plain training (MSE on log prices, one process-wide seed), then `changes`."""
+    from pipeline.common.params import parse_section
+
+    shipped = parse_section(SHIPPED_PARAMS["train"], TrainParams, "train")
+    return dataclasses.replace(shipped, **{"target": "log", "loss": "mse", "epochs": 4, "batch_size": 64, "lr": 0.01,
+                                           "weight_decay": 0.0, "schedule": "constant", "patience": 0, **changes})
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +85,7 @@ def raw_test(house_prices_dir: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def clean_frames(raw_train: pd.DataFrame, raw_test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from pipeline.validation import validate_raw
+    from pipeline.house_prices.validation import validate_raw
 
     train, test, _ = validate_raw(raw_train, raw_test)
     return train, test

@@ -12,9 +12,9 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import BIN, edit_params, run_dvc
-from pipeline.submission import check_submission
+
+from pipeline.house_prices.submission import check_submission
 
 pytestmark = pytest.mark.e2e
 FAST = {"train__epochs": 3}  # the default model: an ensemble of linear and MLP members

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import SHIPPED_PARAMS, model_params, plain_features, train_params
 
-from pipeline.cv import cross_validate, split_folds
-from pipeline.experiment import EnsembleCV, final_epochs, fit_experiment, parse_experiment, run_cv
-from pipeline.params import FeatureParams, ModelParams, ParamsError, TrainParams
-from pipeline.training import log_rmse
+from pipeline.common.params import ParamsError
+from pipeline.house_prices.cv import cross_validate, split_folds
+from pipeline.house_prices.experiment import EnsembleCV, final_epochs, fit_experiment, parse_experiment, run_cv
+from pipeline.house_prices.training import log_rmse
 
-ROOT = Path(__file__).resolve().parents[1]
-FAST = {"train": {"epochs": 6, "batch_size": 128, "threads": 1}, "cv": {"folds": 3}}
+FAST = {"train": {"epochs": 6, "batch_size": 128}, "cv": {"folds": 3}, "runtime": {"threads": 1}}
 
 
 def _params(**model: object) -> dict:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = copy.deepcopy(SHIPPED_PARAMS)
     for section, values in FAST.items():
         raw[section].update(values)
     raw["model"].update(model)
@@ -62,7 +62,7 @@ def test_blend_is_the_log_mean_of_members_on_shared_folds(clean_frames) -> None:
 
 def test_cv_stage_writes_oof_that_reproduces_the_ensemble_score(clean_frames, tmp_path, monkeypatch,
                                                                mlflow_uri) -> None:
-    from pipeline.paths import ProjectPaths
+    from pipeline.common.paths import ProjectPaths
     from pipeline.stages import cv as cv_stage
 
     train, test = clean_frames
@@ -87,10 +87,9 @@ def test_early_stopping_keeps_each_folds_best_epoch(clean_frames) -> None:
     train, test = clean_frames
     small = train.head(400)
     # A learning rate high enough to overshoot after a few epochs, without a schedule.
-    params = TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=60, batch_size=64, lr=0.05,
-                         weight_decay=0.0, schedule="constant", device="cpu", threads=1, patience=5)
-    features = FeatureParams("train", True, 0.75)
-    result = cross_validate(small, test, features, ModelParams("mlp", (64,), 0.0, False), params, 3, 0)
+    params = train_params(epochs=60, lr=0.05, patience=5)
+    result = cross_validate(small, test, plain_features(), model_params("mlp", (64,)), params,
+                            split_folds(len(small), 3, 0), 0)
     best = result.history.best_epochs
     run = result.history.valid.shape[0]
     assert run < 60 and (best <= run).all()

@@ -11,10 +11,17 @@ import pytest
 import torch
 from conftest import serve_directory
 
-from pipeline.fashion.data import FASHION_FILES, ChecksumError, FashionArrays, check_arrays, \
-    fetch_all, fetch_file, load_arrays, read_arrays, save_arrays, sha256_of_gzip, to_tensors, \
-    verify_file
-from pipeline.fetch import FetchError
+from pipeline.common.download import FetchError
+from pipeline.fashion.arrays import FashionArrays, check_arrays, load_arrays, save_arrays, to_tensors
+from pipeline.fashion.fetch import (
+    FASHION_FILES,
+    ChecksumError,
+    fetch_all,
+    fetch_file,
+    read_arrays,
+    sha256_of_gzip,
+    verify_file,
+)
 
 LABELS = next(f for f in FASHION_FILES if f.key == "test_labels")
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.fashion.data import FASHION_FILES, to_tensors
+from pipeline.common.runtime import free_cores, resolve_threads
+from pipeline.fashion.arrays import to_tensors
+from pipeline.fashion.fetch import FASHION_FILES
 from pipeline.fashion.idx import parse_idx
 from pipeline.fashion.models import build_classifier
 from pipeline.fashion.train import TrainSettings, evaluate_accuracy, train_classifier
-from pipeline.runtime import free_cores, resolve_threads
 
 SETTINGS = TrainSettings(epochs=2, batch_size=128, optimizer="adam", lr=0.003, momentum=0.9,
                          weight_decay=0.0, schedule="cosine")

@@ -5,14 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import model_params, plain_features, train_params
 
-import pipeline.cv as cv_module
-from pipeline.features import (ORDINAL_SCALES, encoder, fit_transformer, numeric_columns, outlier_rows,
-                               transform)
-from pipeline.params import FeatureParams, ModelParams, TrainParams
+import pipeline.house_prices.cv as cv_module
+from pipeline.house_prices.features import (
+    ORDINAL_SCALES,
+    encoder,
+    fit_transformer,
+    numeric_columns,
+    outlier_rows,
+    transform,
+)
 
-PLAIN = FeatureParams(fit_on="train", log_skewed=False, skew_threshold=0.75)
-SKEWED = FeatureParams(fit_on="train", log_skewed=True, skew_threshold=0.75)
+PLAIN = plain_features(log_skewed=False)
+SKEWED = plain_features(log_skewed=True)
 
 
 def test_numeric_columns_are_chosen_by_dtype_kind_not_by_object(clean_frames) -> None:
@@ -45,7 +51,7 @@ def test_unseen_category_at_prediction_is_ignored_not_an_error(clean_frames) -> 
 def test_transductive_variant_fits_on_test_rows_too(clean_frames) -> None:
     train, test = clean_frames
     inductive = fit_transformer(train, test, PLAIN)
-    transductive = fit_transformer(train, test, FeatureParams("train+test", False, 0.75))
+    transductive = fit_transformer(train, test, plain_features(fit_on="train+test", log_skewed=False))
     mean = lambda t: encoder(t).named_transformers_["numeric"][-1].mean_  # noqa: E731
     assert not np.allclose(mean(inductive), mean(transductive))
     both = pd.concat([train.drop(columns="SalePrice"), test])
@@ -72,9 +78,8 @@ def test_each_fold_transformer_never_sees_its_validation_rows(clean_frames, monk
         return real_fit(frame, fit_idx, extra, params)
 
     monkeypatch.setattr(cv_module, "fit_and_transform", recording_fit)
-    params = TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=1, batch_size=64, lr=0.01, weight_decay=0.0, schedule="constant", device="cpu", threads=1)
-    cv_module.cross_validate(small, test, SKEWED, ModelParams("linear", (), 0.0, False), params, folds=4, seed=0)
     splits = cv_module.split_folds(len(small), 4, 0)
+    cv_module.cross_validate(small, test, SKEWED, model_params("linear"), train_params(epochs=1), splits, 0)
     assert len(seen) == 4
     for fit_ids, (train_idx, valid_idx) in zip(seen, splits):
         assert fit_ids == set(small["Id"].iloc[train_idx])
@@ -114,7 +119,7 @@ def test_ordinal_maps_cover_every_category_of_the_data_description(house_prices_
 @pytest.mark.parametrize("mode", ["add", "replace"])
 def test_ordinal_codes_sit_next_to_or_instead_of_the_one_hot(clean_frames, mode: str) -> None:
     train, _ = clean_frames
-    params = FeatureParams("train", False, 0.75, ordinal=mode)
+    params = plain_features(log_skewed=False, ordinal=mode)
     matrix = transform(fit_transformer(train, None, params), train)
     code = "ExterQual_ord" if mode == "add" else "ExterQual"
     assert code in matrix.columns
@@ -128,7 +133,7 @@ def test_ordinal_codes_sit_next_to_or_instead_of_the_one_hot(clean_frames, mode:
 
 
 def test_derived_features_are_the_documented_sums_and_ages(clean_frames) -> None:
-    from pipeline.features import DerivedFeatures
+    from pipeline.house_prices.features import DerivedFeatures
 
     train, _ = clean_frames
     out = DerivedFeatures().fit(train).transform(train)
@@ -136,7 +141,7 @@ def test_derived_features_are_the_documented_sums_and_ages(clean_frames) -> None
     assert out["TotalSF"].iloc[0] == row["TotalBsmtSF"] + row["1stFlrSF"] + row["2ndFlrSF"]
     assert out["TotalBath"].iloc[0] == row["FullBath"] + row["BsmtFullBath"] + 0.5 * (row["HalfBath"] + row["BsmtHalfBath"])
     assert out["HouseAge"].iloc[0] == row["YrSold"] - row["YearBuilt"]
-    matrix = transform(fit_transformer(train, None, FeatureParams("train", True, 0.75, derived=True)), train)
+    matrix = transform(fit_transformer(train, None, plain_features(derived=True)), train)
     assert {"TotalSF", "TotalBath", "TotalPorchSF", "HouseAge", "RemodAge"} <= set(matrix.columns)
 
 
@@ -148,10 +153,10 @@ def test_outliers_are_dropped_from_training_folds_only(clean_frames, monkeypatch
     real_fit = cv_module.fit_and_transform
     monkeypatch.setattr(cv_module, "fit_and_transform", lambda frame, idx, extra, params:
                         seen.append(set(frame["Id"].iloc[idx])) or real_fit(frame, idx, extra, params))
-    params = FeatureParams("train", True, 0.75, drop_outliers=True)
-    fast = TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=2, batch_size=256, lr=0.01,
-                       weight_decay=0.0, schedule="constant", device="cpu", threads=1)
-    result = cv_module.cross_validate(train, test, params, ModelParams("linear", (), 0.0, False), fast, folds=3, seed=0)
+    params = plain_features(drop_outliers=True)
+    fast = train_params(epochs=2, batch_size=256)
+    result = cv_module.cross_validate(train, test, params, model_params("linear"), fast,
+                                      cv_module.split_folds(len(train), 3, 0), 0)
     for fit_ids, (_, valid_idx) in zip(seen, cv_module.split_folds(len(train), 3, 0)):
         assert fit_ids.isdisjoint(outliers)
         assert fit_ids.isdisjoint(set(train["Id"].iloc[valid_idx]))
@@ -161,10 +166,10 @@ def test_outliers_are_dropped_from_training_folds_only(clean_frames, monkeypatch
 
 @pytest.mark.parametrize("fit_on", ["train", "train+test"])
 def test_fit_and_transform_equals_fitting_then_transforming(clean_frames, fit_on: str) -> None:
-    from pipeline.features import fit_and_transform
+    from pipeline.house_prices.features import fit_and_transform
 
     train, test = clean_frames
-    params = FeatureParams(fit_on, True, 0.75, ordinal="add", derived=True, clip=True)
+    params = plain_features(fit_on=fit_on, ordinal="add", derived=True, clip=True)
     fit_idx = np.random.default_rng(0).permutation(len(train))[:1000]
     transformer, matrix = fit_and_transform(train, fit_idx, test, params)
     reference = transform(fit_transformer(train.iloc[fit_idx], test, params), train)
@@ -173,7 +178,7 @@ def test_fit_and_transform_equals_fitting_then_transforming(clean_frames, fit_on
 
 
 def test_neighborhood_cap_learns_each_neighbourhoods_max_from_the_fit_rows(clean_frames) -> None:
-    from pipeline.features import CapWithinGroup
+    from pipeline.house_prices.features import CapWithinGroup
 
     train, _ = clean_frames
     fit = train[~train["Id"].isin([524, 1299])]  # the two giant Edwards partial sales held out
@@ -188,7 +193,7 @@ def test_neighborhood_cap_learns_each_neighbourhoods_max_from_the_fit_rows(clean
 
 
 def test_neighborhood_cap_leaves_small_unseen_and_missing_alone(clean_frames) -> None:
-    from pipeline.features import CapWithinGroup
+    from pipeline.house_prices.features import CapWithinGroup
 
     train, _ = clean_frames
     sizes = train["Neighborhood"].value_counts()
@@ -205,19 +210,10 @@ def test_neighborhood_cap_leaves_small_unseen_and_missing_alone(clean_frames) ->
 
 
 def test_capped_transformer_round_trips_through_skops(clean_frames, tmp_path) -> None:
-    from pipeline.features import load_transformer, save_transformer
+    from pipeline.house_prices.features import load_transformer, save_transformer
 
     train, test = clean_frames
-    params = FeatureParams("train", True, 0.75, derived=True, clip=True, neighborhood_cap=True)
+    params = plain_features(derived=True, clip=True, neighborhood_cap=True)
     transformer = fit_transformer(train, None, params)
     save_transformer(transformer, tmp_path / "t.skops")
     pd.testing.assert_frame_equal(transform(load_transformer(tmp_path / "t.skops"), test), transform(transformer, test))
-
-
-def test_neighborhood_min_rows_must_be_positive() -> None:
-    from pipeline.params import ParamsError, parse_section
-
-    raw = {"fit_on": "train", "log_skewed": True, "skew_threshold": 0.75, "ordinal": "none", "derived": True,
-           "drop_outliers": False, "clip": True, "neighborhood_cap": True, "neighborhood_min_rows": 0}
-    with pytest.raises(ParamsError, match="neighborhood_min_rows"):
-        parse_section(raw, FeatureParams, "features")

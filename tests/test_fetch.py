@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.kaggle_api import KaggleUnavailable
-from pipeline.fetch import HOUSE_PRICES, FetchError, UnsafeArchive, download, extract_verified, fetch_house_prices, sha1_of
+from pipeline.common.download import FetchError, UnsafeArchive, download, extract_verified, sha1_of
+from pipeline.house_prices.dataset import HOUSE_PRICES, fetch_house_prices
+from pipeline.house_prices.kaggle_api import KaggleUnavailable
 
 TRAIN_SHA1 = HOUSE_PRICES["train"].sha1
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "external" / "house-prices-advanced-regression-techniques.zip"

@@ -85,7 +85,7 @@ def test_study_commands_write_metrics_curves_and_pictures(tmp_path, monkeypatch)
     from typer.testing import CliRunner
 
     from pipeline.cli import app
-    from pipeline.paths import ProjectPaths
+    from pipeline.common.paths import ProjectPaths
 
     shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)

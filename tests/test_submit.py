@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.paths import ProjectPaths
-from pipeline.submission import InvalidSubmission, check_submission, write_submission
-from pipeline.submit import default_message
+from pipeline.common.paths import ProjectPaths
+from pipeline.house_prices.kaggle_submit import default_message
+from pipeline.house_prices.submission import InvalidSubmission, check_submission, write_submission
 
 
 @pytest.fixture

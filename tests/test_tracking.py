@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.paths import ProjectPaths
-from pipeline.runs import cv_runs, runs_table
-from pipeline.tracking import RunRecord, flatten, log_record, tracking_uri
+from pipeline.common.paths import ProjectPaths
+from pipeline.common.tracking import RunRecord, flatten, log_record, tracking_uri
+from pipeline.house_prices.runs import cv_runs, runs_table
 
 
 def _cv_record(lr: float, score: float) -> RunRecord:

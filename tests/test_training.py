@@ -8,19 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import SHIPPED_PARAMS, model_params, plain_features, train_params
 
-from pipeline.artifacts import load_final, save_final
-from pipeline.cv import cross_validate, fit_final, predict_frame, split_folds
-from pipeline.models import ModelSpec, StackedRegressor, parameter_groups
-from pipeline.params import FeatureParams, ModelParams, TrainParams
-from pipeline.training import log_rmse, resolve_device
+from pipeline.common.runtime import resolve_device
+from pipeline.house_prices.artifacts import load_final, save_final
+from pipeline.house_prices.cv import cross_validate, split_folds
+from pipeline.house_prices.final import fit_final, predict_frame
+from pipeline.house_prices.models import ModelSpec, StackedRegressor, parameter_groups
+from pipeline.house_prices.training import log_rmse
 
 ROOT = Path(__file__).resolve().parents[1]
 
-FEATURES = FeatureParams("train", True, 0.75)
-LINEAR = ModelParams("linear", (), 0.0, False)
-MLP = ModelParams("mlp", (8,), 0.1, False)
-FAST = TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=4, batch_size=64, lr=0.01, weight_decay=0.01, schedule="cosine", device="cpu", threads=1)
+FEATURES = plain_features()
+LINEAR = model_params("linear")
+MLP = model_params("mlp", (8,), dropout=0.1)
+FAST = train_params(epochs=4, weight_decay=0.01, schedule="cosine")
 
 
 def test_log_rmse_matches_a_numpy_reference_with_clamping() -> None:
@@ -49,12 +51,12 @@ def test_unshuffled_folds_are_the_books_contiguous_blocks_whatever_the_seed() ->
 
 
 def test_an_experiment_validates_on_the_folds_cv_params_name(clean_frames) -> None:
-    from pipeline.experiment import parse_experiment, run_cv, with_overrides
-    from pipeline.params import read_params
+    from pipeline.common.params import with_overrides
+    from pipeline.house_prices.experiment import parse_experiment, run_cv
 
     train, test = clean_frames
     small = train.head(120)
-    raw = with_overrides(read_params(ROOT / "params.yaml"), {
+    raw = with_overrides(SHIPPED_PARAMS, {
         "model.kind": "linear", "model.members": [], "train.epochs": 2, "cv.folds": 3, "cv.shuffle": False})
     result = run_cv(parse_experiment(raw), small, test)
     for score, (_, valid) in zip(result.fold_scores, split_folds(120, 3, seed=0, shuffle=False)):
@@ -89,8 +91,8 @@ def test_stacked_models_are_independent() -> None:
 def test_cv_is_repeatable_and_scores_from_out_of_fold_predictions(clean_frames) -> None:
     train, test = clean_frames
     small = train.head(300)
-    first = cross_validate(small, test, FEATURES, MLP, FAST, folds=3, seed=1)
-    again = cross_validate(small, test, FEATURES, MLP, FAST, folds=3, seed=1)
+    first = cross_validate(small, test, FEATURES, MLP, FAST, split_folds(len(small), 3, 1), 1)
+    again = cross_validate(small, test, FEATURES, MLP, FAST, split_folds(len(small), 3, 1), 1)
     assert np.array_equal(first.fold_scores, again.fold_scores)
     assert first.history.train.shape == (4, 3) and np.isfinite(first.history.valid).all()
     y = small["SalePrice"].to_numpy()
@@ -100,8 +102,8 @@ def test_cv_is_repeatable_and_scores_from_out_of_fold_predictions(clean_frames) 
 
 def test_log_target_beats_predicting_the_mean_price(clean_frames) -> None:
     train, test = clean_frames
-    result = cross_validate(train, test, FEATURES, LINEAR, TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=20, batch_size=64, lr=0.01, weight_decay=0.02, schedule="cosine", device="cpu", threads=1),
-                            folds=3, seed=0)
+    result = cross_validate(train, test, FEATURES, LINEAR, train_params(epochs=20, weight_decay=0.02, schedule="cosine"),
+                            split_folds(len(train), 3, 0), 0)
     y = train["SalePrice"].to_numpy()
     baseline = log_rmse(np.full_like(y, np.exp(np.log(y).mean())), y)
     assert result.mean < 0.6 * baseline
@@ -129,8 +131,8 @@ def test_cuda_requested_without_a_gpu_is_an_error_not_a_silent_fallback() -> Non
 
 def test_huber_loss_resists_far_off_training_rows() -> None:
     """A few wildly mispriced rows bend a squared-error fit; Huber barely moves."""
-    from pipeline.models import ModelSpec
-    from pipeline.training import fit_stacked
+    from pipeline.house_prices.models import ModelSpec
+    from pipeline.house_prices.training import fit_stacked
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 400, 1, generator=gen)
@@ -140,8 +142,7 @@ def test_huber_loss_resists_far_off_training_rows() -> None:
     mask = torch.ones(1, 400, dtype=torch.bool)
 
     def slope(loss: str) -> float:
-        params = TrainParams(target="log", loss=loss, huber_delta=0.1, epochs=60, batch_size=50, lr=0.02,
-                             weight_decay=0.0, schedule="cosine", device="cpu", threads=1)
+        params = train_params(loss=loss, huber_delta=0.1, epochs=60, batch_size=50, lr=0.02, schedule="cosine")
         model, _ = fit_stacked(x, prices, mask, ModelSpec("linear", 1), params, torch.Generator().manual_seed(1))
         return float(model.weights[0].detach().reshape(-1)[0])
 
@@ -150,8 +151,8 @@ def test_huber_loss_resists_far_off_training_rows() -> None:
 
 
 def test_a_fold_feature_cache_gives_the_same_scores_and_fits_each_fold_once(clean_frames, monkeypatch) -> None:
-    import pipeline.cv as cv_module
-    from pipeline.cv import FoldFeatureCache
+    import pipeline.house_prices.cv as cv_module
+    from pipeline.house_prices.cv import FoldFeatureCache
 
     train, test = clean_frames
     small = train.head(150)
@@ -159,17 +160,15 @@ def test_a_fold_feature_cache_gives_the_same_scores_and_fits_each_fold_once(clea
     real_fit = cv_module.fit_and_transform
     monkeypatch.setattr(cv_module, "fit_and_transform",
                         lambda frame, idx, extra, params: fits.append(len(idx)) or real_fit(frame, idx, extra, params))
-    model = ModelParams("linear", (), 0.0, False)
-    train_params = TrainParams(target="log", loss="mse", huber_delta=0.1, epochs=2, batch_size=64, lr=0.01,
-                               weight_decay=0.0, schedule="constant", device="cpu", threads=1)
-    plain = cross_validate(small, test, FEATURES, model, train_params, folds=3, seed=1)
+    fast = train_params(epochs=2)
+    plain = cross_validate(small, test, FEATURES, LINEAR, fast, split_folds(len(small), 3, 1), 1)
     cache = FoldFeatureCache()
-    first = cross_validate(small, test, FEATURES, model, train_params, folds=3, seed=1, cache=cache)
-    again = cross_validate(small, test, FEATURES, model, train_params, folds=3, seed=1, cache=cache)
+    first = cross_validate(small, test, FEATURES, LINEAR, fast, split_folds(len(small), 3, 1), 1, cache=cache)
+    again = cross_validate(small, test, FEATURES, LINEAR, fast, split_folds(len(small), 3, 1), 1, cache=cache)
     np.testing.assert_array_equal(first.fold_scores, plain.fold_scores)
     np.testing.assert_array_equal(again.fold_scores, plain.fold_scores)
     assert len(fits) == 6 and (cache.misses, cache.hits) == (3, 3)
     # Other feature options or other folds are other matrices, never a stale hit.
-    cross_validate(small, test, FeatureParams("train", False, 0.75), model, train_params, folds=3, seed=1, cache=cache)
-    cross_validate(small, test, FEATURES, model, train_params, folds=3, seed=2, cache=cache)
+    cross_validate(small, test, plain_features(log_skewed=False), LINEAR, fast, split_folds(len(small), 3, 1), 1, cache=cache)
+    cross_validate(small, test, FEATURES, LINEAR, fast, split_folds(len(small), 3, 2), 2, cache=cache)
     assert len(fits) == 12 and cache.misses == 9

@@ -20,13 +20,13 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.experiment import parse_experiment
-from pipeline.params import ParamsError, read_params
-from pipeline.params_update import write_params
-from pipeline.paths import ProjectPaths
-from pipeline.search_space import parse_space
-from pipeline.tracking import RunRecord, open_run
-from pipeline.tuning import TuneOptions, load_tune, make_objective, optimize, run_tuning
+from pipeline.common.params import ParamsError, read_params
+from pipeline.common.paths import ProjectPaths
+from pipeline.common.tracking import RunRecord, open_run
+from pipeline.house_prices.experiment import parse_experiment
+from pipeline.tuning.apply import write_params
+from pipeline.tuning.space import parse_space
+from pipeline.tuning.study import TuneOptions, load_tune, make_objective, optimize, run_tuning
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = read_params(ROOT / "params.yaml")

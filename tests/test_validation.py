@@ -6,8 +6,8 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from pipeline.schemas import FeatureMatrix, RawTest, RawTrain, Submission
-from pipeline.validation import ValidationFailed, validate_raw
+from pipeline.house_prices.schemas import FeatureMatrix, RawTest, RawTrain, Submission
+from pipeline.house_prices.validation import ValidationFailed, validate_raw
 
 
 def _damage(frame: pd.DataFrame, with_price: bool) -> pd.DataFrame:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.figures import plt, save_figure
 import numpy as np
 
-from pipeline.fashion.data import CLASS_NAMES
+from pipeline.common.figures import plt, save_figure
+from pipeline.fashion.arrays import CLASS_NAMES
 from pipeline.fashion.train import EpochStats
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.errors import PipelineError
+from pipeline.common.errors import PipelineError
 
 # Third byte of the magic number -> element type (the IDX spec; MNIST uses only 0x08).
 _DTYPES: dict[int, np.dtype] = {

@@ -8,16 +8,20 @@ shuffled permutation costs next to nothing, so an epoch here is close to the ari
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from pipeline.common.io import atomic_path
 from pipeline.fashion.models import Classifier
-from pipeline.fashion.optim import OptimizerName, ScheduleName, build_optimizer, \
-    scheduled_lr, set_learning_rate
+from pipeline.fashion.optim import OptimizerName, ScheduleName, build_optimizer, scheduled_lr, set_learning_rate
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,23 @@ class EpochStats:
     train_accuracy: float
     test_accuracy: float
     seconds: float  # the training pass only, not the evaluation
+
+
+def write_epoch_stats(history: Sequence[EpochStats], path: Path) -> None:
+    """One CSV row per epoch: what `dvc plots` draws."""
+    fields = [f.name for f in dataclasses.fields(EpochStats)]
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(dataclasses.asdict(s) for s in history)
+
+
+def summarize(history: Sequence[EpochStats]) -> dict[str, float]:
+    """Final-epoch loss and accuracies, and the mean seconds of a training epoch."""
+    final = history[-1]
+    return {"test_accuracy": final.test_accuracy, "train_accuracy": final.train_accuracy,
+            "train_loss": final.train_loss,
+            "epoch_seconds": sum(s.seconds for s in history) / len(history)}
 
 
 def train_classifier(clf: Classifier, x_train: torch.Tensor, y_train: torch.Tensor,

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from pipeline.errors import PipelineError
+from pipeline.common.errors import PipelineError
 
 EXPECTED_FAILURES = (PipelineError, FileNotFoundError)
 

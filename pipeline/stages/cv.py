@@ -3,46 +3,58 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pandas as pd
 
-from pipeline.experiment import SECTIONS, EnsembleCV, final_epochs, parse_experiment, run_cv
-from pipeline.params import read_params
-from pipeline.outputs import write_json
-from pipeline.paths import ProjectPaths
-from pipeline.plots import write_curves
-from pipeline.runtime import set_threads
-from pipeline.schemas import ID, TARGET
-from pipeline.seed import seed_everything
+from pipeline.common.io import write_frame, write_json
+from pipeline.common.params import RuntimeParams, StageParams
+from pipeline.common.paths import ProjectPaths
+from pipeline.common.runtime import set_threads
+from pipeline.common.seed import seed_everything
+from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, log_record
+from pipeline.house_prices.experiment import (
+    SECTIONS,
+    EnsembleCV,
+    ExperimentParams,
+    final_epochs,
+    parse_experiment,
+    run_cv,
+)
+from pipeline.house_prices.plots import write_history
+from pipeline.house_prices.schemas import ID, TARGET
 from pipeline.stages import run_stage
-from pipeline.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, log_record
 
 log = logging.getLogger(__name__)
 
 
+def load_params(params: StageParams) -> tuple[ExperimentParams, dict[str, Any], RuntimeParams]:
+    """The experiment, its raw sections (for the MLflow record) and the runtime settings."""
+    raw = params.sections(SECTIONS)
+    return parse_experiment(raw), raw, params.runtime()
+
+
 def main() -> None:
     paths = ProjectPaths.here()
-    all_params = read_params(paths.params)
-    params = parse_experiment(all_params)
+    params, raw, runtime = load_params(StageParams(paths.params))
     model, cv = params.model, params.cv
     seed_everything(params.base.seed)
-    set_threads(params.train.threads)
+    set_threads(runtime.threads)
     frame, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
 
-    result = run_cv(params, frame, test)
+    result = run_cv(params, frame, test, device=runtime.device)
 
     members = result.members if isinstance(result, EnsembleCV) else []
     metrics = {"log_rmse_mean": result.mean, "log_rmse_std": result.std, "log_rmse_oof": result.oof_score,
                "folds": {f"fold{i + 1}": float(s) for i, s in enumerate(result.fold_scores)},
                "members": {f"member{i}": m.mean for i, m in enumerate(members)},
                "final_epochs": final_epochs(result)}
-    write_json(metrics, paths.cv_metrics)
-    write_curves(result.history, paths.cv_curves, paths.cv_curves_png,
-                 f"{model.kind}: {cv.folds}-fold CV log-RMSE {result.mean:.4f} ± {result.std:.4f}")
-    paths.processed_dir.mkdir(parents=True, exist_ok=True)
     oof = pd.DataFrame({ID: frame[ID], TARGET: frame[TARGET], "oof_prediction": result.oof_prices,
                         **{f"oof_member{i}": m.oof_prices for i, m in enumerate(members)}})
-    oof.to_csv(paths.oof_predictions, index=False)
+    write_frame(oof, paths.oof_predictions)
+    write_history(result.history, paths.cv_curves, paths.cv_curves_png,
+                  f"{model.kind}: {cv.folds}-fold CV log-RMSE {result.mean:.4f} ± {result.std:.4f}")
+    write_json(metrics, paths.cv_metrics)
     log.info("CV log-RMSE %.4f ± %.4f over %d folds", result.mean, result.std, cv.folds)
 
     folds = [RunRecord(name=f"fold{i + 1}", params={"fold": i + 1},
@@ -52,7 +64,7 @@ def main() -> None:
                        tags={"stage": "cv-fold"})
              for i, score in enumerate(result.fold_scores)]
     log_record(paths, HOUSE_PRICES_EXPERIMENT, RunRecord(
-        name=f"cv-{model.kind}", params={s: all_params[s] for s in SECTIONS},
+        name=f"cv-{model.kind}", params=raw,
         metrics={**{k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
                  **{f"{k}_log_rmse_mean": v for k, v in metrics["members"].items()}},
         tags={"stage": "cv", "model.kind": model.kind},

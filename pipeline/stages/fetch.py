@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.fetch import fetch_house_prices
-from pipeline.params import DataParams, load_section
-from pipeline.paths import ProjectPaths
+from pipeline.common.params import StageParams
+from pipeline.common.paths import ProjectPaths
+from pipeline.house_prices.dataset import fetch_house_prices
+from pipeline.house_prices.params import DataParams
 from pipeline.stages import run_stage
 
 log = logging.getLogger(__name__)
 
 
+def load_params(params: StageParams) -> DataParams:
+    return params.section("data", DataParams)
+
+
 def main() -> None:
     paths = ProjectPaths.here()
-    params = load_section(paths.params, "data", DataParams)
+    data = load_params(StageParams(paths.params))
     actions = fetch_house_prices(
-        params.source, {"train": paths.raw_train, "test": paths.raw_test},
-        base_url=params.base_url, local_dir=paths.root / params.local_dir if params.local_dir else None,
-        verify=params.verify, bundled=paths.bundled_archive)
+        data.source, {"train": paths.raw_train, "test": paths.raw_test},
+        base_url=data.base_url, local_dir=paths.root / data.local_dir if data.local_dir else None,
+        verify=data.verify, bundled=paths.bundled_archive)
     for name, action in actions.items():
         log.info("%s: %s", name, action)
 

@@ -5,18 +5,24 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.fashion.data import fetch_all, read_arrays, save_arrays
-from pipeline.params import FashionDataParams, load_section
-from pipeline.paths import ProjectPaths
+from pipeline.common.params import StageParams
+from pipeline.common.paths import ProjectPaths
+from pipeline.fashion.arrays import save_arrays
+from pipeline.fashion.fetch import fetch_all, read_arrays
+from pipeline.fashion.params import FashionDataParams
 from pipeline.stages import run_stage
 
 log = logging.getLogger(__name__)
 
 
+def load_params(params: StageParams) -> FashionDataParams:
+    return params.section("fashion_data", FashionDataParams)
+
+
 def main(paths: ProjectPaths | None = None) -> None:
     paths = paths or ProjectPaths.here()
-    params = load_section(paths.params, "fashion_data", FashionDataParams)
-    files = fetch_all(params.source, Path(params.local_dir), params.url, paths.fashion_raw_dir)
+    data_params = load_params(StageParams(paths.params))
+    files = fetch_all(data_params.source, Path(data_params.local_dir), data_params.url, paths.fashion_raw_dir)
     data = read_arrays(files)
     save_arrays(data, paths.fashion_arrays)
     log.info("wrote %s: %s train and %s test images", paths.fashion_arrays,

@@ -6,14 +6,19 @@ import logging
 
 import pandas as pd
 
-from pipeline.artifacts import load_members
-from pipeline.cv import predict_blend
-from pipeline.paths import ProjectPaths
-from pipeline.schemas import ID
+from pipeline.common.params import StageParams
+from pipeline.common.paths import ProjectPaths
+from pipeline.house_prices.artifacts import load_members
+from pipeline.house_prices.final import predict_blend
+from pipeline.house_prices.schemas import ID
+from pipeline.house_prices.submission import write_submission
 from pipeline.stages import run_stage
-from pipeline.submission import write_submission
 
 log = logging.getLogger(__name__)
+
+
+def load_params(params: StageParams) -> None:
+    """Prediction has no params: the saved model carries everything it needs."""
 
 
 def main() -> None:

@@ -6,23 +6,27 @@ import dataclasses
 import logging
 import math
 
-from pipeline.params import InitStudyParams
-from pipeline.paths import ProjectPaths
+from pipeline.common.io import write_columns, write_json
+from pipeline.common.params import BaseParams, StageParams
+from pipeline.common.paths import ProjectPaths
+from pipeline.common.tracking import FASHION_EXPERIMENT, RunRecord, log_record
 from pipeline.stages import run_stage
 from pipeline.studies import start_study
-from pipeline.outputs import write_columns, write_json
-from pipeline.studies.figures import plot_stability
-from pipeline.studies.stability import ACTIVATIONS, INITS, layer_gradient_norms, \
-    matrix_product_norms
-from pipeline.tracking import FASHION_EXPERIMENT, RunRecord, log_record
+from pipeline.studies.params import InitStudyParams
+from pipeline.studies.stability import ACTIVATIONS, INITS, layer_gradient_norms, matrix_product_norms, plot_stability
 
 log = logging.getLogger(__name__)
 STUDY = "init"
 
 
+def load_params(params: StageParams) -> tuple[BaseParams, InitStudyParams]:
+    return params.section("base", BaseParams), params.section("study_init", InitStudyParams)
+
+
 def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     paths = paths or ProjectPaths.here()
-    params, seed, generator = start_study(paths, "study_init", InitStudyParams)
+    base, params = load_params(StageParams(paths.params))
+    generator = start_study(base.seed)
     grad_norms = {f"{act}_{init}": layer_gradient_norms(params.depth, params.width,
                                                         params.batch_size, act, init, generator)
                   for act in ACTIVATIONS for init in INITS}

@@ -7,22 +7,27 @@ import logging
 
 import torch
 
-from pipeline.params import LinregStudyParams
-from pipeline.paths import ProjectPaths
+from pipeline.common.io import write_columns, write_json
+from pipeline.common.params import BaseParams, StageParams
+from pipeline.common.paths import ProjectPaths
+from pipeline.common.tracking import FASHION_EXPERIMENT, RunRecord, log_record
 from pipeline.stages import run_stage
 from pipeline.studies import start_study
-from pipeline.outputs import write_columns, write_json
-from pipeline.studies.figures import plot_linreg
-from pipeline.studies.linreg import fit_nn, fit_scratch, make_linear_data
-from pipeline.tracking import FASHION_EXPERIMENT, RunRecord, log_record
+from pipeline.studies.linreg import fit_nn, fit_scratch, make_linear_data, plot_linreg
+from pipeline.studies.params import LinregStudyParams
 
 log = logging.getLogger(__name__)
 STUDY = "linreg"
 
 
+def load_params(params: StageParams) -> tuple[BaseParams, LinregStudyParams]:
+    return params.section("base", BaseParams), params.section("study_linreg", LinregStudyParams)
+
+
 def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     paths = paths or ProjectPaths.here()
-    params, seed, generator = start_study(paths, "study_linreg", LinregStudyParams)
+    base, params = load_params(StageParams(paths.params))
+    generator = start_study(base.seed)
     true_w = torch.tensor(params.true_w)
     x, y = make_linear_data(true_w, params.true_b, params.rows, params.noise, generator)
     fits = {name: fit(x, y, params.epochs, params.batch_size, params.lr, generator)

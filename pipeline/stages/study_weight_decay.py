@@ -5,26 +5,31 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from pipeline.params import WeightDecayStudyParams
-from pipeline.paths import ProjectPaths
+from pipeline.common.io import write_columns, write_json
+from pipeline.common.params import BaseParams, StageParams
+from pipeline.common.paths import ProjectPaths
+from pipeline.common.tracking import FASHION_EXPERIMENT, RunRecord, log_record
 from pipeline.stages import run_stage
 from pipeline.studies import start_study
-from pipeline.outputs import write_columns, write_json
-from pipeline.studies.figures import plot_weight_decay
-from pipeline.studies.weight_decay import make_high_dim_data, train_with_decay
-from pipeline.tracking import FASHION_EXPERIMENT, RunRecord, log_record
+from pipeline.studies.params import WeightDecayStudyParams
+from pipeline.studies.weight_decay import make_high_dim_data, plot_weight_decay, train_with_decay
 
 log = logging.getLogger(__name__)
 STUDY = "weight_decay"
 
 
+def load_params(params: StageParams) -> tuple[BaseParams, WeightDecayStudyParams]:
+    return params.section("base", BaseParams), params.section("study_weight_decay", WeightDecayStudyParams)
+
+
 def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     paths = paths or ProjectPaths.here()
-    params, seed, generator = start_study(paths, "study_weight_decay", WeightDecayStudyParams)
+    base, params = load_params(StageParams(paths.params))
+    generator = start_study(base.seed)
     train, test = make_high_dim_data(params.train_rows, params.test_rows, params.features,
                                      params.noise, generator)
     runs = [train_with_decay(train, test, lam, mode, params.epochs, params.batch_size,
-                             params.lr, seed)
+                             params.lr, base.seed)
             for lam in params.lambdas for mode in ("penalty", "optimizer")]
 
     metrics: dict[str, float] = {}

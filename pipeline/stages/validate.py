@@ -6,12 +6,17 @@ import logging
 
 import pandas as pd
 
-from pipeline.outputs import write_json
-from pipeline.paths import ProjectPaths
+from pipeline.common.io import write_frame, write_json
+from pipeline.common.params import StageParams
+from pipeline.common.paths import ProjectPaths
+from pipeline.house_prices.validation import ValidationFailed, validate_raw
 from pipeline.stages import run_stage
-from pipeline.validation import ValidationFailed, validate_raw
 
 log = logging.getLogger(__name__)
+
+
+def load_params(params: StageParams) -> None:
+    """Validation has no params: the schemas are the contract."""
 
 
 def main() -> None:
@@ -25,9 +30,8 @@ def main() -> None:
         log.error("full report: %s", paths.validation_report)
         raise
     write_json(report.to_dict(), paths.validation_report)
-    paths.interim_dir.mkdir(parents=True, exist_ok=True)
-    clean_train.to_parquet(paths.clean_train, index=False)
-    clean_test.to_parquet(paths.clean_test, index=False)
+    write_frame(clean_train, paths.clean_train)
+    write_frame(clean_test, paths.clean_test)
     log.info(report.summary())
 
 

@@ -6,10 +6,14 @@ any difference between them is in the update code alone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from pipeline.common.figures import plt, save_figure
 
 
 @dataclass(frozen=True)
@@ -72,3 +76,19 @@ def fit_nn(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: f
         with torch.no_grad():
             losses.append(float(mse(net(x), y) / 2))
     return LinregFit(net.weight.detach().flatten().tolist(), float(net.bias.detach()), losses)
+
+
+def plot_linreg(fits: Mapping[str, LinregFit], true_w: Sequence[float], true_b: float,
+                path: Path) -> None:
+    """Loss per epoch (log scale) of each fit, with the recovered parameters in the legend."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for name, fit in fits.items():
+        params = ", ".join(f"{v:.4f}" for v in fit.w)
+        ax.semilogy(range(1, len(fit.epoch_losses) + 1), fit.epoch_losses, "-o", ms=4,
+                    label=f"{name}: w=[{params}], b={fit.b:.4f}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean squared loss / 2")
+    ax.set_title(f"Linear regression, true w={list(true_w)}, b={true_b}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

@@ -9,10 +9,14 @@ layers (its derivative is at most 1/4), with N(0, 1) weights it explodes, while 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
+
+from pipeline.common.figures import plt, save_figure
 
 Activation = Literal["sigmoid", "relu"]
 Init = Literal["default", "xavier", "normal"]
@@ -62,3 +66,23 @@ def layer_gradient_norms(depth: int, width: int, batch_size: int, activation: Ac
     loss = (net(x) ** 2).mean()
     loss.backward()
     return [float(m.weight.grad.norm()) for m in net if isinstance(m, nn.Linear)]
+
+
+def plot_stability(grad_norms: Mapping[str, Sequence[float]], product_norms: Sequence[float],
+                   path: Path) -> None:
+    """Left: weight-gradient norm per layer per (activation, init). Right: norm of products."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
+    for name, norms in grad_norms.items():
+        left.semilogy(range(1, len(norms) + 1), norms, "-o", ms=3, label=name)
+    left.set_xlabel("layer (1 = input side)")
+    left.set_ylabel("||dL/dW||")
+    left.set_title("Gradient norm per layer of a deep MLP")
+    left.grid(alpha=0.3, which="both")
+    left.legend(fontsize=7)
+    right.semilogy(range(1, len(product_norms) + 1), product_norms, "-", color="tab:red")
+    right.set_xlabel("number of random matrices multiplied")
+    right.set_ylabel("Frobenius norm of the product")
+    right.set_title(f"Product of N(0,1) matrices: {product_norms[-1]:.3g} after "
+                    f"{len(product_norms)}")
+    right.grid(alpha=0.3, which="both")
+    save_figure(fig, path)

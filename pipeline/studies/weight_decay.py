@@ -8,11 +8,14 @@ gradient, so their curves should coincide, which is the check that both are wire
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
 
+from pipeline.common.figures import plt, save_figure
 from pipeline.studies.linreg import squared_loss
 
 PenaltyMode = Literal["penalty", "optimizer"]
@@ -77,3 +80,26 @@ def train_with_decay(train: RegressionSplit, test: RegressionSplit, lam: float,
             train_losses.append(float(squared_loss(train.x @ w + b, train.y)))
             test_losses.append(float(squared_loss(test.x @ w + b, test.y)))
     return DecayRun(lam, mode, train_losses, test_losses, float(w.detach().norm()))
+
+
+def plot_weight_decay(runs: Sequence[DecayRun], path: Path) -> None:
+    """One panel per lambda: train and test loss, explicit penalty vs optimizer weight_decay."""
+    lambdas = sorted({r.lam for r in runs})
+    fig, axes = plt.subplots(1, len(lambdas), figsize=(4.2 * len(lambdas), 3.8), dpi=120,
+                             sharey=True, squeeze=False)
+    for ax, lam in zip(axes[0], lambdas):
+        for run in (r for r in runs if r.lam == lam):
+            style = "-" if run.mode == "penalty" else ":"
+            epochs = range(1, len(run.train_losses) + 1)
+            ax.semilogy(epochs, run.train_losses, style, color="tab:blue", lw=2 if
+                        run.mode == "penalty" else 3, label=f"train ({run.mode})")
+            ax.semilogy(epochs, run.test_losses, style, color="tab:orange", lw=2 if
+                        run.mode == "penalty" else 3, label=f"test ({run.mode})")
+        first = next(r for r in runs if r.lam == lam)
+        ax.set_title(f"lambda={lam:g}: ||w||={first.w_norm:.3f}, test loss {first.test_loss:.3g}",
+                     fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("mean squared loss / 2")
+    axes[0][0].legend(fontsize=7)
+    save_figure(fig, path)

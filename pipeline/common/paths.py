@@ -1,0 +1,203 @@
+"""Every file the pipeline reads or writes, derived from one project root.
+
+`dvc.yaml` mirrors these paths in its `deps`/`outs`; `tests/test_dvc_contract.py` checks
+that the two agree. Nothing here touches the disk at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Paths of one checkout. Stages run at the project root (DVC's working directory)."""
+
+    root: Path
+
+    @classmethod
+    def here(cls) -> ProjectPaths:
+        return cls(Path.cwd())
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    # --- house prices -------------------------------------------------------------------
+    @property
+    def bundled_archive(self) -> Path:
+        """Kaggle's download archive, committed with the project: the default data source."""
+        return self.root / "data" / "external" / "house-prices-advanced-regression-techniques.zip"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "data" / "raw"
+
+    @property
+    def raw_train(self) -> Path:
+        return self.raw_dir / "train.csv"
+
+    @property
+    def raw_test(self) -> Path:
+        return self.raw_dir / "test.csv"
+
+    @property
+    def interim_dir(self) -> Path:
+        return self.root / "data" / "interim"
+
+    @property
+    def clean_train(self) -> Path:
+        return self.interim_dir / "train.parquet"
+
+    @property
+    def clean_test(self) -> Path:
+        return self.interim_dir / "test.parquet"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / "data" / "processed"
+
+    @property
+    def features_train(self) -> Path:
+        return self.processed_dir / "features_train.parquet"
+
+    @property
+    def features_test(self) -> Path:
+        return self.processed_dir / "features_test.parquet"
+
+    @property
+    def oof_predictions(self) -> Path:
+        return self.processed_dir / "oof_predictions.csv"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "models" / "house_prices"
+
+    @property
+    def submission(self) -> Path:
+        return self.root / "submissions" / "submission.csv"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def validation_report(self) -> Path:
+        return self.reports_dir / "validation.json"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def house_metrics_dir(self) -> Path:
+        """Metrics are committed (`cache: false`), one folder per pipeline, so that
+        `dvc metrics show metrics/house_prices` and `dvc metrics diff` read well."""
+        return self.metrics_dir / "house_prices"
+
+    @property
+    def features_metrics(self) -> Path:
+        return self.house_metrics_dir / "features.json"
+
+    @property
+    def cv_metrics(self) -> Path:
+        return self.house_metrics_dir / "cv.json"
+
+    @property
+    def train_metrics(self) -> Path:
+        return self.house_metrics_dir / "train.json"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def house_plots_dir(self) -> Path:
+        return self.plots_dir / "house_prices"
+
+    @property
+    def cv_curves(self) -> Path:
+        return self.house_plots_dir / "cv_curves.csv"
+
+    @property
+    def cv_curves_png(self) -> Path:
+        return self.house_plots_dir / "cv_curves.png"
+
+    @property
+    def train_curve(self) -> Path:
+        return self.house_plots_dir / "train_curve.csv"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    # --- Fashion-MNIST ------------------------------------------------------------------
+    @property
+    def fashion_data_dir(self) -> Path:
+        return self.root / "data" / "fashion"
+
+    @property
+    def fashion_raw_dir(self) -> Path:
+        """The four verified `*-ubyte.gz` files, exactly as fetched."""
+        return self.fashion_data_dir / "raw"
+
+    @property
+    def fashion_arrays(self) -> Path:
+        """All four arrays in one compressed `.npz`: what training reads."""
+        return self.fashion_data_dir / "fashion_mnist.npz"
+
+    @property
+    def fashion_metrics_dir(self) -> Path:
+        return self.metrics_dir / "fashion"
+
+    def fashion_metrics(self, model: str) -> Path:
+        return self.fashion_metrics_dir / f"{model}.json"
+
+    @property
+    def fashion_plots_dir(self) -> Path:
+        return self.plots_dir / "fashion"
+
+    @property
+    def fashion_curves_dir(self) -> Path:
+        """One CSV per model: `dvc.yaml`'s top-level plot draws the folder, whatever the models."""
+        return self.fashion_plots_dir / "curves"
+
+    def fashion_curves(self, model: str) -> Path:
+        """Per-epoch train loss / train accuracy / test accuracy / seconds (a DVC plot)."""
+        return self.fashion_curves_dir / f"{model}.csv"
+
+    def fashion_curves_png(self, model: str) -> Path:
+        return self.fashion_plots_dir / "pictures" / f"{model}_curves.png"
+
+    def fashion_predictions_png(self, model: str) -> Path:
+        return self.fashion_plots_dir / "pictures" / f"{model}_predictions.png"
+
+    # --- chapter studies ----------------------------------------------------------------
+    @property
+    def studies_metrics_dir(self) -> Path:
+        return self.metrics_dir / "studies"
+
+    def study_metrics(self, study: str) -> Path:
+        return self.studies_metrics_dir / f"{study}.json"
+
+    @property
+    def studies_plots_dir(self) -> Path:
+        return self.plots_dir / "studies"
+
+    def study_curves(self, study: str) -> Path:
+        return self.studies_plots_dir / f"{study}_curves.csv"
+
+    def study_png(self, study: str) -> Path:
+        return self.studies_plots_dir / f"{study}.png"
+
+    # --- tuning (`kpipe tune`) -------------------------------------------------------------
+    @property
+    def optuna_journal(self) -> Path:
+        """The default Optuna storage: a journal file (git-ignored), shareable by local workers."""
+        return self.root / "optuna.journal"
+
+    @property
+    def tuned_params(self) -> Path:
+        """Where `kpipe tune` writes params.yaml with the best trial's values applied."""
+        return self.root / "params.tuned.yaml"

@@ -1,0 +1,71 @@
+"""The trained house-prices model on disk: weights, feature transformer and config together.
+
+Weights are safetensors (no code runs at load), the transformer is skops (likewise), the
+config is JSON. Together they are self-describing: `load_final` rebuilds the exact model
+and transform without reading params.yaml. A trained experiment is one or more such models
+(`member0/`, `member1/`, ... for an ensemble) under one folder with a top-level config.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.torch import load_file, save_file
+
+from pipeline.common.io import atomic_dir
+from pipeline.house_prices.features import load_transformer, save_transformer
+from pipeline.house_prices.final import FinalModel
+from pipeline.house_prices.models import ModelSpec, StackedRegressor
+from pipeline.house_prices.training import History
+
+WEIGHTS = "weights.safetensors"
+TRANSFORMER = "transformer.skops"
+CONFIG = "config.json"
+
+
+def save_final(final: FinalModel, directory: Path, extra: dict[str, Any]) -> None:
+    """Write the three files of a model; `extra` (params, CV score) goes into the config."""
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in final.model.state_dict().items()}, directory / WEIGHTS)
+    save_transformer(final.transformer, directory / TRANSFORMER)
+    config = {"model": final.model.spec.to_dict(), "target": final.target,
+              "feature_names": final.feature_names, **extra}
+    (directory / CONFIG).write_text(json.dumps(config, indent=2))
+
+
+def load_final(directory: Path) -> FinalModel:
+    """Rebuild a model saved by `save_final`."""
+    missing = [n for n in (WEIGHTS, TRANSFORMER, CONFIG) if not (directory / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"{directory} lacks {', '.join(missing)}: run `dvc repro train` first")
+    config = json.loads((directory / CONFIG).read_text())
+    model = StackedRegressor(ModelSpec.from_dict(config["model"]))
+    model.load_state_dict(load_file(directory / WEIGHTS))
+    model.eval()
+    empty = History(np.empty((0, 1)), np.empty((0, 1)))
+    return FinalModel(load_transformer(directory / TRANSFORMER), model, empty,
+                      config["target"], config["feature_names"])
+
+
+def save_members(members: list[FinalModel], directory: Path, extra: dict[str, Any]) -> None:
+    """Every member in its own folder, and a config naming them (plus `extra`).
+
+    Written to a temporary folder and swapped in whole: a failure (full disk, read-only
+    folder) leaves the previous model or none, never a mix of old and new members.
+    """
+    names = [f"member{i}" for i in range(len(members))]
+    with atomic_dir(directory) as tmp:
+        for name, member in zip(names, members, strict=True):
+            save_final(member, tmp / name, {})
+        (tmp / CONFIG).write_text(json.dumps({"members": names, **extra}, indent=2))
+
+
+def load_members(directory: Path) -> list[FinalModel]:
+    """The members saved by `save_members`, in order."""
+    if not (directory / CONFIG).exists():
+        raise FileNotFoundError(f"{directory / CONFIG} not found: run `dvc repro train` first")
+    names = json.loads((directory / CONFIG).read_text())["members"]
+    return [load_final(directory / name) for name in names]

@@ -1,0 +1,55 @@
+"""The final fit on every training row, and prediction with what it saved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.pipeline import Pipeline
+
+from pipeline.house_prices.features import fit_and_transform, training_rows, transform
+from pipeline.house_prices.models import StackedRegressor, model_spec
+from pipeline.house_prices.params import FeatureParams, ModelParams, TrainParams
+from pipeline.house_prices.schemas import ID, TARGET
+from pipeline.house_prices.training import History, epoch_progress, fit_stacked, predict_outputs, to_prices
+
+
+@dataclass
+class FinalModel:
+    transformer: Pipeline
+    model: StackedRegressor
+    history: History
+    target: str
+    feature_names: list[str]
+
+
+def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
+              model: ModelParams, params: TrainParams, seed: int, *, device: str = "auto") -> FinalModel:
+    """One model on every training row (but dropped outliers), with the very params CV scored."""
+    train = train.iloc[training_rows(train, np.arange(len(train)), features)]
+    transformer, matrix = fit_and_transform(train, np.arange(len(train)), test, features)
+    x = torch.tensor(matrix.to_numpy(), dtype=torch.float32).unsqueeze(0)
+    prices = torch.tensor(train[TARGET].to_numpy(dtype=np.float64))
+    mask = torch.ones(1, len(train), dtype=torch.bool)
+    spec = model_spec(model, x.shape[2], 1)
+    bar, on_epoch = epoch_progress(params.epochs, f"final fit {model.kind}")
+    with bar:
+        fitted, history = fit_stacked(x, prices, mask, spec, params,
+                                      torch.Generator().manual_seed(seed), None, on_epoch, device=device)
+    return FinalModel(transformer, fitted, history, params.target, list(matrix.columns))
+
+
+def predict_frame(final: FinalModel, raw: pd.DataFrame) -> pd.DataFrame:
+    """`Id,SalePrice` for raw rows, through the persisted transformer unchanged."""
+    x = torch.tensor(transform(final.transformer, raw).to_numpy(), dtype=torch.float32).unsqueeze(0)
+    prices = to_prices(predict_outputs(final.model, x)[0].double().numpy(), final.target)
+    return pd.DataFrame({ID: raw[ID].to_numpy(dtype=np.int64), TARGET: prices})
+
+
+def predict_blend(models: list[FinalModel], raw: pd.DataFrame) -> pd.DataFrame:
+    """`Id,SalePrice` averaged in log space over the models (one model: its own prediction)."""
+    frames = [predict_frame(m, raw) for m in models]
+    prices = np.exp(np.mean([np.log(f[TARGET].to_numpy()) for f in frames], axis=0))
+    return frames[0].assign(**{TARGET: prices})

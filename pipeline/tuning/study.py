@@ -1,0 +1,308 @@
+"""`kpipe tune`: an Optuna study whose objective is the pipeline's CV log-RMSE.
+
+A trial applies its suggestions to the whole params mapping as dotted overrides (exactly like
+`dvc exp run -S`), parses it as an experiment and runs `run_cv` on the validated frames: the
+score it minimizes is the very number the `cv` stage reports.
+
+Distribution is Optuna's own: every worker (a thread of `--n-jobs`, or another `kpipe tune`
+process, here or on another machine) opens the same storage and study
+(`load_if_exists=True`) and asks it for trials; the storage hands out trial numbers, and TPE
+with its default `constant_liar` treats running trials as pending so workers spread out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from pipeline.common.errors import PipelineError
+from pipeline.common.params import ParamsError, parse_section, read_params
+from pipeline.common.paths import ProjectPaths
+from pipeline.common.runtime import set_threads
+from pipeline.common.seed import seed_everything
+from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, OpenRun, RunRecord, open_run
+from pipeline.house_prices.cv import FoldFeatureCache
+from pipeline.house_prices.experiment import SECTIONS, parse_experiment, run_cv, with_overrides
+from pipeline.tuning.apply import write_params
+from pipeline.tuning.space import SearchSpace, parse_space
+
+log = logging.getLogger(__name__)
+
+# An RDB storage (several processes or machines) gets this long to wait for a locked SQLite file.
+SQLITE_TIMEOUT_S = 60
+
+
+class TuningError(PipelineError):
+    """The study could not run or produced no usable trial."""
+
+
+class Diverged(ArithmeticError):
+    """The CV score became NaN or infinite: the trial is recorded as FAIL, the study goes on."""
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    n_trials: int
+    timeout_s: float
+    sampler_seed: int
+    storage: str
+    study_name: str
+    pruner_startup_trials: int
+    pruner_warmup_percent: int
+    space: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """What one `kpipe tune` invocation does; `None` fields come from the `tune` section."""
+
+    n_trials: int | None = None
+    timeout_s: float | None = None
+    storage: str | None = None
+    study_name: str | None = None
+    sampler_seed: int | None = None
+    n_jobs: int = 1
+    output: Path | None = None
+    apply: bool = False
+
+
+@dataclass
+class TuneOutcome:
+    study: optuna.Study
+    space: SearchSpace
+    best: FrozenTrial
+    best_overrides: dict[str, Any]
+    written: Path
+
+
+def load_tune(raw: Mapping[str, Any]) -> tuple[TuneParams, SearchSpace]:
+    """The `tune` section, strictly parsed, and its space checked against the rest of `raw`."""
+    if "tune" not in raw:
+        raise ParamsError("params lack the 'tune' section")
+    tune = parse_section(raw["tune"], TuneParams, "tune")
+    if tune.n_trials < 1 or tune.timeout_s < 0 or tune.pruner_startup_trials < 0 or tune.pruner_warmup_percent < 0:
+        raise ParamsError("tune: n_trials must be >= 1; timeout_s and pruner_* must be >= 0")
+    return tune, parse_space(tune.space, raw)
+
+
+def open_storage(spec: str, paths: ProjectPaths) -> optuna.storages.BaseStorage:
+    """A storage from its URL: "" = the default journal file, a path = a journal file there,
+    `sqlite:///...`, `postgresql://...` (any SQLAlchemy URL) = a database.
+
+    Journal files work for several processes on one machine (file locks); a database server
+    lets workers on several machines share one study. SQLite waits for its lock instead of
+    failing at once, since several local workers write to it together.
+    """
+    if "://" in spec:
+        kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if spec.startswith("sqlite") else {}
+        return _retrying(lambda: optuna.storages.RDBStorage(spec, engine_kwargs=kwargs))
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = Path(spec) if spec else paths.optuna_journal
+    path = path if path.is_absolute() else paths.root / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def make_study(storage: optuna.storages.BaseStorage, name: str, tune: TuneParams, sampler_seed: int) -> optuna.Study:
+    """Create the study, or join it if another worker (or an earlier run) already did."""
+    return _retrying(lambda: optuna.create_study(
+        storage=storage, study_name=name, direction="minimize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials,
+                                           n_warmup_steps=tune.pruner_warmup_percent)))
+
+
+T = TypeVar("T")
+
+
+def _retrying(make: Callable[[], T], attempts: int = 6) -> T:
+    """Workers started together race to create the schema and the study in a fresh database:
+    the loser sees "table already exists" or a unique-key conflict. Both mean "it exists now";
+    trying again joins it."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return make()
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
+            if attempt == attempts - 1:
+                raise
+            log.info("storage busy (%s); retrying", type(exc).__name__)
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFrame,
+                   test: pd.DataFrame | None) -> Callable[[optuna.Trial], float]:
+    """The objective: the CV log-RMSE of `raw` with the trial's suggestions applied.
+
+    Pruning signal: all folds train together in one stacked model, so every epoch delivers
+    every fold's validation score at once. The mean over folds of the validation log-RMSE is
+    reported at each epoch with step = the percent of the trial's epochs done, and MedianPruner
+    compares trials at the same fraction of their run: with the cosine schedule a 200-epoch
+    trial at epoch 50 is still at a high learning rate, so comparing by epoch number would
+    prune long runs for being early, not for being bad.
+
+    A NaN or infinite score (a diverging learning rate) raises `Diverged`; any exception marks
+    the trial FAIL with its reason in the `error` user attribute, and `optimize` goes on.
+
+    Trials that share feature options and folds share their fold matrices (`FoldFeatureCache`).
+    """
+    cache = FoldFeatureCache()
+
+    def objective(trial: optuna.Trial) -> float:
+        try:
+            overrides = space.suggest(trial)
+            params = parse_experiment(with_overrides(dict(raw), overrides))
+            reported = [0]  # the last percent step reported
+
+            def on_epoch(epoch: int, _train: np.ndarray, valid: np.ndarray) -> None:
+                mean_valid = float(np.mean(valid))
+                if not math.isfinite(mean_valid):
+                    raise Diverged(f"mean validation log-RMSE is {mean_valid} at epoch {epoch + 1}")
+                step = round(100 * (epoch + 1) / params.train.epochs)
+                if step <= reported[0]:
+                    return  # over 100 epochs, several share a percent: Optuna keeps only one
+                reported[0] = step
+                trial.report(mean_valid, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"epoch {epoch + 1}: mean validation log-RMSE {mean_valid:.4f} "
+                                             "is worse than the median of earlier trials")
+
+            result = run_cv(params, train, test, on_epoch, cache)
+            if not math.isfinite(result.mean):
+                raise Diverged(f"CV log-RMSE is {result.mean}")
+            trial.set_user_attr("cv_std", result.std)
+            return result.mean
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            raise
+
+    return objective
+
+
+def trial_record(trial: FrozenTrial, space: SearchSpace) -> tuple[RunRecord, str]:
+    """One trial as a nested MLflow run, and its MLflow status."""
+    metrics = {}
+    if trial.state == TrialState.COMPLETE and trial.value is not None:
+        metrics = {"log_rmse_mean": trial.value, "log_rmse_std": trial.user_attrs.get("cv_std", math.nan)}
+    curve = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
+    tags = {"stage": "tune-trial", "optuna.trial": str(trial.number), "optuna.state": trial.state.name}
+    if "error" in trial.user_attrs:
+        tags["optuna.error"] = str(trial.user_attrs["error"])[:5000]
+    status = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}.get(trial.state, "FAILED")
+    return RunRecord(name=f"trial-{trial.number}", params=space.decode(trial.params), metrics=metrics,
+                     curves={"valid_log_rmse_mean": curve}, tags=tags), status
+
+
+def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int | None,
+             timeout_s: float | None, n_jobs: int, parent: OpenRun | None = None,
+             space: SearchSpace | None = None) -> None:
+    """Run `n_trials` trials here (threads: `n_jobs`), logging each under `parent` when given.
+
+    `catch=(Exception,)`: one bad combination (a diverging lr, a params check, out of memory)
+    is a FAIL trial, not the end of a long study; Ctrl-C still stops it.
+    """
+    callbacks = []
+    if parent is not None and space is not None:
+        callbacks.append(lambda _study, trial: parent.log_child(*trial_record(trial, space)))
+    study.optimize(objective, n_trials=n_trials, timeout=timeout_s or None, n_jobs=n_jobs,
+                   catch=(Exception,), callbacks=callbacks)
+
+
+def load_frames(paths: ProjectPaths) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The `validate` stage's outputs, which CV trains on."""
+    missing = [p for p in (paths.clean_train, paths.clean_test) if not p.exists()]
+    if missing:
+        raise TuningError(f"validated data not found ({', '.join(str(p) for p in missing)}): "
+                          "run `dvc repro validate` first")
+    return pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
+
+
+def best_trials(study: optuna.Study, top: int) -> list[FrozenTrial]:
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted(done, key=lambda t: t.value)[:top]
+
+
+def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
+    """Run (or join) the study, then write params.yaml with the best trial applied."""
+    raw = read_params(paths.params)
+    tune, space = load_tune(raw)
+    if options.apply and options.output is not None:
+        raise TuningError("--apply writes params.yaml itself; leave out --output")
+    if options.n_jobs < 1:
+        raise TuningError("--n-jobs must be at least 1")
+    params = parse_experiment(raw)
+    seed_everything(params.base.seed)
+    # torch's thread count is process-wide: threads of one study share the cores, one each.
+    set_threads(1 if options.n_jobs > 1 else params.train.threads)
+    train, test = load_frames(paths)
+
+    settings = dataclasses.replace(
+        tune, **{k: v for k, v in {"n_trials": options.n_trials, "timeout_s": options.timeout_s,
+                                   "storage": options.storage, "study_name": options.study_name,
+                                   "sampler_seed": options.sampler_seed}.items() if v is not None})
+    try:
+        study = make_study(open_storage(settings.storage, paths), settings.study_name, settings,
+                           settings.sampler_seed)
+    except Exception as exc:  # a bad URL, a missing database driver, an unreachable server
+        raise TuningError(f"cannot open the Optuna storage {settings.storage or 'optuna.journal'!r}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    record = RunRecord(name="tune", params={**{s: raw[s] for s in SECTIONS}, "tune": dataclasses.asdict(settings)},
+                       tags={"stage": "tune", "optuna.study": settings.study_name, "n_jobs": str(options.n_jobs)})
+    with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as parent:
+        optimize(study, make_objective(raw, space, train, test), settings.n_trials, settings.timeout_s,
+                 options.n_jobs, parent, space)
+        counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,)))
+                  for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+        top = best_trials(study, 1)
+        parent.log(RunRecord("tune", metrics={**{f"n_{k}": v for k, v in counts.items()},
+                                              **({"best_log_rmse": top[0].value} if top else {})},
+                             tags={"optuna.best_trial": str(top[0].number)} if top else {}))
+    if not top:
+        errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
+        raise TuningError(f"no trial of study '{settings.study_name}' completed ({counts})"
+                          + (f"; first error: {errors[0]}" if errors else ""))
+    best = top[0]
+    overrides = space.decode(best.params)
+    dest = paths.params if options.apply else (options.output or paths.tuned_params)
+    write_params(paths.params, overrides, dest)
+    return TuneOutcome(study, space, best, overrides, dest)
+
+
+def summary(outcome: TuneOutcome, top: int = 5) -> str:
+    """The best trials as a table, the file written, and the same values as DVC flags."""
+    rows = [{"trial": t.number, "log_rmse": round(t.value, 5), **outcome.space.decode(t.params)}
+            for t in best_trials(outcome.study, top)]
+    states = pd.Series([t.state.name for t in outcome.study.trials]).value_counts().to_dict()
+    flags = " ".join(f"-S {shlex.quote(f'{k}={_dvc_value(v)}')}" for k, v in outcome.best_overrides.items())
+    return "\n".join([
+        f"study '{outcome.study.study_name}': {len(outcome.study.trials)} trials "
+        + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())),
+        pd.DataFrame(rows).to_string(index=False),
+        f"best trial {outcome.best.number} (CV log-RMSE {outcome.best.value:.5f}) written to {outcome.written}",
+        f"or run it as an experiment: dvc exp run {flags}",
+    ])
+
+
+def _dvc_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(map(str, value)) + "]"
+    return str(value)
