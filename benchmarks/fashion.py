@@ -40,13 +40,13 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.common.paths import ProjectPaths  # noqa: E402
-from pipeline.common.runtime import resolve_threads  # noqa: E402
-from pipeline.fashion.arrays import load_arrays, to_tensors  # noqa: E402
-from pipeline.fashion.models import Classifier, build_classifier  # noqa: E402
-from pipeline.fashion.optim import build_optimizer  # noqa: E402
+from pipeline.common.paths import ProjectPaths
+from pipeline.common.runtime import resolve_threads
+from pipeline.fashion.arrays import load_arrays, to_tensors
+from pipeline.fashion.models import Classifier, build_classifier
+from pipeline.fashion.optim import build_optimizer
 from pipeline.fashion.params import FASHION_MODELS
-from pipeline.fashion.train import TrainSettings, train_classifier  # noqa: E402
+from pipeline.fashion.train import TrainSettings, train_classifier
 
 BATCH = 256
 BOOK_THREADS = torch.get_num_threads()  # torch's default, before anything changes it
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> None:
     print(f"{'model':<17}{'ours s/epoch':>13}{'book s/epoch':>14}{'ratio':>8}"
           f"{'same-threads s/epoch':>22}{'ratio':>8}")
     for name in args.models:
-        def fresh() -> Classifier:
+        def fresh(name: str = name) -> Classifier:
             return build_classifier(name, (256,), (256, 256), (0.2, 0.5))
         ours = time_ours(fresh(), x, y, x_test, y_test)
         book = time_reference(fresh(), dataset, args.fraction, BOOK_THREADS)

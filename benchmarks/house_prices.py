@@ -22,19 +22,19 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from _data import add_data_argument, load_clean_frames  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
+from _data import add_data_argument, load_clean_frames
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from pipeline.common.params import BaseParams, StageParams  # noqa: E402
-from pipeline.common.runtime import set_threads  # noqa: E402
-from pipeline.house_prices.cv import cross_validate, split_folds  # noqa: E402
-from pipeline.house_prices.features import fit_transformer, training_rows, transform  # noqa: E402
-from pipeline.house_prices.params import CVParams, FeatureParams, ModelParams, TrainParams  # noqa: E402
-from pipeline.house_prices.training import log_rmse, to_prices, to_target  # noqa: E402
+from pipeline.common.params import BaseParams, StageParams
+from pipeline.common.runtime import set_threads
+from pipeline.house_prices.cv import cross_validate, split_folds
+from pipeline.house_prices.features import fit_transformer, training_rows, transform
+from pipeline.house_prices.params import CVParams, FeatureParams, ModelParams, TrainParams
+from pipeline.house_prices.training import log_rmse, to_prices, to_target
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,8 @@ def main() -> None:
     book_loop(train.head(100), test, features, linear, warm, warm_splits, base.seed)
     print(f"{folds}-fold CV on {len(train)} rows, {train_params.epochs} epochs, batch {train_params.batch_size} "
           f"(book loop: 64), torch threads={threads}; both include per-fold feature fitting")
-    print(f"{'model':<8}{'ours log-RMSE':>16}{'ours s':>9}{'book-loop log-RMSE':>21}{'book-loop s':>13}{'speed-up':>10}")
+    print(f"{'model':<8}{'ours log-RMSE':>16}{'ours s':>9}{'book-loop log-RMSE':>21}{'book-loop s':>13}"
+          f"{'speed-up':>10}")
     for kind in args.kinds:
         m = dataclasses.replace(model, kind=kind)
         start = time.perf_counter()

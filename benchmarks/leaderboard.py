@@ -1,9 +1,10 @@
 """Leaderboard: 5-fold CV log-RMSE of our models against scikit-learn baselines, one run.
 
 Every model is scored on the same folds (`cv.folds`, shuffled with `base.seed`; with
-`--book-folds` the book's contiguous folds instead) over all 1460 training rows, with the same per-fold features: the shared feature module fit on each
-fold's training rows with the `features` section of params.yaml (log1p of skewed columns,
-derived features, ordinal scales, clipping...), outliers dropped from training folds when
+`--book-folds` the book's contiguous folds instead) over all 1460 training rows, with the same
+per-fold features: the shared feature module fit on each fold's training rows with the
+`features` section of params.yaml (log1p of skewed columns, derived features, ordinal scales,
+clipping...), outliers dropped from training folds when
 `features.drop_outliers` is set. Rows:
 - the book's recipe (raw-price MSE, lr 5, plain standardization, train+test scaling);
 - our default linear and MLP (params.yaml with model.kind switched);
@@ -23,15 +24,15 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from _data import add_data_argument, load_clean_frames  # noqa: E402
+import numpy as np
+import pandas as pd
+from _data import add_data_argument, load_clean_frames
 
-from pipeline.common.params import read_params
-from pipeline.common.runtime import set_threads  # noqa: E402
-from pipeline.house_prices.experiment import experiment_folds, parse_experiment, run_cv, with_overrides  # noqa: E402
-from pipeline.house_prices.features import fit_transformer, training_rows, transform  # noqa: E402
-from pipeline.house_prices.training import log_rmse  # noqa: E402
+from pipeline.common.params import RUNTIME, RuntimeParams, parse_section, read_params, with_overrides
+from pipeline.common.runtime import set_threads
+from pipeline.house_prices.experiment import experiment_folds, parse_experiment, run_cv
+from pipeline.house_prices.features import fit_transformer, training_rows, transform
+from pipeline.house_prices.training import log_rmse
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENSEMBLE = [{"model.kind": "linear"}, {"model.kind": "mlp"}, {"model.kind": "mlp", "base.seed": 2}]
@@ -60,7 +61,7 @@ def main() -> None:
     if args.book_folds:
         raw = with_overrides(raw, {"cv.shuffle": False})
     base = parse_experiment(raw)
-    set_threads(base.train.threads)
+    set_threads(parse_section(raw[RUNTIME], RuntimeParams, RUNTIME).threads)
     train, test = load_clean_frames(args.data)
     ours = {kind: with_overrides(raw, {"model.kind": kind, "model.members": []}) for kind in ("linear", "mlp")}
     ensemble = raw if base.model.kind == "ensemble" else with_overrides(

@@ -20,15 +20,15 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import optuna  # noqa: E402
-from _data import add_data_argument, load_clean_frames  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
+import optuna
+from _data import add_data_argument, load_clean_frames
+from optuna.trial import TrialState
 
-from pipeline.common.params import read_params
-from pipeline.common.runtime import set_threads  # noqa: E402
-from pipeline.common.seed import seed_everything  # noqa: E402
-from pipeline.house_prices.experiment import parse_experiment  # noqa: E402
-from pipeline.tuning.study import load_tune, make_objective, make_study, optimize  # noqa: E402
+from pipeline.common.params import RUNTIME, RuntimeParams, parse_section, read_params
+from pipeline.common.runtime import set_threads
+from pipeline.common.seed import seed_everything
+from pipeline.house_prices.experiment import parse_experiment
+from pipeline.tuning.study import load_tune, make_objective, make_study, optimize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def main() -> None:
           f"{'trials/min':>10} {'best':>8}")
     for n_jobs in (int(n) for n in args.n_jobs.split(",")):
         seed_everything(params.base.seed)
-        set_threads(1 if n_jobs > 1 else params.train.threads)
+        set_threads(1 if n_jobs > 1 else parse_section(raw[RUNTIME], RuntimeParams, RUNTIME).threads)
         study = make_study(optuna.storages.InMemoryStorage(), f"bench-{n_jobs}", tune, tune.sampler_seed)
         start = time.perf_counter()
         # n_trials=None: run until the timeout; trials running at the timeout still finish.

@@ -99,12 +99,14 @@ def train_fashion(model: str = typer.Argument(..., help="One of fashion_models."
 @app.command()
 def tune(
     n_trials: int = typer.Option(None, help="Trials for this process to run (default: tune.n_trials)."),
-    timeout: float = typer.Option(None, help="Seconds after which no new trial starts (default: tune.timeout_s; 0 = none)."),
+    timeout: float = typer.Option(None, help="Seconds after which no new trial starts "
+                                             "(default: tune.timeout_s; 0 = none)."),
     storage: str = typer.Option(None, help="Optuna storage: a journal file path, sqlite:///..., postgresql://... "
                                            "(default: tune.storage; \"\" = optuna.journal)."),
     study_name: str = typer.Option(None, help="Study to create or join (default: tune.study_name)."),
     n_jobs: int = typer.Option(1, help="Trials run at once in threads of this process."),
-    sampler_seed: int = typer.Option(None, help="TPE seed (default: tune.sampler_seed); give each extra worker its own."),
+    sampler_seed: int = typer.Option(None, help="TPE seed (default: tune.sampler_seed); "
+                                                "give each extra worker its own."),
     output: Path = typer.Option(None, help="Params file with the best values (default: params.tuned.yaml)."),
     apply: bool = typer.Option(False, "--apply", help="Write the best values into params.yaml itself (comments kept)."),
 ) -> None:

@@ -47,7 +47,8 @@ def plain_features(**changes: object) -> FeatureParams:
                                            **changes})
 
 
-def model_params(kind: str, hidden: tuple[int, ...] = (), dropout: float = 0.0, linear_skip: bool = False) -> ModelParams:
+def model_params(kind: str, hidden: tuple[int, ...] = (), dropout: float = 0.0,
+                 linear_skip: bool = False) -> ModelParams:
     return ModelParams(kind=kind, hidden=hidden, dropout=dropout, linear_skip=linear_skip, members=())
 
 

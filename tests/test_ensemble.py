@@ -56,7 +56,7 @@ def test_blend_is_the_log_mean_of_members_on_shared_folds(clean_frames) -> None:
     blend = np.exp((np.log(result.members[0].oof_prices) + np.log(result.members[1].oof_prices)) / 2)
     np.testing.assert_allclose(result.oof_prices, blend)
     y = small["SalePrice"].to_numpy()
-    for score, (_, valid) in zip(result.fold_scores, split_folds(300, 3, 42)):
+    for score, (_, valid) in zip(result.fold_scores, split_folds(300, 3, 42), strict=True):
         assert score == pytest.approx(log_rmse(blend[valid], y[valid]))
 
 

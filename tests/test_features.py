@@ -55,7 +55,8 @@ def test_transductive_variant_fits_on_test_rows_too(clean_frames) -> None:
     mean = lambda t: encoder(t).named_transformers_["numeric"][-1].mean_  # noqa: E731
     assert not np.allclose(mean(inductive), mean(transductive))
     both = pd.concat([train.drop(columns="SalePrice"), test])
-    assert encoder(transductive).named_transformers_["numeric"][0].statistics_[0] == pytest.approx(both["MSSubClass"].mean())
+    imputed = encoder(transductive).named_transformers_["numeric"][0].statistics_[0]
+    assert imputed == pytest.approx(both["MSSubClass"].mean())
 
 
 def test_skewed_columns_are_learned_from_the_fit_rows(clean_frames) -> None:
@@ -81,7 +82,7 @@ def test_each_fold_transformer_never_sees_its_validation_rows(clean_frames, monk
     splits = cv_module.split_folds(len(small), 4, 0)
     cv_module.cross_validate(small, test, SKEWED, model_params("linear"), train_params(epochs=1), splits, 0)
     assert len(seen) == 4
-    for fit_ids, (train_idx, valid_idx) in zip(seen, splits):
+    for fit_ids, (train_idx, valid_idx) in zip(seen, splits, strict=True):
         assert fit_ids == set(small["Id"].iloc[train_idx])
         assert fit_ids.isdisjoint(set(small["Id"].iloc[valid_idx]))
 
@@ -139,7 +140,8 @@ def test_derived_features_are_the_documented_sums_and_ages(clean_frames) -> None
     out = DerivedFeatures().fit(train).transform(train)
     row = train.iloc[0]
     assert out["TotalSF"].iloc[0] == row["TotalBsmtSF"] + row["1stFlrSF"] + row["2ndFlrSF"]
-    assert out["TotalBath"].iloc[0] == row["FullBath"] + row["BsmtFullBath"] + 0.5 * (row["HalfBath"] + row["BsmtHalfBath"])
+    halves = row["HalfBath"] + row["BsmtHalfBath"]
+    assert out["TotalBath"].iloc[0] == row["FullBath"] + row["BsmtFullBath"] + 0.5 * halves
     assert out["HouseAge"].iloc[0] == row["YrSold"] - row["YearBuilt"]
     matrix = transform(fit_transformer(train, None, plain_features(derived=True)), train)
     assert {"TotalSF", "TotalBath", "TotalPorchSF", "HouseAge", "RemodAge"} <= set(matrix.columns)
@@ -157,7 +159,7 @@ def test_outliers_are_dropped_from_training_folds_only(clean_frames, monkeypatch
     fast = train_params(epochs=2, batch_size=256)
     result = cv_module.cross_validate(train, test, params, model_params("linear"), fast,
                                       cv_module.split_folds(len(train), 3, 0), 0)
-    for fit_ids, (_, valid_idx) in zip(seen, cv_module.split_folds(len(train), 3, 0)):
+    for fit_ids, (_, valid_idx) in zip(seen, cv_module.split_folds(len(train), 3, 0), strict=True):
         assert fit_ids.isdisjoint(outliers)
         assert fit_ids.isdisjoint(set(train["Id"].iloc[valid_idx]))
     # Every row, outliers included, is still predicted and scored out of fold.
@@ -174,7 +176,8 @@ def test_fit_and_transform_equals_fitting_then_transforming(clean_frames, fit_on
     transformer, matrix = fit_and_transform(train, fit_idx, test, params)
     reference = transform(fit_transformer(train.iloc[fit_idx], test, params), train)
     pd.testing.assert_frame_equal(matrix, reference)
-    pd.testing.assert_frame_equal(transform(transformer, test), transform(fit_transformer(train.iloc[fit_idx], test, params), test))
+    refit = fit_transformer(train.iloc[fit_idx], test, params)
+    pd.testing.assert_frame_equal(transform(transformer, test), transform(refit, test))
 
 
 def test_neighborhood_cap_learns_each_neighbourhoods_max_from_the_fit_rows(clean_frames) -> None:

@@ -41,16 +41,22 @@ def test_hash_mismatch_names_url_and_both_hashes_and_leaves_no_file(http_server:
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:9", "d2l-mirror.invalid"])
-def test_unreachable_source_says_what_to_do_and_leaves_nothing(tmp_path: Path, host: str) -> None:
+def test_unreachable_mirror_says_what_to_do_and_leaves_nothing(tmp_path: Path, host: str) -> None:
     """Offline (refused, or a name that does not resolve): the URL, and the one-line alternatives."""
-    url = f"http://{host}/kaggle_house_pred_train.csv"
+    targets = _targets(tmp_path)
     with pytest.raises(FetchError) as err:
-        download(url, tmp_path / "train.csv", TRAIN_SHA1, timeout=5)
+        fetch_house_prices("d2l", targets, base_url=f"http://{host}/", local_dir=None, verify=True, bundled=BUNDLED)
     message = str(err.value)
-    assert f"could not download {url}: no connection" in message
+    assert f"could not download http://{host}/kaggle_house_pred_train.csv: no connection" in message
     for advice in ("-S data.source=bundled", "-S data.source=kaggle", "-S data.source=local"):
         assert advice in message
     assert "Traceback" not in message and "urllib3" not in message
+    assert list(targets["train"].parent.iterdir()) == []
+
+
+def test_a_download_error_names_the_url_and_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="could not download http://127.0.0.1:9/x.csv: no connection"):
+        download("http://127.0.0.1:9/x.csv", tmp_path / "x.csv", None, timeout=5)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -102,14 +108,15 @@ def test_files_that_already_verify_are_not_fetched_again(house_prices_dir: Path,
     targets = _targets(tmp_path)
     fetch_house_prices("local", targets, base_url="", local_dir=house_prices_dir, verify=True, bundled=BUNDLED)
     # An unreachable mirror proves nothing is downloaded the second time.
-    actions = fetch_house_prices("d2l", targets, base_url="http://127.0.0.1:9/", local_dir=tmp_path, verify=True, bundled=BUNDLED)
+    actions = fetch_house_prices("d2l", targets, base_url="http://127.0.0.1:9/", local_dir=tmp_path, verify=True,
+                                 bundled=BUNDLED)
     assert actions == {"train": "already verified", "test": "already verified"}
 
 
 def test_local_source_reads_the_kaggle_zip(house_prices_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "mirror"
     folder.mkdir()
-    (folder / "competition.zip").write_bytes((house_prices_dir / "house-prices-advanced-regression-techniques.zip").read_bytes())
+    (folder / "competition.zip").write_bytes(BUNDLED.read_bytes())
     targets = _targets(tmp_path)
     actions = fetch_house_prices("local", targets, base_url="", local_dir=folder, verify=True, bundled=BUNDLED)
     assert all("extracted" in a for a in actions.values())

@@ -39,7 +39,8 @@ def test_nested_runs_carry_steps_and_the_runs_table_sorts_by_score(tmp_path: Pat
     better = log_record(paths, "house-prices", _cv_record(0.01, 0.12))
     assert worse and better
     mlflow.set_tracking_uri(mlflow_uri)
-    children = mlflow.search_runs(experiment_names=["house-prices"], filter_string=f"tags.mlflow.parentRunId = '{better}'")
+    children = mlflow.search_runs(experiment_names=["house-prices"],
+                                  filter_string=f"tags.mlflow.parentRunId = '{better}'")
     assert len(children) == 2
     steps = mlflow.tracking.MlflowClient().get_metric_history(children["run_id"].iloc[0], "valid_log_rmse")
     assert [(m.step, m.value) for m in steps] == [(1, 0.3), (2, 0.2), (3, 0.12)]

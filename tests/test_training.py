@@ -47,7 +47,8 @@ def test_folds_validate_every_row_exactly_once(n: int, k: int) -> None:
 def test_unshuffled_folds_are_the_books_contiguous_blocks_whatever_the_seed() -> None:
     splits = split_folds(1460, 5, seed=7, shuffle=False)
     assert [(v[0], v[-1]) for _, v in splits] == [(0, 291), (292, 583), (584, 875), (876, 1167), (1168, 1459)]
-    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits, split_folds(1460, 5, seed=8, shuffle=False)))
+    other_seed = split_folds(1460, 5, seed=8, shuffle=False)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits, other_seed, strict=True))
 
 
 def test_an_experiment_validates_on_the_folds_cv_params_name(clean_frames) -> None:
@@ -59,7 +60,7 @@ def test_an_experiment_validates_on_the_folds_cv_params_name(clean_frames) -> No
     raw = with_overrides(SHIPPED_PARAMS, {
         "model.kind": "linear", "model.members": [], "train.epochs": 2, "cv.folds": 3, "cv.shuffle": False})
     result = run_cv(parse_experiment(raw), small, test)
-    for score, (_, valid) in zip(result.fold_scores, split_folds(120, 3, seed=0, shuffle=False)):
+    for score, (_, valid) in zip(result.fold_scores, split_folds(120, 3, seed=0, shuffle=False), strict=True):
         assert score == pytest.approx(log_rmse(result.oof_prices[valid], result.prices[valid]))
         assert list(valid) == list(range(valid[0], valid[0] + 40))
 
@@ -74,7 +75,8 @@ def test_weight_decay_spares_every_bias() -> None:
     decayed, spared = parameter_groups(model, 0.5)
     assert decayed["weight_decay"] == 0.5 and spared["weight_decay"] == 0.0
     assert {id(p) for p in spared["params"]} == {id(b) for b in model.biases}
-    assert all(p.dim() == 3 and p.shape[-1] != 1 or p is model.skip or p is model.weights[-1] for p in decayed["params"])
+    assert all(p.dim() == 3 and p.shape[-1] != 1 or p is model.skip or p is model.weights[-1]
+               for p in decayed["params"])
 
 
 def test_stacked_models_are_independent() -> None:
@@ -96,14 +98,14 @@ def test_cv_is_repeatable_and_scores_from_out_of_fold_predictions(clean_frames) 
     assert np.array_equal(first.fold_scores, again.fold_scores)
     assert first.history.train.shape == (4, 3) and np.isfinite(first.history.valid).all()
     y = small["SalePrice"].to_numpy()
-    for score, (_, valid_idx) in zip(first.fold_scores, split_folds(300, 3, 1)):
+    for score, (_, valid_idx) in zip(first.fold_scores, split_folds(300, 3, 1), strict=True):
         assert score == pytest.approx(log_rmse(first.oof_prices[valid_idx], y[valid_idx]))
 
 
 def test_log_target_beats_predicting_the_mean_price(clean_frames) -> None:
     train, test = clean_frames
-    result = cross_validate(train, test, FEATURES, LINEAR, train_params(epochs=20, weight_decay=0.02, schedule="cosine"),
-                            split_folds(len(train), 3, 0), 0)
+    longer = train_params(epochs=20, weight_decay=0.02, schedule="cosine")
+    result = cross_validate(train, test, FEATURES, LINEAR, longer, split_folds(len(train), 3, 0), 0)
     y = train["SalePrice"].to_numpy()
     baseline = log_rmse(np.full_like(y, np.exp(np.log(y).mean())), y)
     assert result.mean < 0.6 * baseline
@@ -169,6 +171,7 @@ def test_a_fold_feature_cache_gives_the_same_scores_and_fits_each_fold_once(clea
     np.testing.assert_array_equal(again.fold_scores, plain.fold_scores)
     assert len(fits) == 6 and (cache.misses, cache.hits) == (3, 3)
     # Other feature options or other folds are other matrices, never a stale hit.
-    cross_validate(small, test, plain_features(log_skewed=False), LINEAR, fast, split_folds(len(small), 3, 1), 1, cache=cache)
+    unlogged = plain_features(log_skewed=False)
+    cross_validate(small, test, unlogged, LINEAR, fast, split_folds(len(small), 3, 1), 1, cache=cache)
     cross_validate(small, test, FEATURES, LINEAR, fast, split_folds(len(small), 3, 2), 2, cache=cache)
     assert len(fits) == 12 and cache.misses == 9

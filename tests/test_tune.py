@@ -77,7 +77,8 @@ def test_the_shipped_search_space_parses() -> None:
     ("lr", {"type": "float", "low": 0.1, "high": 1.0}, "dotted params keys"),
     ("train", {"type": "float", "low": 0.1, "high": 1.0}, "dotted params keys"),
     ("data.verify", {"type": "categorical", "choices": [True, False]}, "does not change the CV score"),
-    ("train.lr", {"type": "uniform", "low": 0.1, "high": 1.0}, r"tune\.space\.train\.lr\.type='uniform': choose one of"),
+    ("train.lr", {"type": "uniform", "low": 0.1, "high": 1.0},
+     r"tune\.space\.train\.lr\.type='uniform': choose one of"),
     ("train.lr", {"type": "float", "low": 0.1, "high": 1.0, "scale": "log"}, r"train\.lr: unknown key\(s\) scale"),
     ("train.lr", {"type": "float", "low": 0.1}, r"train\.lr: missing key\(s\) high"),
     ("train.lr", {"type": "float", "low": 0.0, "high": 1.0, "log": True}, "log range needs low > 0"),
@@ -156,7 +157,8 @@ def test_a_tiny_study_writes_params_the_stages_accept(tune_repo: Path, mlflow_ur
                                   filter_string=f"tags.mlflow.parentRunId = '{parents['run_id'].iloc[0]}'")
     assert sorted(children["tags.optuna.trial"].astype(int)) == [0, 1, 2]
     best = children[children["tags.optuna.trial"] == str(outcome.best.number)].iloc[0]
-    assert best["tags.optuna.state"] == "COMPLETE" and best["metrics.log_rmse_mean"] == pytest.approx(outcome.best.value)
+    assert best["tags.optuna.state"] == "COMPLETE"
+    assert best["metrics.log_rmse_mean"] == pytest.approx(outcome.best.value)
     assert best["params.model.hidden"] == ",".join(map(str, outcome.best_overrides["model.hidden"]))
     curve = mlflow.tracking.MlflowClient().get_metric_history(best["run_id"], "valid_log_rmse_mean")
     assert [m.step for m in curve] == list(range(1, params.train.epochs + 1))
@@ -217,7 +219,8 @@ def test_a_broken_tracking_store_leaves_the_parent_run_a_warning_only(tmp_path: 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker}/sub/mlflow.db")
-    with caplog.at_level(logging.WARNING), open_run(ProjectPaths(tmp_path), "house-prices", RunRecord("tune")) as parent:
+    with (caplog.at_level(logging.WARNING),
+          open_run(ProjectPaths(tmp_path), "house-prices", RunRecord("tune")) as parent):
         assert parent.log_child(RunRecord("trial-0")) is None
         ran = True
     assert ran and "MLflow tracking failed" in caplog.text

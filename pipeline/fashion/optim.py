@@ -80,7 +80,7 @@ class ScratchAdam:
         self.t += 1
         c1 = 1.0 - self.beta1 ** self.t
         c2 = 1.0 - self.beta2 ** self.t
-        for p, m, v in zip(self.params, self.m, self.v):
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
             if p.grad is None:
                 continue
             g = p.grad if not self.weight_decay else p.grad + self.weight_decay * p

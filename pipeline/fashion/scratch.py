@@ -95,12 +95,12 @@ class MLPScratch(torch.nn.Module):
             raise ValueError("one dropout rate per hidden layer")
         sizes = (n_in, *hidden, n_classes)
         self.layers = torch.nn.ModuleList(LinearScratch(a, b, generator)
-                                          for a, b in zip(sizes[:-1], sizes[1:]))
+                                          for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.dropout_rates = tuple(dropout_rates) or (0.0,) * len(hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
-        for layer, p in zip(self.layers[:-1], self.dropout_rates):
+        for layer, p in zip(self.layers[:-1], self.dropout_rates, strict=True):
             h = relu(layer(h))
             if self.training:
                 h = dropout(h, p)

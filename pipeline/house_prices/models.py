@@ -66,7 +66,7 @@ class StackedRegressor(nn.Module):
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         widths = spec.widths
-        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
             bound = 1.0 / math.sqrt(fan_in)
             w = torch.empty(spec.n_models, fan_in, fan_out).uniform_(-bound, bound, generator=generator)
             b = torch.empty(spec.n_models, 1, fan_out).uniform_(-bound, bound, generator=generator)
@@ -80,7 +80,7 @@ class StackedRegressor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.weights) - 1
         inputs = x
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             x = torch.baddbmm(b, x, w) if x.dim() == 3 else torch.matmul(x, w) + b
             if i < last:
                 x = torch.relu(x)

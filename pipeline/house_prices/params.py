@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from pipeline.common.params import ParamsError, at_least, positive, ranged
+from pipeline.common.params import at_least, positive, ranged
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +43,6 @@ class ModelParams:
     # ensemble only: each member is a set of dotted overrides of these params (e.g.
     # {model.kind: mlp, base.seed: 1}); predictions are averaged in log space.
     members: tuple[dict[str, Any], ...]
-
-    def check(self) -> None:
-        if self.kind == "mlp" and not self.hidden:
-            raise ParamsError("model.hidden is empty: an mlp needs at least one hidden layer")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -175,13 +175,13 @@ class _EarlyStopping:
             self.best_score[improved], self.best_epoch[improved] = valid[improved], epoch
             index = torch.as_tensor(improved, device=self.weights[0].device)
             with torch.no_grad():
-                for kept, p in zip(self.weights, self.model.parameters()):
+                for kept, p in zip(self.weights, self.model.parameters(), strict=True):
                     kept[index] = p[index]
         return bool(((epoch - self.best_epoch) >= self.patience).all())
 
     def restore(self) -> np.ndarray:
         with torch.no_grad():
-            for kept, p in zip(self.weights, self.model.parameters()):
+            for kept, p in zip(self.weights, self.model.parameters(), strict=True):
                 p.copy_(kept)
         return np.maximum(self.best_epoch, 1)
 

@@ -87,7 +87,7 @@ def plot_weight_decay(runs: Sequence[DecayRun], path: Path) -> None:
     lambdas = sorted({r.lam for r in runs})
     fig, axes = plt.subplots(1, len(lambdas), figsize=(4.2 * len(lambdas), 3.8), dpi=120,
                              sharey=True, squeeze=False)
-    for ax, lam in zip(axes[0], lambdas):
+    for ax, lam in zip(axes[0], lambdas, strict=True):
         for run in (r for r in runs if r.lam == lam):
             style = "-" if run.mode == "penalty" else ":"
             epochs = range(1, len(run.train_losses) + 1)

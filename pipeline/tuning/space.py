@@ -19,8 +19,8 @@ from typing import Any
 
 import optuna
 
-from pipeline.common.params import ParamsError
-from pipeline.house_prices.experiment import SECTIONS, parse_experiment, with_overrides
+from pipeline.common.params import ParamsError, with_overrides
+from pipeline.house_prices.experiment import SECTIONS, parse_experiment
 
 Primitive = None | bool | int | float | str
 
@@ -79,7 +79,7 @@ class Choice:
 
     def decode(self, value: Any) -> Any:
         """The params value of a stored Optuna choice (a list for an encoded list)."""
-        pairs = list(zip(self.encoded, self.choices))
+        pairs = list(zip(self.encoded, self.choices, strict=True))
         # Exact type first: `True == 1` must not decode a stored 1 as the choice `true`.
         matches = [c for e, c in pairs if type(e) is type(value) and e == value] or \
                   [c for e, c in pairs if e == value]

@@ -28,13 +28,13 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.common.errors import PipelineError
-from pipeline.common.params import ParamsError, parse_section, read_params
+from pipeline.common.params import RUNTIME, ParamsError, RuntimeParams, parse_section, read_params, with_overrides
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, OpenRun, RunRecord, open_run
 from pipeline.house_prices.cv import FoldFeatureCache
-from pipeline.house_prices.experiment import SECTIONS, parse_experiment, run_cv, with_overrides
+from pipeline.house_prices.experiment import SECTIONS, parse_experiment, run_cv
 from pipeline.tuning.apply import write_params
 from pipeline.tuning.space import SearchSpace, parse_space
 
@@ -146,7 +146,7 @@ def _retrying(make: Callable[[], T], attempts: int = 6) -> T:
 
 
 def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFrame,
-                   test: pd.DataFrame | None) -> Callable[[optuna.Trial], float]:
+                   test: pd.DataFrame | None, device: str = "auto") -> Callable[[optuna.Trial], float]:
     """The objective: the CV log-RMSE of `raw` with the trial's suggestions applied.
 
     Pruning signal: all folds train together in one stacked model, so every epoch delivers
@@ -182,7 +182,7 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
                     raise optuna.TrialPruned(f"epoch {epoch + 1}: mean validation log-RMSE {mean_valid:.4f} "
                                              "is worse than the median of earlier trials")
 
-            result = run_cv(params, train, test, on_epoch, cache)
+            result = run_cv(params, train, test, on_epoch, cache, device=device)
             if not math.isfinite(result.mean):
                 raise Diverged(f"CV log-RMSE is {result.mean}")
             trial.set_user_attr("cv_std", result.std)
@@ -248,9 +248,10 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
     if options.n_jobs < 1:
         raise TuningError("--n-jobs must be at least 1")
     params = parse_experiment(raw)
+    runtime = parse_section(raw.get(RUNTIME), RuntimeParams, RUNTIME)
     seed_everything(params.base.seed)
     # torch's thread count is process-wide: threads of one study share the cores, one each.
-    set_threads(1 if options.n_jobs > 1 else params.train.threads)
+    set_threads(1 if options.n_jobs > 1 else runtime.threads)
     train, test = load_frames(paths)
 
     settings = dataclasses.replace(
@@ -266,7 +267,7 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
     record = RunRecord(name="tune", params={**{s: raw[s] for s in SECTIONS}, "tune": dataclasses.asdict(settings)},
                        tags={"stage": "tune", "optuna.study": settings.study_name, "n_jobs": str(options.n_jobs)})
     with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as parent:
-        optimize(study, make_objective(raw, space, train, test), settings.n_trials, settings.timeout_s,
+        optimize(study, make_objective(raw, space, train, test, runtime.device), settings.n_trials, settings.timeout_s,
                  options.n_jobs, parent, space)
         counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,)))
                   for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
