@@ -12,7 +12,7 @@ export VIRTUAL_ENV := $(VENV)
 export DVC_NO_ANALYTICS := 1
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: all house-prices fashion setup test test-fast repro
+.PHONY: all house-prices fashion setup test test-fast repro lint
 
 all: house-prices
 
@@ -52,3 +52,7 @@ test: setup
 # The edit-test loop: everything but the end-to-end `dvc repro` runs.
 test-fast: setup
 	python -m pytest -m "not e2e"
+
+# Style: ruff's pycodestyle, pyflakes, import-order, pyupgrade and bugbear rules (pyproject.toml).
+lint: setup
+	ruff check .

@@ -72,7 +72,7 @@ def submit(
 ) -> None:
     """Validate the submission against the test ids, then submit it with the Kaggle API."""
     from pipeline.common.errors import PipelineError
-    from pipeline.house_prices.submit import submit as send
+    from pipeline.house_prices.kaggle_submit import submit as send
 
     paths = ProjectPaths.here()
     try:

@@ -123,20 +123,25 @@ def repo_copy(tmp_path: Path) -> Path:
 
 
 def edit_params(repo: Path, **changes: object) -> None:
-    """Set `section.key` values in a copy's params.yaml (like `dvc exp run -S`)."""
+    """Set `section__key` (or a top-level `key`) values in a copy's params.yaml, like `dvc exp run -S`."""
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        params[section][key] = value
+        if "__" in dotted:
+            section, key = dotted.split("__")
+            params[section][key] = value
+        else:
+            params[dotted] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def run_dvc(repo: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1"}
+def run_dvc(repo: Path, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 900) -> subprocess.CompletedProcess:
+    """`dvc <args>` in `repo` with this venv first on PATH (the stages' `python`)."""
+    full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1", **(env or {})}
     return subprocess.run([str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True,
-                          env=env, timeout=timeout)
+                          env=full_env, timeout=timeout)
 
 
 @contextlib.contextmanager

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
-import re
+import importlib
 from pathlib import Path
 
 import pytest
 import yaml
+
+from pipeline.common.params import RUNTIME, StageParams
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -102,9 +104,81 @@ def test_every_stage_module_is_wired_into_dvc() -> None:
     assert on_disk - modules == set(), f"stage modules missing from dvc.yaml: {sorted(on_disk - modules)}"
 
 
+def _leaf_keys(params: dict, names: set[str]) -> set[str]:
+    """Dotted leaf keys of params.yaml under each name (a section or a key): what DVC hashes."""
+    leaves: set[str] = set()
+    for name in names:
+        node = params
+        for part in name.split("."):
+            node = node[part]
+        stack = [(name, node)]
+        while stack:
+            key, value = stack.pop()
+            if isinstance(value, dict):
+                stack.extend((f"{key}.{k}", v) for k, v in value.items())
+            else:
+                leaves.add(key)
+    return leaves
+
+
+def param_mismatch(stage: dict, module: object) -> tuple[set[str], set[str]]:
+    """(read but not declared, declared but not read), as dotted leaf keys of params.yaml."""
+    params = StageParams(ROOT / "params.yaml")
+    module.load_params(params)
+    read = _leaf_keys(PARAMS, params.read)
+    declared = _leaf_keys(PARAMS, set(_stage_params(stage)))
+    return read - declared, declared - read
+
+
+def _module(stage: dict) -> object:
+    return importlib.import_module(_stage_module(stage["cmd"]))
+
+
 @pytest.mark.parametrize(("name", "stage"), list(_iter_stages()), ids=[n for n, _ in _iter_stages()])
-def test_every_params_section_a_stage_loads_is_declared(name: str, stage: dict) -> None:
+def test_every_stage_declares_exactly_the_params_it_reads(name: str, stage: dict) -> None:
+    undeclared, unread = param_mismatch(stage, _module(stage))
+    assert undeclared == set(), f"{name} reads params that dvc.yaml does not declare: {sorted(undeclared)}"
+    assert unread == set(), f"{name} declares params it never reads: {sorted(unread)}"
+
+
+@pytest.mark.parametrize(("name", "stage"), list(_iter_stages()), ids=[n for n, _ in _iter_stages()])
+def test_stages_read_params_only_through_their_load_params(name: str, stage: dict) -> None:
+    """What `load_params` reads is what the stage reads: no other way into params.yaml."""
     source = _module_file(_stage_module(stage["cmd"])).read_text()
-    loaded = set(re.findall(r'load_section\(\s*paths\.params,\s*"([\w.-]+)"', source))
-    declared = {k.split(".")[0] for k in _stage_params(stage)}
-    assert loaded <= declared, f"{name} reads params sections {sorted(loaded - declared)} not declared in dvc.yaml"
+    assert "def load_params(params: StageParams)" in source
+    # main() opens params.yaml once, straight into load_params (stages without params never do).
+    opened = source.count("load_params(StageParams(paths.params))")
+    assert opened == source.count("StageParams(") == (1 if _stage_params(stage) else 0)
+    for other in ("read_params", "parse_section", "load_section", "import yaml", "params.yaml"):
+        assert other not in source, f"{name} reads params another way: {other}"
+
+
+def test_the_contract_catches_an_undeclared_param_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proof that the check above can fail: a stage that also reads `train` without declaring it."""
+    from pipeline.house_prices.params import TrainParams
+    from pipeline.stages import fetch
+
+    real = fetch.load_params
+
+    def sneaky(params: StageParams) -> object:
+        params.section("train", TrainParams)
+        return real(params)
+
+    monkeypatch.setattr(fetch, "load_params", sneaky)
+    undeclared, _ = param_mismatch(DVC["fetch"], fetch)
+    assert "train.lr" in undeclared and "data.source" not in undeclared
+
+
+def test_no_stage_declares_the_runtime_section() -> None:
+    for name, stage in _iter_stages():
+        assert not any(key.split(".")[0] == RUNTIME for key in _stage_params(stage)), name
+
+
+def test_metrics_and_curve_files_are_committed_not_cached() -> None:
+    """DVC's convention: small metrics and plot CSVs live in git, so `dvc metrics diff` works on a clone."""
+    for name, stage in _iter_stages():
+        for kind in ("metrics", "plots"):
+            for entry in stage.get(kind, []):
+                path, props = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+                if not path.endswith(".png"):
+                    assert props.get("cache") is False, f"{name}: {path} should be cache: false"

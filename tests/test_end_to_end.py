@@ -14,6 +14,7 @@ import pytest
 import yaml
 from conftest import BIN, edit_params, run_dvc
 
+from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.submission import check_submission
 
 pytestmark = pytest.mark.e2e
@@ -26,10 +27,11 @@ HOUSE_PRICES = "predict"
 def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str, folds: int) -> None:
     submission = pd.read_csv(repo / "submissions" / "submission.csv")
     check_submission(submission, raw_test["Id"].to_numpy())
-    cv = json.loads((repo / "metrics" / "cv.json").read_text())
+    paths = ProjectPaths(repo)
+    cv = json.loads(paths.cv_metrics.read_text())
     assert set(cv) >= {"log_rmse_mean", "log_rmse_std", "folds"} and len(cv["folds"]) == folds
     assert 0 < cv["log_rmse_mean"] < 1.0
-    curves = pd.read_csv(repo / "plots" / "cv_curves.csv")
+    curves = pd.read_csv(paths.cv_curves)
     assert list(curves["epoch"]) == [1, 2, 3]
     model_dir = repo / "models" / "house_prices"
     members = json.loads((model_dir / "config.json").read_text())["members"]
@@ -83,10 +85,23 @@ def test_make_runs_the_pipeline_from_the_bundled_archive_in_a_fresh_clone(
     second = _make(repo_copy, "house-prices", fake_bin, mlflow_uri)
     assert second.returncode == 0, second.stderr
     assert "Running stage" not in second.stdout, second.stdout
-    untracked = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo_copy,
-                               capture_output=True, text=True, check=True).stdout.split("\n")
-    assert [line for line in untracked if line.strip() and "params.yaml" not in line
-            and "dvc.lock" not in line] == [], "outputs must all be git-ignored"
+    # Runtime settings never change a result, so they rerun nothing.
+    edit_params(repo_copy, runtime__threads=1, runtime__device="cpu")
+    status = run_dvc(repo_copy, "status", "predict")
+    assert "up to date" in status.stdout, status.stdout
+    # Metrics are committed: `dvc metrics diff` compares this run with the clone's HEAD.
+    diff = run_dvc(repo_copy, "metrics", "diff", "HEAD", "--all")
+    assert diff.returncode == 0 and "metrics/house_prices/cv.json" in diff.stdout, diff.stdout + diff.stderr
+    # The inspection stage, outside the main chain, runs on demand.
+    features = run_dvc(repo_copy, "repro", "features")
+    assert features.returncode == 0, features.stderr
+    assert json.loads(ProjectPaths(repo_copy).features_metrics.read_text())["n_features"] > 200
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo_copy,
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+    committed_outputs = ("params.yaml", "dvc.lock", "metrics/", "plots/house_prices/cv_curves.csv",
+                         "plots/house_prices/train_curve.csv")
+    assert [line for line in changed if not line[3:].startswith(committed_outputs)] == [], \
+        "outputs are git-ignored (DVC-cached) or committed metrics and curves"
 
 
 def test_repro_from_the_d2l_mirror_over_http(repo_copy: Path, http_server: str, raw_test: pd.DataFrame,

@@ -83,8 +83,6 @@ def _log(mlflow: Any, record: RunRecord, nested: bool) -> str:
                 mlflow.log_artifacts(str(artifact), artifact.name)
             elif artifact.exists():
                 mlflow.log_artifact(str(artifact))
-        if record.log_model is not None:
-            record.log_model()
         for child in record.children:
             _log(mlflow, child, nested=True)
         return run.info.run_id

@@ -1,8 +1,8 @@
 """Training from in-memory tensors: the whole split is one float tensor, batches are slices.
 
 The book's loop pays, per sample and per epoch, for a PIL-free but still per-sample
-`ToTensor` inside a multi-worker DataLoader; on a 2-core machine that is ~30 s an epoch of
-its MLP, while the arithmetic takes under a second. Indexing a pre-converted tensor with a
+`ToTensor` inside a multi-worker DataLoader, which on a small machine costs far more than the
+arithmetic of an epoch (README, Measured). Indexing a pre-converted tensor with a
 shuffled permutation costs next to nothing, so an epoch here is close to the arithmetic.
 """
 

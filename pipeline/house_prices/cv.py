@@ -36,8 +36,8 @@ class FoldFeatureCache:
     """Fold feature matrices kept between CV runs on the *same* training and test frames.
 
     A tuning study scores many trials on one dataset, and trials that share the feature
-    options and folds would refit the identical per-fold transformers (about 1 s of a
-    linear trial here, most of a pruned one). Keys are the feature params and the fold's
+    options and folds would refit the identical per-fold transformers (a large share of a
+    linear trial, most of a pruned one). Keys are the feature params and the fold's
     fit rows; the frames themselves are not part of the key, so one cache serves one pair
     of frames only. Least recently used entries go first beyond `max_entries`.
     """

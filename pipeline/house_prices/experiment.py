@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.common.params import BaseParams, ParamsError, parse_section, with_overrides
+from pipeline.common.params import BaseParams, ParamsError, RuntimeParams, StageParams, parse_section, with_overrides
 from pipeline.house_prices.cv import CVResult, FoldFeatureCache, cross_validate, score_oof, split_folds
 from pipeline.house_prices.final import FinalModel, fit_final
 from pipeline.house_prices.params import CVParams, FeatureParams, ModelParams, TrainParams
@@ -55,6 +55,13 @@ def parse_experiment(raw: dict[str, Any]) -> ExperimentParams:
             raise ParamsError(f"model.members[{i}]: set model.kind to linear or mlp")
         members.append(parse_experiment(member_raw))
     return dataclasses.replace(params, members=tuple(members))
+
+
+def read_experiment(params: StageParams) -> tuple[ExperimentParams, dict[str, Any], RuntimeParams]:
+    """What the `cv` and `train` stages read: the experiment, its raw sections (for MLflow and
+    the saved model) and the runtime settings (which are not recorded as read)."""
+    raw = params.sections(SECTIONS)
+    return parse_experiment(raw), raw, params.runtime()
 
 
 @dataclass

@@ -105,5 +105,5 @@ FeatureMatrix = pa.DataFrameSchema(
     ],
     name="FeatureMatrix",
     description="The model's input: every cell a finite float, no NaN. (Frame-wide checks: "
-                "a per-column dtype check over ~300 one-hot columns costs 25x more.)",
+                "a per-column dtype check over hundreds of one-hot columns costs far more.)",
 )

@@ -102,7 +102,7 @@ def _fit(x: torch.Tensor, prices: torch.Tensor, train_mask: torch.Tensor, spec: 
     model.set_output_bias(torch.stack([targets[m].mean() for m in train_mask]))
     model.to(device)
     x, targets = x.to(device), targets.to(device)
-    # Not `fused=True`: its first call costs ~1.7 s of one-time set-up on CPU, more than it
+    # Not `fused=True`: its first call pays a one-time set-up on CPU that costs more than it
     # saves over a whole CV run of a few hundred steps.
     optimizer = torch.optim.Adam(parameter_groups(model, params.weight_decay), lr=params.lr)
     # Cosine decay to 0 lets the last epochs settle instead of jittering with batch noise.
@@ -115,7 +115,7 @@ def _fit(x: torch.Tensor, prices: torch.Tensor, train_mask: torch.Tensor, spec: 
     pad = torch.tensor([[1.0] * len(r) + [0.0] * (longest - len(r)) for r in rows])
     padded = torch.stack([torch.cat([r, r.new_zeros(longest - len(r))]) for r in rows])
     # Row r of model m lives at m * N + r of the flattened features: `index_select` on that
-    # view copies whole rows, ~4x faster than advanced indexing with two index tensors.
+    # view copies whole rows, much faster than advanced indexing with two index tensors.
     n_rows = x.shape[1]
     flat_x = x.reshape(n_models * n_rows, x.shape[2])
     offsets = (torch.arange(n_models) * n_rows).unsqueeze(1)

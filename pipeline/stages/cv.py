@@ -14,11 +14,10 @@ from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, log_record
 from pipeline.house_prices.experiment import (
-    SECTIONS,
     EnsembleCV,
     ExperimentParams,
     final_epochs,
-    parse_experiment,
+    read_experiment,
     run_cv,
 )
 from pipeline.house_prices.plots import write_history
@@ -29,9 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def load_params(params: StageParams) -> tuple[ExperimentParams, dict[str, Any], RuntimeParams]:
-    """The experiment, its raw sections (for the MLflow record) and the runtime settings."""
-    raw = params.sections(SECTIONS)
-    return parse_experiment(raw), raw, params.runtime()
+    return read_experiment(params)
 
 
 def main() -> None:

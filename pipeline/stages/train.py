@@ -16,7 +16,7 @@ from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, log_record
 from pipeline.house_prices.artifacts import save_members
-from pipeline.house_prices.experiment import SECTIONS, ExperimentParams, fit_experiment, parse_experiment
+from pipeline.house_prices.experiment import ExperimentParams, fit_experiment, read_experiment
 from pipeline.house_prices.plots import write_history
 from pipeline.stages import run_stage
 
@@ -24,9 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def load_params(params: StageParams) -> tuple[ExperimentParams, dict[str, Any], RuntimeParams]:
-    """The experiment the `cv` stage scored, its raw sections (saved with the model), the runtime."""
-    raw = params.sections(SECTIONS)
-    return parse_experiment(raw), raw, params.runtime()
+    return read_experiment(params)
 
 
 def main() -> None:
