@@ -30,6 +30,6 @@ def load_clean_frames(data: Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     with tempfile.TemporaryDirectory() as tmp:
         targets = {"train": Path(tmp) / "train.csv", "test": Path(tmp) / "test.csv"}
         fetch_house_prices("local" if data else "bundled", targets, base_url="", local_dir=data,
-                           verify=True, bundled=ProjectPaths(ROOT).bundled_archive)
+                           verify=True, bundled=ProjectPaths(ROOT).bundled_archive, max_bytes=50 << 20)
         train, test, _ = validate_raw(pd.read_csv(targets["train"]), pd.read_csv(targets["test"]))
     return train, test

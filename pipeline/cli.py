@@ -71,17 +71,20 @@ def submit(
     message: str = typer.Option(None, "--message", "-m", help="Default: git commit and CV score."),
 ) -> None:
     """Validate the submission against the test ids, then submit it with the Kaggle API."""
-    from pipeline.common.errors import PipelineError
-    from pipeline.house_prices.kaggle_submit import submit as send
+    def command() -> None:
+        from pipeline.common.params import StageParams
+        from pipeline.common.readers import MB
+        from pipeline.house_prices.kaggle_submit import submit as send
+        from pipeline.house_prices.params import DataParams
 
-    paths = ProjectPaths.here()
-    try:
-        sent, text = send(paths, file or paths.submission, message)
-    except PipelineError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    typer.echo(text)
-    raise typer.Exit(0 if sent else 2)
+        paths = ProjectPaths.here()
+        max_mb = StageParams(paths.params).key("data", "max_file_mb", DataParams)
+        sent, text = send(paths, file or paths.submission, message, int(max_mb * MB))
+        typer.echo(text)
+        if not sent:
+            raise SystemExit(2)  # valid, but not sent: no credentials
+
+    run_stage(command)
 
 
 @app.command("train-fashion")
@@ -115,17 +118,14 @@ def tune(
 
     # Per-trial progress bars would bury Optuna's log; tqdm reads this when first imported.
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from pipeline.common.errors import PipelineError
-    from pipeline.tuning.study import TuneOptions, run_tuning, summary
+    def command() -> None:
+        from pipeline.tuning.study import TuneOptions, run_tuning, summary
 
-    options = TuneOptions(n_trials=n_trials, timeout_s=timeout, storage=storage, study_name=study_name,
-                          sampler_seed=sampler_seed, n_jobs=n_jobs, output=output, apply=apply)
-    try:
-        outcome = run_tuning(ProjectPaths.here(), options)
-    except PipelineError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    typer.echo(summary(outcome))
+        options = TuneOptions(n_trials=n_trials, timeout_s=timeout, storage=storage, study_name=study_name,
+                              sampler_seed=sampler_seed, n_jobs=n_jobs, output=output, apply=apply)
+        typer.echo(summary(run_tuning(ProjectPaths.here(), options)))
+
+    run_stage(command)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import torch
 from conftest import serve_directory
 
 from pipeline.common.download import FetchError
+from pipeline.common.errors import PipelineError
 from pipeline.fashion.arrays import FashionArrays, check_arrays, load_arrays, save_arrays, to_tensors
 from pipeline.fashion.fetch import (
     FASHION_FILES,
@@ -24,6 +25,7 @@ from pipeline.fashion.fetch import (
 )
 
 LABELS = next(f for f in FASHION_FILES if f.key == "test_labels")
+CAP = 200 << 20  # params.yaml's fashion_data.max_file_mb
 
 
 @pytest.fixture
@@ -35,14 +37,14 @@ def http_server(fashion_dir: Path) -> Iterator[str]:
 
 def test_checksum_table_matches_the_installed_files(fashion_dir: Path):
     for file in FASHION_FILES:
-        assert sha256_of_gzip(fashion_dir / file.name) == file.sha256, file.name
+        assert sha256_of_gzip(fashion_dir / file.name, CAP) == file.sha256, file.name
 
 
 def test_checksum_is_of_content_so_recompressed_files_still_verify(fashion_dir, tmp_path):
     recompressed = tmp_path / LABELS.name
     recompressed.write_bytes(gzip.compress(gzip.decompress((fashion_dir / LABELS.name)
                                                            .read_bytes()), compresslevel=1))
-    verify_file(recompressed, LABELS.sha256)
+    verify_file(recompressed, LABELS.sha256, CAP)
 
 
 def test_checksum_mismatch_names_the_file_and_leaves_nothing_behind(fashion_dir, tmp_path):
@@ -53,17 +55,45 @@ def test_checksum_mismatch_names_the_file_and_leaves_nothing_behind(fashion_dir,
     (source / LABELS.name).write_bytes(gzip.compress(bytes(content)))
     raw_dir = tmp_path / "raw"
     with pytest.raises(ChecksumError, match=LABELS.name + r".*expected " + LABELS.sha256):
-        fetch_file("local", LABELS, source, "unused", raw_dir / LABELS.name)
+        fetch_file("local", LABELS, source, "unused", raw_dir / LABELS.name, CAP)
     assert list(raw_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated"])
+def test_a_corrupt_gzip_names_the_source_not_a_temporary_file(fashion_dir, tmp_path, damage):
+    source = tmp_path / "mirror"
+    source.mkdir()
+    packed = bytearray((fashion_dir / LABELS.name).read_bytes())
+    if damage == "flipped":
+        for offset in range(40, 60):  # inside the deflate stream
+            packed[offset] ^= 0xFF
+    else:
+        packed = packed[: len(packed) // 2]
+    (source / LABELS.name).write_bytes(bytes(packed))
+    raw_dir = tmp_path / "raw"
+    with pytest.raises(PipelineError) as err:
+        fetch_file("local", LABELS, source, "unused", raw_dir / LABELS.name, CAP)
+    message = str(err.value)
+    assert str(source / LABELS.name) in message and ".part" not in message
+    assert "gzip" in message or "SHA-256" in message
+    assert list(raw_dir.iterdir()) == []
+
+
+def test_a_decompression_bomb_is_refused_at_the_cap(tmp_path):
+    bomb = tmp_path / "mirror" / LABELS.name
+    bomb.parent.mkdir()
+    bomb.write_bytes(gzip.compress(bytes(3 << 20)))  # 3 MB of zeros in a few KB
+    with pytest.raises(PipelineError, match="decompresses to more than 1 MB"):
+        fetch_file("local", LABELS, bomb.parent, "unused", tmp_path / "raw" / LABELS.name, 1 << 20)
 
 
 def test_missing_local_file_says_how_to_get_it(tmp_path):
     with pytest.raises(FetchError, match="dataset-fashion-mnist"):
-        fetch_file("local", LABELS, tmp_path, "unused", tmp_path / "raw" / LABELS.name)
+        fetch_file("local", LABELS, tmp_path, "unused", tmp_path / "raw" / LABELS.name, CAP)
 
 
 def test_local_source_gives_the_whole_dataset(fashion_dir, tmp_path):
-    data = read_arrays(fetch_all("local", fashion_dir, "unused", tmp_path / "raw"))
+    data = read_arrays(fetch_all("local", fashion_dir, "unused", tmp_path / "raw", CAP), CAP)
     assert data.train_images.shape == (60000, 28, 28)
     assert data.test_images.shape == (10000, 28, 28)
     assert data.train_images.dtype == np.uint8 and data.train_labels.dtype == np.uint8
@@ -73,7 +103,7 @@ def test_local_source_gives_the_whole_dataset(fashion_dir, tmp_path):
 
 def test_url_source_downloads_and_verifies(http_server, fashion_dir, tmp_path):
     raw_dir = tmp_path / "raw"
-    files = fetch_all("url", Path("/nonexistent"), http_server, raw_dir)
+    files = fetch_all("url", Path("/nonexistent"), http_server, raw_dir, CAP)
     for file in FASHION_FILES:
         assert files[file.key].read_bytes() == (fashion_dir / file.name).read_bytes()
     assert sorted(p.name for p in raw_dir.iterdir()) == sorted(f.name for f in FASHION_FILES)
@@ -83,14 +113,14 @@ def test_url_that_fails_is_an_error_naming_the_url(http_server, tmp_path):
     missing = LABELS.__class__(LABELS.key, "no-such-file.gz", LABELS.sha256, 1)
     raw_dir = tmp_path / "raw"
     with pytest.raises(FetchError, match=rf"{http_server}no-such-file.gz.*404"):
-        fetch_file("url", missing, tmp_path, http_server, raw_dir / missing.name)
+        fetch_file("url", missing, tmp_path, http_server, raw_dir / missing.name, CAP)
     assert list(raw_dir.iterdir()) == []
 
 
 def test_unreachable_host_is_an_error_naming_the_url(tmp_path):
     url = "http://127.0.0.1:9/"  # discard port: nothing listens
     with pytest.raises(FetchError, match="127.0.0.1:9/t10k-labels"):
-        fetch_file("url", LABELS, tmp_path, url, tmp_path / "raw" / LABELS.name)
+        fetch_file("url", LABELS, tmp_path, url, tmp_path / "raw" / LABELS.name, CAP)
 
 
 def test_npz_round_trip_keeps_uint8(tmp_path):

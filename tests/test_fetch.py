@@ -12,7 +12,14 @@ from pipeline.house_prices.dataset import HOUSE_PRICES, fetch_house_prices
 from pipeline.house_prices.kaggle_api import KaggleUnavailable
 
 TRAIN_SHA1 = HOUSE_PRICES["train"].sha1
+CAP = 50 << 20  # params.yaml's data.max_file_mb
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "external" / "house-prices-advanced-regression-techniques.zip"
+
+
+def _fetch(source: str, targets: dict[str, Path], **options: object) -> dict[str, str]:
+    """`fetch_house_prices` with the shipped defaults: the bundled archive, verification, the cap."""
+    return fetch_house_prices(source, targets, **{"base_url": "", "local_dir": None, "verify": True,
+                                                  "bundled": BUNDLED, "max_bytes": CAP, **options})
 
 
 def _targets(folder: Path) -> dict[str, Path]:
@@ -45,7 +52,7 @@ def test_unreachable_mirror_says_what_to_do_and_leaves_nothing(tmp_path: Path, h
     """Offline (refused, or a name that does not resolve): the URL, and the one-line alternatives."""
     targets = _targets(tmp_path)
     with pytest.raises(FetchError) as err:
-        fetch_house_prices("d2l", targets, base_url=f"http://{host}/", local_dir=None, verify=True, bundled=BUNDLED)
+        _fetch("d2l", targets, base_url=f"http://{host}/")
     message = str(err.value)
     assert f"could not download http://{host}/kaggle_house_pred_train.csv: no connection" in message
     for advice in ("-S data.source=bundled", "-S data.source=kaggle", "-S data.source=local"):
@@ -67,8 +74,7 @@ def test_the_bundled_archive_is_the_default_source_and_needs_no_network(tmp_path
     assert params["data"]["source"] == "bundled"
     targets = _targets(tmp_path)
     # The mirror URL is unreachable: only the bundled archive can have supplied the files.
-    actions = fetch_house_prices("bundled", targets, base_url="http://127.0.0.1:9/", local_dir=None,
-                                 verify=True, bundled=BUNDLED)
+    actions = _fetch("bundled", targets, base_url="http://127.0.0.1:9/")
     assert all("bundled" in a for a in actions.values())
     assert {k: sha1_of(p) for k, p in targets.items()} == {k: s.sha1 for k, s in HOUSE_PRICES.items()}
     assert sorted(p.name for p in targets["train"].parent.iterdir()) == ["test.csv", "train.csv"]
@@ -76,8 +82,7 @@ def test_the_bundled_archive_is_the_default_source_and_needs_no_network(tmp_path
 
 def test_a_missing_bundled_archive_names_the_file_and_the_alternatives(tmp_path: Path) -> None:
     with pytest.raises(FetchError, match=r"missing.*git checkout.*-S data.source=kaggle"):
-        fetch_house_prices("bundled", _targets(tmp_path), base_url="", local_dir=None, verify=True,
-                           bundled=tmp_path / "gone.zip")
+        _fetch("bundled", _targets(tmp_path), bundled=tmp_path / "gone.zip")
 
 
 def test_a_tampered_bundled_archive_names_the_member_and_both_hashes(tmp_path: Path) -> None:
@@ -87,7 +92,7 @@ def test_a_tampered_bundled_archive_names_the_member_and_both_hashes(tmp_path: P
             bad.writestr(name, good.read(name) + (b"1,2\n" if name == "train.csv" else b""))
     targets = _targets(tmp_path)
     with pytest.raises(FetchError) as err:
-        fetch_house_prices("bundled", targets, base_url="", local_dir=None, verify=True, bundled=archive)
+        _fetch("bundled", targets, bundled=archive)
     message = str(err.value)
     assert f"{archive}!train.csv" in message and TRAIN_SHA1 in message
     assert not targets["train"].exists()
@@ -95,8 +100,7 @@ def test_a_tampered_bundled_archive_names_the_member_and_both_hashes(tmp_path: P
 
 def test_local_source_without_a_folder_says_which_param_to_set(tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="data.local_dir is empty"):
-        fetch_house_prices("local", _targets(tmp_path), base_url="", local_dir=None, verify=True,
-                           bundled=BUNDLED)
+        _fetch("local", _targets(tmp_path))
 
 
 def test_missing_file_on_server_is_an_error(http_server: str, tmp_path: Path) -> None:
@@ -106,10 +110,9 @@ def test_missing_file_on_server_is_an_error(http_server: str, tmp_path: Path) ->
 
 def test_files_that_already_verify_are_not_fetched_again(house_prices_dir: Path, tmp_path: Path) -> None:
     targets = _targets(tmp_path)
-    fetch_house_prices("local", targets, base_url="", local_dir=house_prices_dir, verify=True, bundled=BUNDLED)
+    _fetch("local", targets, local_dir=house_prices_dir)
     # An unreachable mirror proves nothing is downloaded the second time.
-    actions = fetch_house_prices("d2l", targets, base_url="http://127.0.0.1:9/", local_dir=tmp_path, verify=True,
-                                 bundled=BUNDLED)
+    actions = _fetch("d2l", targets, base_url="http://127.0.0.1:9/")
     assert actions == {"train": "already verified", "test": "already verified"}
 
 
@@ -118,7 +121,7 @@ def test_local_source_reads_the_kaggle_zip(house_prices_dir: Path, tmp_path: Pat
     folder.mkdir()
     (folder / "competition.zip").write_bytes(BUNDLED.read_bytes())
     targets = _targets(tmp_path)
-    actions = fetch_house_prices("local", targets, base_url="", local_dir=folder, verify=True, bundled=BUNDLED)
+    actions = _fetch("local", targets, local_dir=folder)
     assert all("extracted" in a for a in actions.values())
     assert sha1_of(targets["test"]) == HOUSE_PRICES["test"].sha1
 
@@ -130,9 +133,9 @@ def test_edited_local_copy_is_refused_unless_verify_is_off(house_prices_dir: Pat
         (folder / spec.mirror_name).write_bytes((house_prices_dir / spec.mirror_name).read_bytes() + b"\n")
     targets = _targets(tmp_path)
     with pytest.raises(FetchError, match="SHA-1 mismatch"):
-        fetch_house_prices("local", targets, base_url="", local_dir=folder, verify=True, bundled=BUNDLED)
+        _fetch("local", targets, local_dir=folder)
     assert not targets["train"].exists() and not targets["test"].exists()
-    fetch_house_prices("local", targets, base_url="", local_dir=folder, verify=False, bundled=BUNDLED)
+    _fetch("local", targets, local_dir=folder, verify=False)
     assert targets["train"].read_bytes().endswith(b"\n\n")
 
 
@@ -161,5 +164,32 @@ def test_kaggle_source_without_credentials_explains_how_to_authenticate(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
     with pytest.raises(KaggleUnavailable, match="KAGGLE_API_TOKEN"):
-        fetch_house_prices("kaggle", _targets(tmp_path), base_url="", local_dir=tmp_path, verify=True, bundled=BUNDLED)
+        _fetch("kaggle", _targets(tmp_path), local_dir=tmp_path)
     assert list((tmp_path / "raw").iterdir()) == []
+
+
+def test_an_oversized_zip_member_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """A member whose declared size passes the cap (here 1 MB) is never extracted."""
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("train.csv", b"Id\n" + b"1\n" * (1 << 20))
+        zf.writestr("test.csv", b"Id\n2\n")
+    targets = _targets(tmp_path)
+    with pytest.raises(FetchError, match=r"big.zip!train.csv is larger than the 1 MB cap"):
+        _fetch("bundled", targets, bundled=archive, verify=False, max_bytes=1 << 20)
+    assert not targets["train"].parent.exists() or list(targets["train"].parent.iterdir()) == []
+
+
+def test_a_download_past_the_cap_is_cut_off(http_server: str, tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="larger than the 100000 bytes cap"):
+        download(http_server + "kaggle_house_pred_train.csv", tmp_path / "train.csv", None, max_bytes=100_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_leftovers_of_a_killed_download_are_removed_on_the_next_run(tmp_path: Path) -> None:
+    targets = _targets(tmp_path)
+    targets["train"].parent.mkdir(parents=True)
+    stale = targets["train"].parent / ".train.csv.abc123.part"  # what kill -9 mid-download leaves
+    stale.write_bytes(b"half a file")
+    _fetch("bundled", targets)
+    assert sorted(p.name for p in targets["train"].parent.iterdir()) == ["test.csv", "train.csv"]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -20,7 +19,8 @@ import requests
 from tqdm.auto import tqdm
 
 from pipeline.common.errors import PipelineError
-from pipeline.common.io import atomic_path
+from pipeline.common.io import atomic_path, remove_leftovers
+from pipeline.common.readers import describe_size
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,19 @@ def verifies(path: Path, sha1: str) -> bool:
     return path.is_file() and sha1_of(path) == sha1
 
 
-Check = Callable[[Path], None]
-"""An extra verification of the staged file (e.g. a hash of decompressed content); raises."""
+Check = Callable[[Path, str], None]
+"""An extra verification of the staged file (e.g. a hash of decompressed content): called with
+the staged path and the name to show in messages (the source, not the temporary file); raises."""
+
+
+
+class TooLarge(FetchError):
+    """More bytes than the size cap allows: not the expected file (or a decompression bomb)."""
 
 
 def _check(tmp: Path, sha1: str | None, origin: str, check: Check | None = None) -> None:
     if check is not None:
-        check(tmp)
+        check(tmp, origin)
     if sha1 is None:
         return
     actual = sha1_of(tmp)
@@ -78,19 +84,46 @@ def _why(exc: requests.RequestException) -> str:
     return str(exc)
 
 
+def _too_large(origin: str, max_bytes: int) -> TooLarge:
+    return TooLarge(f"{origin} is larger than the {describe_size(max_bytes)} cap (the *.max_file_mb param): "
+                    "not the expected file. Nothing was written.")
+
+
+def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+    return iter(lambda: stream.read(1 << 16), b"")
+
+
+def _copy_capped(blocks: Iterable[bytes], out: BinaryIO, max_bytes: int | None, origin: str,
+                 progress: Callable[[int], object] | None = None) -> None:
+    """Copy in blocks, stopping as soon as more than `max_bytes` arrived (before writing them)."""
+    written = 0
+    for block in blocks:
+        written += len(block)
+        if max_bytes is not None and written > max_bytes:
+            raise _too_large(origin, max_bytes)
+        out.write(block)
+        if progress is not None:
+            progress(len(block))
+
+
 def download(url: str, target: Path, sha1: str | None, timeout: float = 60.0,
-             check: Check | None = None) -> Path:
-    """Stream `url` into `target` with a progress bar; verify before it becomes visible."""
+             check: Check | None = None, max_bytes: int | None = None) -> Path:
+    """Stream `url` into `target` with a progress bar; verify before it becomes visible.
+
+    A declared length over `max_bytes` is refused before anything is written; a stream that
+    runs past it is cut off there.
+    """
+    remove_leftovers(target.parent, target.name)
     with atomic_path(target) as tmp:
         try:
             with requests.get(url, stream=True, timeout=timeout) as response:
                 response.raise_for_status()
                 total = int(response.headers.get("content-length") or 0) or None
+                if max_bytes is not None and total is not None and total > max_bytes:
+                    raise _too_large(url, max_bytes)
                 with tmp.open("wb") as out, tqdm(total=total, unit="B", unit_scale=True,
                                                  desc=target.name, leave=False) as bar:
-                    for block in response.iter_content(chunk_size=1 << 16):
-                        out.write(block)
-                        bar.update(len(block))
+                    _copy_capped(response.iter_content(chunk_size=1 << 16), out, max_bytes, url, bar.update)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise Unreachable(f"could not download {url}: {_why(exc)}. Nothing was written") from exc
         except requests.RequestException as exc:
@@ -100,17 +133,18 @@ def download(url: str, target: Path, sha1: str | None, timeout: float = 60.0,
 
 
 def copy_verified(source: Path | BinaryIO, target: Path, sha1: str | None, origin: str,
-                  check: Check | None = None) -> Path:
+                  check: Check | None = None, max_bytes: int | None = None) -> Path:
     """Copy a local file (or open stream) into `target` through the same verify-then-rename path."""
     if isinstance(source, Path) and not source.is_file():
         raise FetchError(f"{source} not found")
+    remove_leftovers(target.parent, target.name)
     with atomic_path(target) as tmp:
         with tmp.open("wb") as out:
             if isinstance(source, Path):
                 with source.open("rb") as fh:
-                    shutil.copyfileobj(fh, out)
+                    _copy_capped(_blocks(fh), out, max_bytes, origin)
             else:
-                shutil.copyfileobj(source, out)
+                _copy_capped(_blocks(source), out, max_bytes, origin)
         _check(tmp, sha1, origin, check)
     return target
 
@@ -128,14 +162,19 @@ def safe_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     return members
 
 
-def extract_verified(archive_path: Path, member: str, target: Path, sha1: str | None) -> Path:
-    """Extract one member of a (checked) zip into `target`, verified."""
+def extract_verified(archive_path: Path, member: str, target: Path, sha1: str | None,
+                     max_bytes: int | None = None) -> Path:
+    """Extract one member of a (checked) zip into `target`, verified; a member whose declared or
+    actual size passes `max_bytes` is refused."""
+    origin = f"{archive_path}!{member}"
     try:
         with zipfile.ZipFile(archive_path) as archive:
             members = safe_members(archive)
             if member not in members:
                 raise FetchError(f"{archive_path} has no member '{member}' (has: {', '.join(members)})")
+            if max_bytes is not None and members[member].file_size > max_bytes:
+                raise _too_large(origin, max_bytes)
             with archive.open(members[member]) as stream:
-                return copy_verified(stream, target, sha1, f"{archive_path}!{member}")
+                return copy_verified(stream, target, sha1, origin, max_bytes=max_bytes)
     except zipfile.BadZipFile as exc:
         raise FetchError(f"{archive_path} is not a valid zip archive: {exc}") from exc

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.common.errors import PipelineError
+
 PART = ".part"  # the suffix of every temporary file or folder, so leftovers are recognisable
 
 
@@ -88,6 +90,23 @@ def remove_leftovers(folder: Path, name: str) -> list[Path]:
                 leftover.unlink(missing_ok=True)
             removed.append(leftover)
     return removed
+
+
+class NotWritable(PipelineError, OSError):
+    """An output folder the stage cannot write to; raised before any long computation."""
+
+
+def ensure_writable(*folders: Path) -> None:
+    """Create each folder and write and delete a probe file in it, so a read-only or blocked
+    output location fails the stage at its start, not after minutes of training."""
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=PART, dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise NotWritable(f"cannot write to {folder}: {exc.strerror or exc}; nothing was computed") from exc
 
 
 def write_text(text: str, path: Path) -> None:

@@ -104,6 +104,13 @@ class StageParams:
         self.read.add(name)
         return parse_section(self._raw_section(name), cls, name)
 
+    def key(self, section: str, name: str, cls: type) -> Any:
+        """One key of a section (the whole section is still checked), recorded as `section.name`:
+        a stage that needs one value does not rerun when its neighbours change."""
+        value = getattr(parse_section(self._raw_section(section), cls, section), name)
+        self.read.add(f"{section}.{name}")
+        return value
+
     def sections(self, names: Iterable[str]) -> dict[str, Any]:
         """Raw copies of several sections (e.g. for an experiment with overrides), recorded as read."""
         names = list(names)

@@ -1,16 +1,22 @@
 """MLflow behind one small adapter.
 
 Stages compute and write their outputs first, then hand a `RunRecord` to `log_record`.
-A tracking failure (store locked, server down, disk full) is logged as a warning and never
+A tracking failure (store locked, server down, disk full) is logged as one warning and never
 undoes or fails a stage whose outputs already exist: DVC's files are the source of truth,
 MLflow is the place to compare runs.
+
+A tracking failure must also be cheap. MLflow's HTTP client retries for minutes by default,
+so the adapter bounds its retries and timeouts (unless the user set MLflow's own variables),
+checks that a tracking server answers before the first call, and stops tracking for the rest
+of the process after the first failure. MLflow's own error logs (SQLAlchemy tracebacks) are
+silenced during the adapter's calls: the one warning says what failed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +28,58 @@ log = logging.getLogger(__name__)
 
 HOUSE_PRICES_EXPERIMENT = "house-prices"
 FASHION_EXPERIMENT = "fashion-mnist"
+
+
+# MLflow's HTTP client settings (read on every request): a dead or hung server costs seconds.
+CLIENT_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+PROBE_TIMEOUT_S = 3.0
+_disabled: dict[str, str] = {}  # tracking URI -> why tracking to it is off in this process
+
+
+def _bound_client() -> None:
+    for name, value in CLIENT_LIMITS.items():
+        os.environ.setdefault(name, value)
+
+
+def _disable(uri: str, exc: BaseException | str) -> None:
+    """Warn once and turn tracking to `uri` off for the rest of this process."""
+    reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+    if uri not in _disabled:
+        log.warning("MLflow tracking failed (%s); the computation and its outputs are unaffected, "
+                    "and nothing more is tracked to %s in this run.", reason, uri)
+    _disabled[uri] = reason
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """MLflow's and SQLAlchemy's loggers above CRITICAL while the adapter calls into MLflow."""
+    loggers = [logging.getLogger(n) for n in ("mlflow", "alembic", "sqlalchemy")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _usable(uri: str) -> bool:
+    """False (after the one warning) when tracking is off or an HTTP tracking server does not
+    answer its health check within `PROBE_TIMEOUT_S`."""
+    if uri in _disabled:
+        return False
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S).raise_for_status()
+        except requests.RequestException as exc:
+            _disable(uri, f"no tracking server answers at {uri}: {type(exc).__name__}")
+            return False
+    _bound_client()
+    return True
 
 
 def tracking_uri(paths: ProjectPaths) -> str:
@@ -44,7 +102,6 @@ class RunRecord:
     tags: Mapping[str, str] = field(default_factory=dict)
     artifacts: Sequence[Path] = ()
     children: Sequence[RunRecord] = ()
-    log_model: Callable[[], None] | None = None
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -63,15 +120,18 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def log_record(paths: ProjectPaths, experiment: str, record: RunRecord) -> str | None:
     """Log `record` (and its children as nested runs); return the run id, or None on failure."""
+    uri = tracking_uri(paths)
+    if not _usable(uri):
+        return None
     try:
-        import mlflow
+        with _quiet():
+            import mlflow
 
-        mlflow.set_tracking_uri(tracking_uri(paths))
-        mlflow.set_experiment(experiment)
-        return _log(mlflow, record, nested=False)
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_experiment(experiment)
+            return _log(mlflow, record, nested=False)
     except Exception as exc:  # noqa: BLE001 - tracking must never break a finished stage
-        log.warning("MLflow tracking failed (%s: %s); the stage's outputs are unaffected.",
-                    type(exc).__name__, exc)
+        _disable(uri, exc)
         return None
 
 
@@ -114,47 +174,56 @@ class OpenRun:
     a run that could not be created turns every later call into a no-op.
     """
 
-    def __init__(self, client: Any | None, experiment_id: str | None, run_id: str | None) -> None:
-        self._client, self._experiment_id, self.run_id = client, experiment_id, run_id
+    def __init__(self, client: Any | None, experiment_id: str | None, run_id: str | None, uri: str = "") -> None:
+        self._client, self._experiment_id, self.run_id, self._uri = client, experiment_id, run_id, uri
+
+    @property
+    def active(self) -> bool:
+        return self._client is not None and self._uri not in _disabled
 
     def log_child(self, record: RunRecord, status: str = "FINISHED") -> str | None:
         """Log `record` as a finished nested run (`status`: FINISHED, FAILED or KILLED)."""
-        if self._client is None:
+        if not self.active:
             return None
         try:
-            child = self._client.create_run(self._experiment_id, run_name=record.name,
-                                            tags={"mlflow.parentRunId": self.run_id})
-            _log_data(self._client, child.info.run_id, record)
-            self._client.set_terminated(child.info.run_id, status)
+            with _quiet():
+                child = self._client.create_run(self._experiment_id, run_name=record.name,
+                                                tags={"mlflow.parentRunId": self.run_id})
+                _log_data(self._client, child.info.run_id, record)
+                self._client.set_terminated(child.info.run_id, status)
             return child.info.run_id
         except Exception as exc:  # noqa: BLE001 - tracking must never break the computation
-            _warn(exc)
+            _disable(self._uri, exc)
             return None
 
     def log(self, record: RunRecord) -> None:
         """Add `record`'s params, metrics, curves and tags to this (parent) run."""
-        if self._client is None:
+        if not self.active:
             return
         try:
-            _log_data(self._client, self.run_id, record)
+            with _quiet():
+                _log_data(self._client, self.run_id, record)
         except Exception as exc:  # noqa: BLE001
-            _warn(exc)
+            _disable(self._uri, exc)
 
 
 @contextmanager
 def open_run(paths: ProjectPaths, experiment: str, record: RunRecord) -> Iterator[OpenRun]:
     """A parent run, open for the block: FINISHED after it, FAILED (KILLED on Ctrl-C) if it raises."""
     run = OpenRun(None, None, None)
-    try:
-        from mlflow.tracking import MlflowClient
+    uri = tracking_uri(paths)
+    if _usable(uri):
+        try:
+            with _quiet():
+                from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri(paths))
-        experiment_id = _experiment_id(client, experiment)
-        created = client.create_run(experiment_id, run_name=record.name)
-        run = OpenRun(client, experiment_id, created.info.run_id)
-        run.log(record)
-    except Exception as exc:  # noqa: BLE001
-        _warn(exc)
+                client = MlflowClient(uri)
+                experiment_id = _experiment_id(client, experiment)
+                created = client.create_run(experiment_id, run_name=record.name)
+            run = OpenRun(client, experiment_id, created.info.run_id, uri)
+            run.log(record)
+        except Exception as exc:  # noqa: BLE001
+            _disable(uri, exc)
     status = "FINISHED"
     try:
         yield run
@@ -165,11 +234,12 @@ def open_run(paths: ProjectPaths, experiment: str, record: RunRecord) -> Iterato
         status = "FAILED"
         raise
     finally:
-        if run._client is not None:
+        if run.active:
             try:
-                run._client.set_terminated(run.run_id, status)
+                with _quiet():
+                    run._client.set_terminated(run.run_id, status)
             except Exception as exc:  # noqa: BLE001
-                _warn(exc)
+                _disable(uri, exc)
 
 
 def _experiment_id(client: Any, name: str) -> str:
@@ -184,10 +254,6 @@ def _experiment_id(client: Any, name: str) -> str:
         if found is None:
             raise
         return found.experiment_id
-
-
-def _warn(exc: Exception) -> None:
-    log.warning("MLflow tracking failed (%s: %s); the computation is unaffected.", type(exc).__name__, exc)
 
 
 def _millis() -> int:

@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_path
+
+
+class InvalidArrays(PipelineError, ValueError):
+    """Images and labels that do not fit together (shapes, counts, label range)."""
+
 
 # The book's names for the ten classes, in label order.
 CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat",
@@ -33,11 +39,11 @@ def check_arrays(data: FashionArrays) -> None:
     for split in ("train", "test"):
         images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
         if images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise ValueError(f"{split} images have shape {images.shape}, expected N x 28 x 28")
+            raise InvalidArrays(f"{split} images have shape {images.shape}, expected N x 28 x 28")
         if len(labels) != len(images):
-            raise ValueError(f"{split}: {len(images)} images but {len(labels)} labels")
+            raise InvalidArrays(f"{split}: {len(images)} images but {len(labels)} labels")
         if labels.size and int(labels.max()) >= len(CLASS_NAMES):
-            raise ValueError(f"{split}: label {int(labels.max())} "
+            raise InvalidArrays(f"{split}: label {int(labels.max())} "
                              f"outside 0..{len(CLASS_NAMES) - 1}")
 
 

@@ -21,6 +21,7 @@ class FashionDataParams:
     source: Literal["local", "url"]
     local_dir: str
     url: str
+    max_file_mb: float = positive()  # cap on each file, compressed and decompressed
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,7 +46,7 @@ OTHER_SOURCES = ("other sources, one -S away: -S data.source=bundled (Kaggle's a
 
 
 def fetch_house_prices(source: str, targets: dict[str, Path], *, base_url: str, local_dir: Path | None,
-                       verify: bool, bundled: Path) -> dict[str, str]:
+                       verify: bool, bundled: Path, max_bytes: int) -> dict[str, str]:
     """Bring `train` and `test` to their targets from `source`; return what was done per file.
 
     `bundled` is Kaggle's archive shipped with the project, the default source: a fresh clone
@@ -54,7 +54,8 @@ def fetch_house_prices(source: str, targets: dict[str, Path], *, base_url: str, 
     what to do next: another source when one is unreachable, `data.verify` on a changed file.
     """
     try:
-        return _fetch(source, targets, base_url=base_url, local_dir=local_dir, verify=verify, bundled=bundled)
+        return _fetch(source, targets, base_url=base_url, local_dir=local_dir, verify=verify, bundled=bundled,
+                      max_bytes=max_bytes)
     except Unreachable as exc:
         raise Unreachable(f"{exc}; {OTHER_SOURCES}") from exc
     except HashMismatch as exc:
@@ -63,7 +64,7 @@ def fetch_house_prices(source: str, targets: dict[str, Path], *, base_url: str, 
 
 
 def _fetch(source: str, targets: dict[str, Path], *, base_url: str, local_dir: Path | None,
-           verify: bool, bundled: Path) -> dict[str, str]:
+           verify: bool, bundled: Path, max_bytes: int) -> dict[str, str]:
     pending = {key: path for key, path in targets.items()
                if not (verify and verifies(path, HOUSE_PRICES[key].sha1))}
     actions = {key: "already verified" for key in targets if key not in pending}
@@ -75,18 +76,18 @@ def _fetch(source: str, targets: dict[str, Path], *, base_url: str, local_dir: P
                              f"(restore it with `git checkout -- {bundled}`); " + OTHER_SOURCES)
         for key, path in pending.items():
             extract_verified(bundled, HOUSE_PRICES[key].kaggle_name, path,
-                             HOUSE_PRICES[key].sha1 if verify else None)
+                             HOUSE_PRICES[key].sha1 if verify else None, max_bytes)
             actions[key] = f"extracted from the bundled {bundled.name}"
     elif source == "d2l":
         for key, path in pending.items():
             url = base_url.rstrip("/") + "/" + HOUSE_PRICES[key].mirror_name
-            download(url, path, HOUSE_PRICES[key].sha1 if verify else None)
+            download(url, path, HOUSE_PRICES[key].sha1 if verify else None, max_bytes=max_bytes)
             actions[key] = f"downloaded {url}"
     elif source == "local":
         if local_dir is None:
             raise FetchError("data.source is local but data.local_dir is empty: set "
                              "-S data.local_dir=DIR (a folder holding Kaggle's zip or the two CSVs)")
-        actions.update(_from_local(local_dir, pending, verify))
+        actions.update(_from_local(local_dir, pending, verify, max_bytes))
     elif source == "kaggle":
         from pipeline.house_prices.kaggle_api import download_competition_zip
 
@@ -96,14 +97,14 @@ def _fetch(source: str, targets: dict[str, Path], *, base_url: str, local_dir: P
             archive = download_competition_zip(Path(tmp))
             for key, path in pending.items():
                 extract_verified(archive, HOUSE_PRICES[key].kaggle_name, path,
-                                 HOUSE_PRICES[key].sha1 if verify else None)
+                                 HOUSE_PRICES[key].sha1 if verify else None, max_bytes)
                 actions[key] = f"extracted from Kaggle's {archive.name}"
     else:
         raise FetchError(f"unknown data.source '{source}': choose {', '.join(SOURCES)}")
     return actions
 
 
-def _from_local(folder: Path, pending: dict[str, Path], verify: bool) -> dict[str, str]:
+def _from_local(folder: Path, pending: dict[str, Path], verify: bool, max_bytes: int) -> dict[str, str]:
     """A folder holding either the two CSVs (mirror or Kaggle names) or Kaggle's zip."""
     if not folder.is_dir():
         raise FetchError(f"data.local_dir {folder} is not a folder")
@@ -114,10 +115,10 @@ def _from_local(folder: Path, pending: dict[str, Path], verify: bool) -> dict[st
         sha1 = spec.sha1 if verify else None
         csv = next((folder / n for n in (spec.mirror_name, spec.kaggle_name) if (folder / n).is_file()), None)
         if csv is not None:
-            copy_verified(csv, path, sha1, str(csv))
+            copy_verified(csv, path, sha1, str(csv), max_bytes=max_bytes)
             actions[key] = f"copied {csv}"
         elif archives:
-            extract_verified(archives[0], spec.kaggle_name, path, sha1)
+            extract_verified(archives[0], spec.kaggle_name, path, sha1, max_bytes)
             actions[key] = f"extracted from {archives[0]}"
         else:
             raise FetchError(f"{folder} holds neither {spec.mirror_name}, {spec.kaggle_name} "

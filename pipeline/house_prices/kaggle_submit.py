@@ -14,7 +14,7 @@ import pandas as pd
 from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.kaggle_api import KaggleUnavailable, submit_command, submit_file
 from pipeline.house_prices.schemas import ID
-from pipeline.house_prices.submission import check_submission, read_submission
+from pipeline.house_prices.submission import InvalidSubmission, check_submission, read_submission
 
 
 def default_message(paths: ProjectPaths) -> str:
@@ -34,15 +34,18 @@ def default_message(paths: ProjectPaths) -> str:
     return f"kaggle-pipeline {commit}{score}"
 
 
-def validate_submission_file(paths: ProjectPaths, path: Path) -> pd.DataFrame:
+def validate_submission_file(paths: ProjectPaths, path: Path, max_bytes: int) -> pd.DataFrame:
     """The file as Kaggle will read it, checked against the validated test ids."""
+    if not paths.clean_test.exists():
+        raise InvalidSubmission(f"{paths.clean_test} not found: the submission is checked against the "
+                                "validated test ids, so run `dvc repro validate` first")
     test_ids = pd.read_parquet(paths.clean_test, columns=[ID])[ID].to_numpy()
-    return check_submission(read_submission(path), test_ids)
+    return check_submission(read_submission(path, max_bytes), test_ids)
 
 
-def submit(paths: ProjectPaths, path: Path, message: str | None) -> tuple[bool, str]:
+def submit(paths: ProjectPaths, path: Path, message: str | None, max_bytes: int) -> tuple[bool, str]:
     """(sent, text): Kaggle's answer, or how to submit by hand when credentials are missing."""
-    validate_submission_file(paths, path)
+    validate_submission_file(paths, path, max_bytes)
     message = message or default_message(paths)
     try:
         return True, submit_file(path, message)

@@ -19,6 +19,7 @@ class DataParams:
     base_url: str
     local_dir: str
     verify: bool
+    max_file_mb: float = positive()  # cap on each CSV (download, zip member, copy, read)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,24 +19,28 @@ from pandera.typing import Series
 ID = "Id"
 TARGET = "SalePrice"
 
-# Numeric columns with the bounds the data description implies (areas, counts >= 0; the
-# quality scales 1-10; months 1-12). Year columns have no upper bound here: the test file
-# holds a real `GarageYrBlt` of 2207, a typo that validation must not reject.
-_AREA = {"ge": 0}
+# Numeric columns with physical bounds: the data description's (areas and counts >= 0, the
+# quality scales 1-10, months 1-12) plus generous upper limits far beyond any real house, so a
+# unit mix-up, an overflow (1e308) or an infinity is refused instead of priced. Years stop at
+# 2500: the test file holds a real `GarageYrBlt` of 2207, a typo that validation must not reject.
+_AREA = {"ge": 0, "le": 100_000}  # square feet of a building part, porch, pool or garage
+_COUNT = {"ge": 0, "le": 100}  # rooms, baths, kitchens, fireplaces, cars
+_YEAR = {"ge": 1800, "le": 2500}
 NUMERIC_COLUMNS: dict[str, dict[str, Any]] = {
     "MSSubClass": {"ge": 20, "le": 190},
-    "LotFrontage": _AREA, "LotArea": {"gt": 0},
+    "LotFrontage": {"ge": 0, "le": 10_000}, "LotArea": {"gt": 0, "le": 50_000_000},
     "OverallQual": {"ge": 1, "le": 10}, "OverallCond": {"ge": 1, "le": 10},
-    "YearBuilt": {"ge": 1800}, "YearRemodAdd": {"ge": 1800},
+    "YearBuilt": _YEAR, "YearRemodAdd": _YEAR,
     "MasVnrArea": _AREA, "BsmtFinSF1": _AREA, "BsmtFinSF2": _AREA, "BsmtUnfSF": _AREA,
     "TotalBsmtSF": _AREA, "1stFlrSF": _AREA, "2ndFlrSF": _AREA, "LowQualFinSF": _AREA,
-    "GrLivArea": {"gt": 0}, "BsmtFullBath": _AREA, "BsmtHalfBath": _AREA, "FullBath": _AREA,
-    "HalfBath": _AREA, "BedroomAbvGr": _AREA, "KitchenAbvGr": _AREA, "TotRmsAbvGrd": _AREA,
-    "Fireplaces": _AREA, "GarageYrBlt": {"ge": 1800}, "GarageCars": _AREA,
+    "GrLivArea": {"gt": 0, "le": 100_000}, "BsmtFullBath": _COUNT, "BsmtHalfBath": _COUNT,
+    "FullBath": _COUNT, "HalfBath": _COUNT, "BedroomAbvGr": _COUNT, "KitchenAbvGr": _COUNT,
+    "TotRmsAbvGrd": _COUNT, "Fireplaces": _COUNT, "GarageYrBlt": _YEAR, "GarageCars": _COUNT,
     "GarageArea": _AREA, "WoodDeckSF": _AREA, "OpenPorchSF": _AREA, "EnclosedPorch": _AREA,
-    "3SsnPorch": _AREA, "ScreenPorch": _AREA, "PoolArea": _AREA, "MiscVal": _AREA,
-    "MoSold": {"ge": 1, "le": 12}, "YrSold": {"ge": 1800},
+    "3SsnPorch": _AREA, "ScreenPorch": _AREA, "PoolArea": _AREA, "MiscVal": {"ge": 0, "le": 10_000_000},
+    "MoSold": {"ge": 1, "le": 12}, "YrSold": _YEAR,
 }
+MAX_PRICE = 100_000_000  # dollars: far above any sale in the data, below any overflow
 CATEGORICAL_COLUMNS: tuple[str, ...] = (
     "MSZoning", "Street", "Alley", "LotShape", "LandContour", "Utilities", "LotConfig",
     "LandSlope", "Neighborhood", "Condition1", "Condition2", "BldgType", "HouseStyle",
@@ -69,7 +73,7 @@ def _raw_model(name: str, with_target: bool, doc: str) -> type[pa.DataFrameModel
         namespace[column] = pa.Field(nullable=column not in REQUIRED_COLUMNS)
     if with_target:
         annotations[TARGET] = Series[float]
-        namespace[TARGET] = pa.Field(gt=0)
+        namespace[TARGET] = pa.Field(gt=0, le=MAX_PRICE)
     namespace["__annotations__"] = annotations
     namespace["Config"] = type("Config", (), {"coerce": True, "strict": True, "ordered": False})
     return type(name, (pa.DataFrameModel,), namespace)
@@ -85,7 +89,7 @@ class Submission(pa.DataFrameModel):
     """What Kaggle accepts: `Id,SalePrice`, one row per test id, positive finite prices."""
 
     Id: Series[int] = pa.Field(unique=True, ge=1)
-    SalePrice: Series[float] = pa.Field(gt=0)
+    SalePrice: Series[float] = pa.Field(gt=0, le=MAX_PRICE)
 
     @pa.check("SalePrice", name="finite")
     def _finite(cls, prices: Series[float]) -> Series[bool]:
@@ -94,6 +98,13 @@ class Submission(pa.DataFrameModel):
     class Config:
         strict = True
         ordered = True
+
+
+def fractional_ids(ids: pd.Series) -> list[Any]:
+    """Ids that are numbers but not whole ones (`1461.5`): coercion to int would hide them."""
+    numbers = pd.to_numeric(ids, errors="coerce")
+    fractional = numbers.notna() & np.isfinite(numbers) & (numbers != np.floor(numbers))
+    return ids[fractional].tolist()
 
 
 FeatureMatrix = pa.DataFrameSchema(

@@ -10,7 +10,8 @@ import pandera.pandas as pa
 
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_path
-from pipeline.house_prices.schemas import ID, Submission
+from pipeline.common.readers import read_csv_table
+from pipeline.house_prices.schemas import ID, Submission, fractional_ids
 
 
 class InvalidSubmission(PipelineError, ValueError):
@@ -19,6 +20,8 @@ class InvalidSubmission(PipelineError, ValueError):
 
 def check_submission(frame: pd.DataFrame, test_ids: np.ndarray) -> pd.DataFrame:
     """Validate columns, prices and that the ids are exactly the test ids, each once."""
+    if ID in frame.columns and (fractional := fractional_ids(frame[ID])):
+        raise InvalidSubmission(f"submission ids must be whole numbers, got {fractional[:5]}")
     try:
         checked = Submission.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
@@ -32,10 +35,9 @@ def check_submission(frame: pd.DataFrame, test_ids: np.ndarray) -> pd.DataFrame:
     return checked
 
 
-def read_submission(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise InvalidSubmission(f"{path} does not exist: run `dvc repro` first")
-    return pd.read_csv(path)
+def read_submission(path: Path, max_bytes: int) -> pd.DataFrame:
+    """A submission file as Kaggle will read it (a CSV with rows), or a clear error."""
+    return read_csv_table(path, max_bytes=max_bytes, hint="run `dvc repro` (or `kpipe predict`) first")
 
 
 def write_submission(frame: pd.DataFrame, test_ids: np.ndarray, path: Path) -> Path:

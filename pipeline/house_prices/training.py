@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pipeline.common.errors import PipelineError
 from pipeline.common.runtime import resolve_device
 from pipeline.house_prices.models import ModelSpec, StackedRegressor, parameter_groups
 from pipeline.house_prices.params import TrainParams
@@ -49,6 +50,22 @@ class History:
 
 
 EpochCallback = Callable[[int, np.ndarray, np.ndarray], None]
+
+
+class Diverged(PipelineError, ArithmeticError):
+    """Training produced a NaN or infinite score: nothing trained this way is worth keeping."""
+
+
+def check_finite(history: History, what: str, params: TrainParams) -> None:
+    """Raise `Diverged` naming the first epoch whose train (or, where there is one, valid)
+    log-RMSE is not finite, and what to change."""
+    bad = ~np.isfinite(history.train)
+    if not np.isnan(history.valid).all():
+        bad |= ~np.isfinite(history.valid)
+    epochs = np.flatnonzero(bad.any(axis=1))
+    if epochs.size:
+        raise Diverged(f"{what} diverged at epoch {epochs[0] + 1} of {params.epochs}: the log-RMSE is no "
+                       f"longer finite; lower train.lr (now {params.lr:g}). Nothing was written.")
 
 
 def epoch_progress(total: int, desc: str) -> tuple[tqdm, EpochCallback]:

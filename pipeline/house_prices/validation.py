@@ -9,7 +9,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from pipeline.common.errors import PipelineError
-from pipeline.house_prices.schemas import ID, RawTest, RawTrain
+from pipeline.house_prices.schemas import FEATURE_COLUMNS, ID, RawTest, RawTrain, fractional_ids
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,45 @@ def validate_raw(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame,
     when anything fails, after collecting *every* failure of both tables.
     """
     failures: list[dict[str, Any]] = []
+    for table, frame in (("train", train), ("test", test)):
+        if frame.empty:
+            failures.append(_failure(table, None, "has_rows", "no rows"))
+        if ID in frame.columns:
+            failures.extend(_failure(table, ID, "integral", i) for i in fractional_ids(frame[ID]))
     clean_train = _validate(RawTrain, train, "train", failures)
     clean_test = _validate(RawTest, test, "test", failures)
     if ID in train.columns and ID in test.columns:
         shared = sorted(set(train[ID].dropna()) & set(test[ID].dropna()))
-        failures.extend({"table": "test", "column": ID, "check": "ids_disjoint_from_train",
-                         "failure_case": _plain(i), "index": None} for i in shared)
+        failures.extend(_failure("test", ID, "ids_disjoint_from_train", i) for i in shared)
+    failures.extend(_missing_in_test(train, test))
     report = ValidationReport(failures, {"train": len(train), "test": len(test)})
     if not report.ok:
         raise ValidationFailed(report)
     assert clean_train is not None and clean_test is not None
     return clean_train, clean_test, report
+
+
+def _failure(table: str, column: str | None, check: str, case: Any) -> dict[str, Any]:
+    return {"table": table, "column": column, "check": check, "failure_case": _plain(case), "index": None}
+
+
+def _missing_in_test(train: pd.DataFrame, test: pd.DataFrame) -> list[dict[str, Any]]:
+    """Feature columns that train fills but test leaves entirely empty.
+
+    An error rather than a warning: the fitted imputer would fill every test row with the
+    training mean, silently moving the prices of every house that has the feature. A test
+    file like that is a broken export, and the fix belongs in the file.
+    """
+    if test.empty:
+        return []
+    failures = []
+    for column in FEATURE_COLUMNS:
+        if column in test.columns and column in train.columns and test[column].isna().all():
+            filled = int(train[column].notna().sum())
+            if filled:
+                failures.append(_failure("test", column, "not_entirely_missing",
+                                         f"all {len(test)} test values missing; {filled} train rows have one"))
+    return failures
 
 
 def _validate(model: type[pa.DataFrameModel], frame: pd.DataFrame, table: str,

@@ -13,15 +13,27 @@ from collections.abc import Callable
 
 from pipeline.common.errors import PipelineError
 
-EXPECTED_FAILURES = (PipelineError, FileNotFoundError)
+
+def describe(exc: BaseException) -> str:
+    """The message of a known failure; for an OS error, what failed on which file."""
+    if isinstance(exc, OSError) and not isinstance(exc, PipelineError) and exc.filename:
+        return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+    return str(exc)
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's `main` as a program: exit 1 with a readable message on a known failure."""
+    """Run a stage's `main` as a program: exit 1 with a readable message on a known failure.
+
+    Known failures are the `PipelineError`s (bad params or data, no credentials, divergence)
+    and OS errors (a missing input, a full disk, a read-only folder): the user fixes the cause,
+    a traceback would not help. Anything else is a bug and keeps its traceback.
+    """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         main()
-    except EXPECTED_FAILURES as exc:
-        logging.getLogger(main.__module__).error("%s", exc)
+    except (PipelineError, OSError) as exc:
+        # Straight to stderr, not through logging: the one message must show whatever the
+        # logging set-up (DVC, typer, a test runner), and it is the stage's last word.
+        print(f"error: {describe(exc)}", file=sys.stderr, flush=True)
         sys.exit(1)

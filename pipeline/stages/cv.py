@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.common.io import write_frame, write_json
+from pipeline.common.io import ensure_writable, write_frame, write_json
 from pipeline.common.params import RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
@@ -35,6 +35,7 @@ def main() -> None:
     paths = ProjectPaths.here()
     params, raw, runtime = load_params(StageParams(paths.params))
     model, cv = params.model, params.cv
+    ensure_writable(paths.processed_dir, paths.house_metrics_dir, paths.house_plots_dir)
     seed_everything(params.base.seed)
     set_threads(runtime.threads)
     frame, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)

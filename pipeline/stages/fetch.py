@@ -6,6 +6,7 @@ import logging
 
 from pipeline.common.params import StageParams
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.readers import MB
 from pipeline.house_prices.dataset import fetch_house_prices
 from pipeline.house_prices.params import DataParams
 from pipeline.stages import run_stage
@@ -23,7 +24,7 @@ def main() -> None:
     actions = fetch_house_prices(
         data.source, {"train": paths.raw_train, "test": paths.raw_test},
         base_url=data.base_url, local_dir=paths.root / data.local_dir if data.local_dir else None,
-        verify=data.verify, bundled=paths.bundled_archive)
+        verify=data.verify, bundled=paths.bundled_archive, max_bytes=int(data.max_file_mb * MB))
     for name, action in actions.items():
         log.info("%s: %s", name, action)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline.common.params import StageParams
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.readers import MB
 from pipeline.fashion.arrays import save_arrays
 from pipeline.fashion.fetch import fetch_all, read_arrays
 from pipeline.fashion.params import FashionDataParams
@@ -22,8 +23,10 @@ def load_params(params: StageParams) -> FashionDataParams:
 def main(paths: ProjectPaths | None = None) -> None:
     paths = paths or ProjectPaths.here()
     data_params = load_params(StageParams(paths.params))
-    files = fetch_all(data_params.source, Path(data_params.local_dir), data_params.url, paths.fashion_raw_dir)
-    data = read_arrays(files)
+    max_bytes = int(data_params.max_file_mb * MB)
+    files = fetch_all(data_params.source, Path(data_params.local_dir), data_params.url, paths.fashion_raw_dir,
+                      max_bytes)
+    data = read_arrays(files, max_bytes)
     save_arrays(data, paths.fashion_arrays)
     log.info("wrote %s: %s train and %s test images", paths.fashion_arrays,
              len(data.train_images), len(data.test_images))

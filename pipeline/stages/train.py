@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.common.io import write_json
+from pipeline.common.io import ensure_writable, write_json
 from pipeline.common.params import RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
@@ -30,6 +30,7 @@ def load_params(params: StageParams) -> tuple[ExperimentParams, dict[str, Any], 
 def main() -> None:
     paths = ProjectPaths.here()
     params, raw, runtime = load_params(StageParams(paths.params))
+    ensure_writable(paths.model_dir.parent, paths.house_metrics_dir, paths.house_plots_dir)
     seed_everything(params.base.seed)
     set_threads(runtime.threads)
     frame, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)

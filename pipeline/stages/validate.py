@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import logging
 
-import pandas as pd
-
 from pipeline.common.io import write_frame, write_json
 from pipeline.common.params import StageParams
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.readers import MB, read_csv_table
+from pipeline.house_prices.params import DataParams
 from pipeline.house_prices.validation import ValidationFailed, validate_raw
 from pipeline.stages import run_stage
 
 log = logging.getLogger(__name__)
 
 
-def load_params(params: StageParams) -> None:
-    """Validation has no params: the schemas are the contract."""
+def load_params(params: StageParams) -> int:
+    """The size cap on each CSV, in bytes: the schemas are the rest of the contract."""
+    return int(params.key("data", "max_file_mb", DataParams) * MB)
 
 
 def main() -> None:
     paths = ProjectPaths.here()
-    train, test = pd.read_csv(paths.raw_train), pd.read_csv(paths.raw_test)
+    max_bytes = load_params(StageParams(paths.params))
+    train, test = (read_csv_table(path, max_bytes=max_bytes, allow_empty=True,
+                                  hint="run `dvc repro fetch` first") for path in (paths.raw_train, paths.raw_test))
     try:
         clean_train, clean_test, report = validate_raw(train, test)
     except ValidationFailed as exc:

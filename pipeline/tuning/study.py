@@ -35,6 +35,7 @@ from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, OpenRun, RunRecord, open_run
 from pipeline.house_prices.cv import FoldFeatureCache
 from pipeline.house_prices.experiment import SECTIONS, parse_experiment, run_cv
+from pipeline.house_prices.training import Diverged
 from pipeline.tuning.apply import write_params
 from pipeline.tuning.space import SearchSpace, parse_space
 
@@ -46,10 +47,6 @@ SQLITE_TIMEOUT_S = 60
 
 class TuningError(PipelineError):
     """The study could not run or produced no usable trial."""
-
-
-class Diverged(ArithmeticError):
-    """The CV score became NaN or infinite: the trial is recorded as FAIL, the study goes on."""
 
 
 @dataclass(frozen=True)
