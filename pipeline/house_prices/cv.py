@@ -22,7 +22,7 @@ from pipeline.house_prices.schemas import TARGET
 from pipeline.house_prices.training import (
     EpochCallback,
     History,
-    check_finite,
+    check_converged,
     epoch_progress,
     fit_stacked,
     log_rmse,
@@ -157,7 +157,7 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     with bar:
         fitted, history = fit_stacked(x, prices, train_mask, spec, params, generator, valid_mask, each_epoch,
                                       device=device)
-    check_finite(history, f"cv of {model.kind}", params)
+    check_converged(history, f"cv of {model.kind}", params)
     outputs = predict_outputs(fitted, x).double().numpy()
     oof = np.empty(n)
     for f, (_, valid_idx) in enumerate(splits):

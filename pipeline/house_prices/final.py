@@ -15,7 +15,7 @@ from pipeline.house_prices.params import FeatureParams, ModelParams, TrainParams
 from pipeline.house_prices.schemas import ID, TARGET
 from pipeline.house_prices.training import (
     History,
-    check_finite,
+    check_converged,
     epoch_progress,
     fit_stacked,
     predict_outputs,
@@ -45,7 +45,7 @@ def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureP
     with bar:
         fitted, history = fit_stacked(x, prices, mask, spec, params,
                                       torch.Generator().manual_seed(seed), None, on_epoch, device=device)
-    check_finite(history, f"the final fit of {model.kind}", params)
+    check_converged(history, f"the final fit of {model.kind}", params)
     return FinalModel(transformer, fitted, history, params.target, list(matrix.columns))
 
 

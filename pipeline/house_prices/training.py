@@ -53,19 +53,29 @@ EpochCallback = Callable[[int, np.ndarray, np.ndarray], None]
 
 
 class Diverged(PipelineError, ArithmeticError):
-    """Training produced a NaN or infinite score: nothing trained this way is worth keeping."""
+    """Training produced a NaN, infinite or absurd score: nothing trained this way is worth keeping."""
 
 
-def check_finite(history: History, what: str, params: TrainParams) -> None:
-    """Raise `Diverged` naming the first epoch whose train (or, where there is one, valid)
-    log-RMSE is not finite, and what to change."""
+# Predicting the mean price already scores about 0.4; a log-RMSE past this means prices off by
+# a factor of e^5 (about 150) on average, which no training run that works ends with.
+MAX_SANE_LOG_RMSE = 5.0
+
+
+def check_converged(history: History, what: str, params: TrainParams) -> None:
+    """Raise `Diverged` when a train (or, where there is one, valid) log-RMSE is not finite
+    (naming the first such epoch), or the last epoch's is absurd; say what to change."""
     bad = ~np.isfinite(history.train)
     if not np.isnan(history.valid).all():
         bad |= ~np.isfinite(history.valid)
     epochs = np.flatnonzero(bad.any(axis=1))
+    advice = f"lower train.lr (now {params.lr:g}). Nothing was written."
     if epochs.size:
-        raise Diverged(f"{what} diverged at epoch {epochs[0] + 1} of {params.epochs}: the log-RMSE is no "
-                       f"longer finite; lower train.lr (now {params.lr:g}). Nothing was written.")
+        raise Diverged(f"{what} diverged at epoch {epochs[0] + 1} of {len(history.train)}: the log-RMSE is no "
+                       f"longer finite; {advice}")
+    final = float(np.max(history.train[-1]))
+    if final > MAX_SANE_LOG_RMSE:
+        raise Diverged(f"{what} diverged: the train log-RMSE is {final:.4g} after epoch {len(history.train)} "
+                       f"(a working run ends far below {MAX_SANE_LOG_RMSE:g}); {advice}")
 
 
 def epoch_progress(total: int, desc: str) -> tuple[tqdm, EpochCallback]:
