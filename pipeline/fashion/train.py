@@ -69,13 +69,18 @@ def summarize(history: Sequence[EpochStats]) -> dict[str, float]:
 
 def train_classifier(clf: Classifier, x_train: torch.Tensor, y_train: torch.Tensor,
                      x_test: torch.Tensor, y_test: torch.Tensor, settings: TrainSettings,
-                     generator: torch.Generator, progress: bool = True) -> list[EpochStats]:
-    """Train `clf.model` in place; return per-epoch statistics.
+                     generator: torch.Generator, progress: bool = True,
+                     device: torch.device | None = None) -> list[EpochStats]:
+    """Train `clf.model` in place on `device` (default: CPU); return per-epoch statistics.
 
-    Minibatches are rows picked by a shuffled permutation drawn from `generator`, so the
-    order is reproducible and independent of any other use of the global RNG.
+    The model and all four tensors move to the device once and stay there for the whole run;
+    only the per-epoch statistics come back. Minibatches are rows picked by a shuffled
+    permutation drawn from the CPU `generator`, so the order is reproducible, the same on
+    every device, and independent of any other use of the global RNG.
     """
-    model = clf.model
+    device = device or torch.device("cpu")
+    model = clf.model.to(device)
+    x_train, y_train, x_test, y_test = (t.to(device) for t in (x_train, y_train, x_test, y_test))
     optimizer = build_optimizer(settings.optimizer, model.parameters(), settings.lr,
                                 settings.momentum, settings.weight_decay, clf.scratch)
     n = len(x_train)
@@ -88,9 +93,9 @@ def train_classifier(clf: Classifier, x_train: torch.Tensor, y_train: torch.Tens
         for epoch in range(1, settings.epochs + 1):
             model.train()
             start = time.perf_counter()
-            order = torch.randperm(n, generator=generator)
-            loss_sum = torch.zeros((), dtype=torch.float64)
-            correct = torch.zeros((), dtype=torch.int64)
+            order = torch.randperm(n, generator=generator).to(device)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
             for first in range(0, n, settings.batch_size):
                 idx = order[first:first + settings.batch_size]
                 xb, yb = x_train[idx], y_train[idx]
@@ -106,6 +111,8 @@ def train_classifier(clf: Classifier, x_train: torch.Tensor, y_train: torch.Tens
                     loss_sum += loss.detach() * len(idx)
                     correct += (logits.argmax(dim=1) == yb).sum()
                 bar.update(1)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # kernels run asynchronously: time them finished
             seconds = time.perf_counter() - start
             stats = EpochStats(epoch, float(loss_sum) / n, int(correct) / n,
                                evaluate_accuracy(model, x_test, y_test), seconds)
@@ -118,11 +125,15 @@ def train_classifier(clf: Classifier, x_train: torch.Tensor, y_train: torch.Tens
 
 @torch.no_grad()
 def predict_labels(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Predicted class per row, in eval mode (dropout off); restores the previous mode."""
+    """Predicted class per row (on the CPU), in eval mode (dropout off); restores the mode.
+
+    `x` moves to the model's device in evaluation batches.
+    """
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        return torch.cat([model(x[i:i + EVAL_BATCH]).argmax(dim=1)
+        return torch.cat([model(x[i:i + EVAL_BATCH].to(device)).argmax(dim=1).cpu()
                           for i in range(0, len(x), EVAL_BATCH)])
     finally:
         model.train(was_training)
@@ -130,4 +141,4 @@ def predict_labels(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def evaluate_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of rows whose predicted class equals the label."""
-    return float((predict_labels(model, x) == y).float().mean())
+    return float((predict_labels(model, x) == y.cpu()).float().mean())

@@ -7,8 +7,9 @@ import logging
 import math
 
 from pipeline.common.io import write_columns, write_json
-from pipeline.common.params import BaseParams, StageParams
+from pipeline.common.params import BaseParams, RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.runtime import resolve_device
 from pipeline.common.tracking import FASHION_EXPERIMENT, RunRecord, log_record
 from pipeline.stages import run_stage
 from pipeline.studies import start_study
@@ -19,18 +20,19 @@ log = logging.getLogger(__name__)
 STUDY = "init"
 
 
-def load_params(params: StageParams) -> tuple[BaseParams, InitStudyParams]:
-    return params.section("base", BaseParams), params.section("study_init", InitStudyParams)
+def load_params(params: StageParams) -> tuple[BaseParams, InitStudyParams, RuntimeParams]:
+    return params.section("base", BaseParams), params.section("study_init", InitStudyParams), params.runtime()
 
 
 def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     paths = paths or ProjectPaths.here()
-    base, params = load_params(StageParams(paths.params))
+    base, params, runtime = load_params(StageParams(paths.params))
     generator = start_study(base.seed)
+    device = resolve_device(runtime.device)
     grad_norms = {f"{act}_{init}": layer_gradient_norms(params.depth, params.width,
-                                                        params.batch_size, act, init, generator)
+                                                        params.batch_size, act, init, generator, device)
                   for act in ACTIVATIONS for init in INITS}
-    products = matrix_product_norms(params.matrices, params.matrix_size, generator)
+    products = matrix_product_norms(params.matrices, params.matrix_size, generator, device)
 
     metrics: dict[str, float] = {"matrix_product_norm": products[-1],
                                  "matrix_product_log10_norm": math.log10(products[-1])}

@@ -8,8 +8,9 @@ import logging
 import torch
 
 from pipeline.common.io import write_columns, write_json
-from pipeline.common.params import BaseParams, StageParams
+from pipeline.common.params import BaseParams, RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.runtime import resolve_device
 from pipeline.common.tracking import FASHION_EXPERIMENT, RunRecord, log_record
 from pipeline.stages import run_stage
 from pipeline.studies import start_study
@@ -20,17 +21,18 @@ log = logging.getLogger(__name__)
 STUDY = "linreg"
 
 
-def load_params(params: StageParams) -> tuple[BaseParams, LinregStudyParams]:
-    return params.section("base", BaseParams), params.section("study_linreg", LinregStudyParams)
+def load_params(params: StageParams) -> tuple[BaseParams, LinregStudyParams, RuntimeParams]:
+    return params.section("base", BaseParams), params.section("study_linreg", LinregStudyParams), params.runtime()
 
 
 def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     paths = paths or ProjectPaths.here()
-    base, params = load_params(StageParams(paths.params))
+    base, params, runtime = load_params(StageParams(paths.params))
     generator = start_study(base.seed)
+    device = resolve_device(runtime.device)
     true_w = torch.tensor(params.true_w)
     x, y = make_linear_data(true_w, params.true_b, params.rows, params.noise, generator)
-    fits = {name: fit(x, y, params.epochs, params.batch_size, params.lr, generator)
+    fits = {name: fit(x, y, params.epochs, params.batch_size, params.lr, generator, device)
             for name, fit in (("scratch", fit_scratch), ("nn", fit_nn))}
 
     metrics: dict[str, float] = {}

@@ -6,8 +6,9 @@ import dataclasses
 import logging
 
 from pipeline.common.io import write_columns, write_json
-from pipeline.common.params import BaseParams, StageParams
+from pipeline.common.params import BaseParams, RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.runtime import resolve_device
 from pipeline.common.tracking import FASHION_EXPERIMENT, RunRecord, log_record
 from pipeline.stages import run_stage
 from pipeline.studies import start_study
@@ -18,18 +19,20 @@ log = logging.getLogger(__name__)
 STUDY = "weight_decay"
 
 
-def load_params(params: StageParams) -> tuple[BaseParams, WeightDecayStudyParams]:
-    return params.section("base", BaseParams), params.section("study_weight_decay", WeightDecayStudyParams)
+def load_params(params: StageParams) -> tuple[BaseParams, WeightDecayStudyParams, RuntimeParams]:
+    study = params.section("study_weight_decay", WeightDecayStudyParams)
+    return params.section("base", BaseParams), study, params.runtime()
 
 
 def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     paths = paths or ProjectPaths.here()
-    base, params = load_params(StageParams(paths.params))
+    base, params, runtime = load_params(StageParams(paths.params))
     generator = start_study(base.seed)
+    device = resolve_device(runtime.device)
     train, test = make_high_dim_data(params.train_rows, params.test_rows, params.features,
                                      params.noise, generator)
     runs = [train_with_decay(train, test, lam, mode, params.epochs, params.batch_size,
-                             params.lr, base.seed)
+                             params.lr, base.seed, device)
             for lam in params.lambdas for mode in ("penalty", "optimizer")]
 
     metrics: dict[str, float] = {}

@@ -14,7 +14,7 @@ import logging
 from pipeline.common.io import write_json
 from pipeline.common.params import BaseParams, RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
-from pipeline.common.runtime import set_threads
+from pipeline.common.runtime import resolve_device, set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import FASHION_EXPERIMENT, RunRecord, log_record
 from pipeline.fashion.arrays import load_arrays, to_tensors
@@ -36,7 +36,8 @@ def main(model: str, paths: ProjectPaths | None = None) -> dict[str, float]:
     base, params, runtime = load_params(StageParams(paths.params))
     check_model(model)
     threads = set_threads(runtime.threads)
-    log.info("%s: %d torch thread(s)", model, threads)
+    device = resolve_device(runtime.device)
+    log.info("%s: %s, %d torch thread(s)", model, device, threads)
 
     data = load_arrays(paths.fashion_arrays)
     x_train, y_train = to_tensors(data.train_images, data.train_labels, runtime.fashion_max_train_rows)
@@ -46,7 +47,7 @@ def main(model: str, paths: ProjectPaths | None = None) -> dict[str, float]:
                            generator)
     settings = TrainSettings(params.epochs, params.batch_size, params.optimizer, params.lr,
                              params.momentum, params.weight_decay, params.schedule)
-    history = train_classifier(clf, x_train, y_train, x_test, y_test, settings, generator)
+    history = train_classifier(clf, x_train, y_train, x_test, y_test, settings, generator, device=device)
 
     shown = min(runtime.fashion_prediction_images, len(x_test))
     predicted = predict_labels(clf.model, x_test[:shown]).numpy()
@@ -62,7 +63,8 @@ def main(model: str, paths: ProjectPaths | None = None) -> dict[str, float]:
 
     log_record(paths, FASHION_EXPERIMENT, RunRecord(
         name=model,
-        params={**dataclasses.asdict(params), "model": model, "seed": base.seed, "num_threads_used": threads},
+        params={**dataclasses.asdict(params), "model": model, "seed": base.seed, "num_threads_used": threads,
+                "device": str(device)},
         metrics=metrics,
         curves={"epoch_train_loss": [s.train_loss for s in history],
                 "epoch_train_accuracy": [s.train_accuracy for s in history],

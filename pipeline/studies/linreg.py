@@ -37,11 +37,12 @@ def squared_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def fit_scratch(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
-                generator: torch.Generator) -> LinregFit:
-    """Own parameters, own model, own minibatch SGD step."""
+                generator: torch.Generator, device: torch.device = torch.device("cpu")) -> LinregFit:
+    """Own parameters, own model, own minibatch SGD step (on `device`; random draws on the CPU)."""
     init = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
-    w = (0.01 * torch.randn(x.shape[1], 1, generator=init)).requires_grad_()
-    b = torch.zeros(1, requires_grad=True)
+    x, y = x.to(device), y.to(device)
+    w = (0.01 * torch.randn(x.shape[1], 1, generator=init)).to(device).requires_grad_()
+    b = torch.zeros(1, device=device, requires_grad=True)
     losses = []
     for _ in range(epochs):
         for idx in torch.randperm(len(x), generator=generator).split(batch_size):
@@ -57,13 +58,15 @@ def fit_scratch(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, 
 
 
 def fit_nn(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
-           generator: torch.Generator) -> LinregFit:
+           generator: torch.Generator, device: torch.device = torch.device("cpu")) -> LinregFit:
     """`nn.Linear`, `nn.MSELoss` (halved, as the book's) and `torch.optim.SGD`."""
     init = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
     net = nn.Linear(x.shape[1], 1)
     with torch.no_grad():
         net.weight.copy_(0.01 * torch.randn(1, x.shape[1], generator=init))
         net.bias.zero_()
+    net.to(device)
+    x, y = x.to(device), y.to(device)
     mse = nn.MSELoss()
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     losses = []

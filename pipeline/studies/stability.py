@@ -24,12 +24,13 @@ ACTIVATIONS: tuple[Activation, ...] = ("sigmoid", "relu")
 INITS: tuple[Init, ...] = ("default", "xavier", "normal")
 
 
-def matrix_product_norms(count: int, size: int, generator: torch.Generator) -> list[float]:
+def matrix_product_norms(count: int, size: int, generator: torch.Generator,
+                         device: torch.device = torch.device("cpu")) -> list[float]:
     """Frobenius norm of M_1 @ ... @ M_k for k = 1..count, M_i ~ N(0, 1), in float64."""
-    product = torch.eye(size, dtype=torch.float64)
+    product = torch.eye(size, dtype=torch.float64, device=device)
     norms = []
     for _ in range(count):
-        product = product @ torch.randn(size, size, generator=generator, dtype=torch.float64)
+        product = product @ torch.randn(size, size, generator=generator, dtype=torch.float64).to(device)
         norms.append(float(product.norm()))
     return norms
 
@@ -59,10 +60,11 @@ def build_deep_mlp(depth: int, width: int, activation: Activation, init: Init,
 
 
 def layer_gradient_norms(depth: int, width: int, batch_size: int, activation: Activation,
-                         init: Init, generator: torch.Generator) -> list[float]:
+                         init: Init, generator: torch.Generator,
+                         device: torch.device = torch.device("cpu")) -> list[float]:
     """Norm of d(loss)/d(W_l) for layers l = 1 (input side) .. depth, loss = mean output^2."""
-    net = build_deep_mlp(depth, width, activation, init, generator)
-    x = torch.randn(batch_size, width, generator=generator)
+    net = build_deep_mlp(depth, width, activation, init, generator).to(device)
+    x = torch.randn(batch_size, width, generator=generator).to(device)
     loss = (net(x) ** 2).mean()
     loss.backward()
     return [float(m.weight.grad.norm()) for m in net if isinstance(m, nn.Linear)]

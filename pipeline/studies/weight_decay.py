@@ -53,15 +53,16 @@ def make_high_dim_data(train_rows: int, test_rows: int, features: int, noise: fl
 
 def train_with_decay(train: RegressionSplit, test: RegressionSplit, lam: float,
                      mode: PenaltyMode, epochs: int, batch_size: int, lr: float,
-                     seed: int) -> DecayRun:
+                     seed: int, device: torch.device = torch.device("cpu")) -> DecayRun:
     """Linear regression by minibatch SGD with an L2 penalty of strength `lam` on w (not b).
 
     `seed` fixes the initial weights and the batch order, so every (lam, mode) pair starts
     from the same point and differs only in the penalty.
     """
     generator = torch.Generator().manual_seed(seed)
-    w = torch.randn(train.x.shape[1], 1, generator=generator).requires_grad_()
-    b = torch.zeros(1, requires_grad=True)
+    train, test = (RegressionSplit(s.x.to(device), s.y.to(device)) for s in (train, test))
+    w = torch.randn(train.x.shape[1], 1, generator=generator).to(device).requires_grad_()
+    b = torch.zeros(1, device=device, requires_grad=True)
     if mode == "optimizer":
         optimizer = torch.optim.SGD([{"params": [w], "weight_decay": lam},
                                      {"params": [b], "weight_decay": 0.0}], lr=lr)
