@@ -28,10 +28,24 @@ MIRROR_NAMES = {"train.csv": "kaggle_house_pred_train.csv", "test.csv": "kaggle_
 BIN = Path(sys.executable).parent
 
 
+def _leaf_keys(node: object, prefix: str = "") -> set[str]:
+    if not isinstance(node, dict):
+        return {prefix}
+    return set().union(*(_leaf_keys(v, f"{prefix}.{k}") for k, v in node.items())) if node else {prefix}
+
+
 def _committed_params() -> dict:
-    """params.yaml as committed (what a fresh clone has), not as a user's `dvc exp run -S` left it."""
+    """params.yaml as committed (what a fresh clone has), not as a user's `dvc exp run -S` left it.
+
+    A user's runs change values, never keys: when the working tree's file has other keys than
+    the committed one (new params being developed, or a copy without git history), it is used.
+    """
+    working = yaml.safe_load((ROOT / "params.yaml").read_text())
     shown = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True)
-    return yaml.safe_load(shown.stdout if shown.returncode == 0 else (ROOT / "params.yaml").read_text())
+    if shown.returncode != 0:
+        return working
+    committed = yaml.safe_load(shown.stdout)
+    return committed if _leaf_keys(committed) == _leaf_keys(working) else working
 
 
 SHIPPED_PARAMS = _committed_params()
