@@ -85,6 +85,11 @@ def test_make_runs_the_pipeline_from_the_bundled_archive_in_a_fresh_clone(
     second = _make(repo_copy, "house-prices", fake_bin, mlflow_uri)
     assert second.returncode == 0, second.stderr
     assert "Running stage" not in second.stdout, second.stdout
+    # A forced retrain of the same params writes the same bytes: dvc.lock does not change.
+    lock = (repo_copy / "dvc.lock").read_text()
+    forced = run_dvc(repo_copy, "repro", "-f", "train")
+    assert forced.returncode == 0, forced.stderr
+    assert (repo_copy / "dvc.lock").read_text() == lock
     # Runtime settings never change a result, so they rerun nothing.
     edit_params(repo_copy, runtime__threads=1, runtime__device="cpu")
     status = run_dvc(repo_copy, "status", "predict")

@@ -220,3 +220,32 @@ def test_capped_transformer_round_trips_through_skops(clean_frames, tmp_path) ->
     transformer = fit_transformer(train, None, params)
     save_transformer(transformer, tmp_path / "t.skops")
     pd.testing.assert_frame_equal(transform(load_transformer(tmp_path / "t.skops"), test), transform(transformer, test))
+
+
+SAVE_ONE_FIT = """
+import sys, zipfile
+import pandas as pd
+from pathlib import Path
+from pipeline.house_prices.features import fit_transformer, save_transformer
+from pipeline.house_prices.params import FeatureParams
+from pipeline.house_prices.validation import validate_raw
+archive = zipfile.ZipFile(sys.argv[1])
+train, test, _ = validate_raw(pd.read_csv(archive.open("train.csv")).head(200),
+                              pd.read_csv(archive.open("test.csv")).head(50))
+params = FeatureParams(fit_on="train", log_skewed=True, skew_threshold=0.75, ordinal="add", derived=True,
+                       drop_outliers=False, clip=True, neighborhood_cap=True, neighborhood_min_rows=30)
+save_transformer(fit_transformer(train, test, params), Path(sys.argv[2]))
+"""
+
+
+def test_saving_the_same_fit_gives_the_same_bytes_in_any_process(tmp_path) -> None:
+    """skops names arrays after memory addresses and stamps times: the canonical archive does not."""
+    import subprocess
+    import sys
+
+    from conftest import BUNDLED_ZIP
+
+    for name in ("first.skops", "second.skops"):
+        subprocess.run([sys.executable, "-c", SAVE_ONE_FIT, str(BUNDLED_ZIP), str(tmp_path / name)], check=True)
+    assert (tmp_path / "first.skops").read_bytes() == (tmp_path / "second.skops").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.skops", "second.skops"]  # no temp files
