@@ -18,7 +18,7 @@ from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.submission import check_submission
 
 pytestmark = pytest.mark.e2e
-FAST = {"train__epochs": 3}  # the default model: an ensemble of linear and MLP members
+FAST = {"train__epochs": 3, "runtime__threads": 1}  # one thread: the same float sums in every run
 # The House Prices pipeline: `predict` and every stage upstream of it (the Fashion-MNIST
 # stages have their own end-to-end test).
 HOUSE_PRICES = "predict"
@@ -31,8 +31,12 @@ def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str
     cv = json.loads(paths.cv_metrics.read_text())
     assert set(cv) >= {"log_rmse_mean", "log_rmse_std", "folds"} and len(cv["folds"]) == folds
     assert 0 < cv["log_rmse_mean"] < 1.0
-    curves = pd.read_csv(paths.cv_curves)
-    assert list(curves["epoch"]) == [1, 2, 3]
+    names = [f"member{i}-{m['model.kind']}" for i, m in enumerate(
+        yaml.safe_load((repo / "params.yaml").read_text())["model"]["members"])]
+    assert sorted(p.stem for p in paths.cv_curves_dir.iterdir()) == sorted(names)  # one file per member
+    for name in names:
+        assert list(pd.read_csv(paths.cv_curves(name))["epoch"]) == [1, 2, 3]
+    assert paths.cv_curves_png.exists() and paths.train_curves_png.exists()
     model_dir = repo / "models" / "house_prices"
     members = json.loads((model_dir / "config.json").read_text())["members"]
     shipped = yaml.safe_load((repo / "params.yaml").read_text())["model"]["members"]
@@ -46,7 +50,8 @@ def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str
     children = runs[runs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]]
     assert len(children) == folds
     assert children["metrics.log_rmse"].notna().all()
-    history = mlflow.tracking.MlflowClient().get_metric_history(children["run_id"].iloc[0], "valid_log_rmse")
+    history = mlflow.tracking.MlflowClient().get_metric_history(children["run_id"].iloc[0],
+                                                                f"{names[0]}_valid_log_rmse")
     assert [m.step for m in history] == [1, 2, 3]
     assert (runs["tags.stage"] == "train").sum() == 1
 
@@ -91,7 +96,7 @@ def test_make_runs_the_pipeline_from_the_bundled_archive_in_a_fresh_clone(
     assert forced.returncode == 0, forced.stderr
     assert (repo_copy / "dvc.lock").read_text() == lock
     # Runtime settings never change a result, so they rerun nothing.
-    edit_params(repo_copy, runtime__threads=1, runtime__device="cpu")
+    edit_params(repo_copy, runtime__threads=2, runtime__device="cpu")
     status = run_dvc(repo_copy, "status", "predict")
     assert "up to date" in status.stdout, status.stdout
     # Metrics are committed: `dvc metrics diff` compares this run with the clone's HEAD.
@@ -103,8 +108,8 @@ def test_make_runs_the_pipeline_from_the_bundled_archive_in_a_fresh_clone(
     assert json.loads(ProjectPaths(repo_copy).features_metrics.read_text())["n_features"] > 200
     changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo_copy,
                              capture_output=True, text=True, check=True).stdout.splitlines()
-    committed_outputs = ("params.yaml", "dvc.lock", "metrics/", "plots/house_prices/cv_curves.csv",
-                         "plots/house_prices/train_curve.csv")
+    committed_outputs = ("params.yaml", "dvc.lock", "metrics/", "plots/house_prices/cv_curves/",
+                         "plots/house_prices/train_curves/")
     assert [line for line in changed if not line[3:].startswith(committed_outputs)] == [], \
         "outputs are git-ignored (DVC-cached) or committed metrics and curves"
 

@@ -77,6 +77,9 @@ def test_cv_stage_writes_oof_that_reproduces_the_ensemble_score(clean_frames, tm
     metrics = json.loads(paths.cv_metrics.read_text())
     oof = pd.read_csv(paths.oof_predictions)
     assert {"oof_prediction", "oof_member0", "oof_member1"} <= set(oof.columns)
+    # Curves are each member's, by name; the picture's title names the blend it scores.
+    assert sorted(p.name for p in paths.cv_curves_dir.iterdir()) == ["member0-linear.csv", "member1-mlp.csv"]
+    assert paths.cv_curves_png.read_bytes()[:4] == b"\x89PNG"
     folds = split_folds(len(oof), 3, 42)
     recomputed = [log_rmse(oof["oof_prediction"].to_numpy()[v], oof["SalePrice"].to_numpy()[v]) for _, v in folds]
     assert metrics["log_rmse_mean"] == pytest.approx(np.mean(recomputed), rel=1e-9)

@@ -172,7 +172,7 @@ def test_divergence_fails_cv_and_keeps_no_metrics(validated: ProjectPaths, capsy
     code, err = run(cv_stage.main, capsys)
     assert_clean_failure(code, err, "diverged", "lower train.lr (now 1e+06)")
     assert not validated.cv_metrics.exists() and not validated.oof_predictions.exists()
-    assert not validated.cv_curves.exists()
+    assert not validated.cv_curves_dir.exists()
 
 
 def test_broken_yaml_through_kpipe_is_one_message(project: ProjectPaths) -> None:

@@ -117,16 +117,24 @@ class ProjectPaths:
         return self.plots_dir / "house_prices"
 
     @property
-    def cv_curves(self) -> Path:
-        return self.house_plots_dir / "cv_curves.csv"
+    def cv_curves_dir(self) -> Path:
+        """One CSV per model (`mlp.csv`, or `member0-mlp.csv`, ... for an ensemble)."""
+        return self.house_plots_dir / "cv_curves"
+
+    def cv_curves(self, model: str) -> Path:
+        return self.cv_curves_dir / f"{model}.csv"
 
     @property
     def cv_curves_png(self) -> Path:
         return self.house_plots_dir / "cv_curves.png"
 
     @property
-    def train_curve(self) -> Path:
-        return self.house_plots_dir / "train_curve.csv"
+    def train_curves_dir(self) -> Path:
+        return self.house_plots_dir / "train_curves"
+
+    @property
+    def train_curves_png(self) -> Path:
+        return self.house_plots_dir / "train_curves.png"
 
     @property
     def mlflow_db(self) -> Path:

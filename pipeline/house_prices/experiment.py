@@ -107,6 +107,27 @@ def _mean_history(histories: list[History]) -> History:
                    np.mean([pad(h.valid) for h in histories], axis=0))
 
 
+def model_names(params: ExperimentParams) -> list[str]:
+    """What each trained model is called in curves and runs: its kind (`mlp`), or for an
+    ensemble's members `member0-mlp`, `member1-linear`, ..."""
+    if not params.members:
+        return [params.model.kind]
+    return [f"member{i}-{m.model.kind}" for i, m in enumerate(params.members)]
+
+
+def member_histories(params: ExperimentParams, result: CVResult) -> dict[str, History]:
+    """Each trained model's own per-epoch curves, by name (an ensemble has no blended curve)."""
+    results = result.members if isinstance(result, EnsembleCV) else [result]
+    return dict(zip(model_names(params), (r.history for r in results), strict=True))
+
+
+def describe(params: ExperimentParams) -> str:
+    """`mlp`, or `ensemble of 5 (blended out-of-fold predictions)`: what a score belongs to."""
+    if not params.members:
+        return params.model.kind
+    return f"ensemble of {len(params.members)} (blended out-of-fold predictions)"
+
+
 def final_epochs(result: CVResult) -> list[int]:
     """Epochs for the final fit, per member: the mean best epoch over the folds."""
     results = result.members if isinstance(result, EnsembleCV) else [result]

@@ -16,11 +16,13 @@ from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, log_rec
 from pipeline.house_prices.experiment import (
     EnsembleCV,
     ExperimentParams,
+    describe,
     final_epochs,
+    member_histories,
     read_experiment,
     run_cv,
 )
-from pipeline.house_prices.plots import write_history
+from pipeline.house_prices.plots import curve_metrics, write_curves
 from pipeline.house_prices.schemas import ID, TARGET
 from pipeline.stages import run_stage
 
@@ -50,21 +52,23 @@ def main() -> None:
     oof = pd.DataFrame({ID: frame[ID], TARGET: frame[TARGET], "oof_prediction": result.oof_prices,
                         **{f"oof_member{i}": m.oof_prices for i, m in enumerate(members)}})
     write_frame(oof, paths.oof_predictions)
-    write_history(result.history, paths.cv_curves, paths.cv_curves_png,
-                  f"{model.kind}: {cv.folds}-fold CV log-RMSE {result.mean:.4f} ± {result.std:.4f}")
+    histories = member_histories(params, result)
+    write_curves(histories, paths.cv_curves_dir, paths.cv_curves_png,
+                 f"{describe(params)}: {cv.folds}-fold CV log-RMSE {result.mean:.4f} ± {result.std:.4f}"
+                 + ("\nlines: each member's mean over its folds (a blend has no curve per epoch)" if members else ""))
     write_json(metrics, paths.cv_metrics)
     log.info("CV log-RMSE %.4f ± %.4f over %d folds", result.mean, result.std, cv.folds)
 
     folds = [RunRecord(name=f"fold{i + 1}", params={"fold": i + 1},
                        metrics={"log_rmse": float(score)},
-                       curves={"train_log_rmse": result.history.train[:, i],
-                               "valid_log_rmse": result.history.valid[:, i]},
+                       curves=curve_metrics(histories, fold=i),
                        tags={"stage": "cv-fold"})
              for i, score in enumerate(result.fold_scores)]
     log_record(paths, HOUSE_PRICES_EXPERIMENT, RunRecord(
         name=f"cv-{model.kind}", params=raw,
         metrics={**{k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
                  **{f"{k}_log_rmse_mean": v for k, v in metrics["members"].items()}},
+        curves=curve_metrics(histories),
         tags={"stage": "cv", "model.kind": model.kind},
         artifacts=[paths.cv_curves_png], children=folds))
 

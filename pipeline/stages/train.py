@@ -16,8 +16,14 @@ from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, log_record
 from pipeline.house_prices.artifacts import save_members
-from pipeline.house_prices.experiment import ExperimentParams, fit_experiment, read_experiment
-from pipeline.house_prices.plots import write_history
+from pipeline.house_prices.experiment import (
+    ExperimentParams,
+    describe,
+    fit_experiment,
+    model_names,
+    read_experiment,
+)
+from pipeline.house_prices.plots import curve_metrics, write_curves
 from pipeline.stages import run_stage
 
 log = logging.getLogger(__name__)
@@ -45,15 +51,18 @@ def main() -> None:
     last = [float(m.history.train[-1, 0]) for m in members]
     metrics = {"train_log_rmse": float(np.mean(last)), "n_members": len(members),
                "n_features": len(members[0].feature_names)}
-    write_history(members[0].history, paths.train_curve, None, "final fit")
+    histories = dict(zip(model_names(params), (m.history for m in members), strict=True))
+    write_curves(histories, paths.train_curves_dir, paths.train_curves_png,
+                 f"final fit of {describe(params)} on every training row: train log-RMSE per epoch")
     write_json(metrics, paths.train_metrics)
     log.info("final fit of %d model(s): train log-RMSE %.4f; saved in %s", len(members),
              metrics["train_log_rmse"], paths.model_dir)
 
     log_record(paths, HOUSE_PRICES_EXPERIMENT, RunRecord(
         name=f"train-{params.model.kind}", params=raw, metrics=metrics,
-        curves={"train_log_rmse": members[0].history.train[:, 0]},
-        tags={"stage": "train", "model.kind": params.model.kind}, artifacts=[paths.model_dir]))
+        curves=curve_metrics(histories),
+        tags={"stage": "train", "model.kind": params.model.kind},
+        artifacts=[paths.model_dir, paths.train_curves_png]))
 
 
 if __name__ == "__main__":
