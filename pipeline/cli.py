@@ -111,7 +111,10 @@ def tune(
     sampler_seed: int = typer.Option(None, help="TPE seed (default: tune.sampler_seed); "
                                                 "give each extra worker its own."),
     output: Path = typer.Option(None, help="Params file with the best values (default: params.tuned.yaml)."),
-    apply: bool = typer.Option(False, "--apply", help="Write the best values into params.yaml itself (comments kept)."),
+    apply: bool = typer.Option(False, "--apply", help="Write the best values into params.yaml itself (comments "
+                                                      "kept), only if they beat it by more than the fold noise."),
+    force: bool = typer.Option(False, "--force", help="With --apply: write the best trial even if it does not "
+                                                      "beat params.yaml."),
 ) -> None:
     """Optuna study of the CV log-RMSE over `tune.space`; writes the best params for `dvc repro`."""
     import os
@@ -122,7 +125,8 @@ def tune(
         from pipeline.tuning.study import TuneOptions, run_tuning, summary
 
         options = TuneOptions(n_trials=n_trials, timeout_s=timeout, storage=storage, study_name=study_name,
-                              sampler_seed=sampler_seed, n_jobs=n_jobs, output=output, apply=apply)
+                              sampler_seed=sampler_seed, n_jobs=n_jobs, output=output, apply=apply,
+                              force=force)
         typer.echo(summary(run_tuning(ProjectPaths.here(), options)))
 
     run_stage(command)

@@ -59,8 +59,11 @@ def tune_repo(repo_copy: Path, small: tuple[pd.DataFrame, pd.DataFrame]) -> Path
     paths.interim_dir.mkdir(parents=True, exist_ok=True)
     small[0].to_parquet(paths.clean_train)
     small[1].to_parquet(paths.clean_test)
+    # The incumbent: a fast single model with a learning rate too low to learn much, so that any
+    # trial of the space beats it and the tests below know which way the comparison goes.
     write_params(paths.params, {"cv.folds": 2, "tune.space": SMALL_SPACE, "tune.pruner_startup_trials": 2,
-                                "tune.pruner_warmup_percent": 1}, paths.params)
+                                "tune.pruner_warmup_percent": 1, "model.kind": "linear", "train.epochs": 3,
+                                "train.lr": 1.0e-05}, paths.params)
     return repo_copy
 
 
@@ -141,6 +144,11 @@ def test_a_tiny_study_writes_params_the_stages_accept(tune_repo: Path, mlflow_ur
     paths = ProjectPaths(tune_repo)
     outcome = run_tuning(paths, TuneOptions(n_trials=3))
 
+    # trial 0 is params.yaml itself, scored first on the same folds; three searched trials follow
+    incumbent = outcome.study.trials[0]
+    assert incumbent.user_attrs["incumbent"] and incumbent.params == {} and len(outcome.study.trials) == 4
+    assert len(incumbent.user_attrs["fold_scores"]) == 2 and outcome.verdict.incumbent.number == 0
+    assert outcome.verdict.better and outcome.verdict.delta < 0
     assert outcome.written == paths.tuned_params and paths.optuna_journal.exists()
     tuned = read_params(paths.tuned_params)
     params = parse_experiment(tuned)
@@ -155,10 +163,11 @@ def test_a_tiny_study_writes_params_the_stages_accept(tune_repo: Path, mlflow_ur
     assert len(parents) == 1 and parents["metrics.best_log_rmse"].iloc[0] == pytest.approx(outcome.best.value)
     children = mlflow.search_runs(experiment_names=["house-prices"],
                                   filter_string=f"tags.mlflow.parentRunId = '{parents['run_id'].iloc[0]}'")
-    assert sorted(children["tags.optuna.trial"].astype(int)) == [0, 1, 2]
+    assert sorted(children["tags.optuna.trial"].astype(int)) == [1, 2, 3]
     best = children[children["tags.optuna.trial"] == str(outcome.best.number)].iloc[0]
     assert best["tags.optuna.state"] == "COMPLETE"
     assert best["metrics.log_rmse_mean"] == pytest.approx(outcome.best.value)
+    assert best["metrics.log_rmse_vs_incumbent"] == pytest.approx(outcome.best.value - incumbent.value)
     assert best["params.model.hidden"] == ",".join(map(str, outcome.best_overrides["model.hidden"]))
     curve = mlflow.tracking.MlflowClient().get_metric_history(best["run_id"], "valid_log_rmse_mean")
     assert [m.step for m in curve] == list(range(1, params.train.epochs + 1))
@@ -172,13 +181,14 @@ def test_apply_with_threads_rewrites_params_yaml_and_keeps_its_comments(tune_rep
                                       "--apply"])
     assert result.exit_code == 0, result.output
     assert "written to" in result.output and "dvc exp run -S" in result.output
+    assert "better by more than the fold noise" in result.output
 
     after = (tune_repo / "params.yaml").read_text()
     comments = [line[line.index("#"):] for line in before.splitlines() if "#" in line]
     assert comments and all(c in after for c in comments)
     assert "hidden: [16" in after  # still a flow-style list
     study = optuna.load_study(study_name="house-prices", storage="sqlite:///tune.db")
-    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]  # two threads, one study
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3, 4]  # the incumbent, then two threads
     assert read_params(tune_repo / "params.yaml")["train"]["lr"] == study.best_params["train.lr"]
     assert not (tune_repo / "params.tuned.yaml").exists()
 
@@ -202,7 +212,9 @@ def test_two_worker_processes_share_one_study(tune_repo: Path, mlflow_uri: str, 
     file = tune_repo / storage.removeprefix("sqlite:///")  # relative to the workers' directory
     url = f"sqlite:///{file}" if "://" in storage else JournalStorage(JournalFileBackend(str(file)))
     study = optuna.load_study(study_name="shared", storage=url)
-    assert sorted(t.number for t in study.trials) == list(range(6))
+    searched = [t for t in study.trials if "incumbent" not in t.user_attrs]
+    assert len(searched) == 6 and len({t.number for t in study.trials}) == len(study.trials)
+    assert 1 <= len(study.trials) - len(searched) <= 2  # workers starting together may both score it
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
     for output in outputs:  # each worker ran its own 3 trials
         assert output.count("] Trial ") == 3, output
@@ -224,3 +236,46 @@ def test_a_broken_tracking_store_leaves_the_parent_run_a_warning_only(tmp_path: 
         assert parent.log_child(RunRecord("trial-0")) is None
         ran = True
     assert ran and "MLflow tracking failed" in caplog.text
+
+
+def test_apply_refuses_a_result_that_does_not_beat_params_yaml(tune_repo: Path, mlflow_uri: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A good incumbent and a space of hopeless learning rates: params.yaml stays, and says why."""
+    paths = ProjectPaths(tune_repo)
+    write_params(paths.params, {"train.lr": 0.01, "train.epochs": 5,
+                                "tune.space": {"train.lr": {"type": "float", "low": 1e-7, "high": 2e-7}}},
+                 paths.params)
+    before = paths.params.read_text()
+    monkeypatch.chdir(tune_repo)
+    result = CliRunner().invoke(app, ["tune", "--n-trials", "2", "--apply"])
+    assert result.exit_code == 0, result.output
+    assert "no trial beat the incumbent" in result.output and "params.yaml left as it is" not in result.output
+    assert paths.params.read_text() == before
+
+    # A result within the noise is refused too, unless forced.
+    write_params(paths.params, {"tune.space": {"train.lr": {"type": "float", "low": 0.0099, "high": 0.0101}}},
+                 paths.params)
+    refused = CliRunner().invoke(app, ["tune", "--n-trials", "2", "--apply", "--study-name", "near"])
+    assert "params.yaml left as it is" in refused.output or "no trial beat" in refused.output, refused.output
+    forced = CliRunner().invoke(app, ["tune", "--n-trials", "2", "--apply", "--force", "--study-name", "forced"])
+    assert forced.exit_code == 0, forced.output
+    if "no trial beat" not in forced.output:
+        assert "written to" in forced.output and read_params(paths.params)["train"]["lr"] != 0.01
+
+
+def test_member_keys_tune_one_member_of_the_ensemble(tune_repo: Path) -> None:
+    """`model.members[1].train.lr`: a slot in that member's overrides, applied and written back."""
+    from pipeline.common.params import with_overrides
+
+    raw = with_overrides(RAW, {"model.members[1].train.lr": 0.002})
+    params = parse_experiment(raw)
+    assert params.members[1].train.lr == 0.002 and params.members[0].train.lr == RAW["train"]["lr"]
+    space = parse_space({"model.members[1].train.lr": {"type": "float", "low": 0.001, "high": 0.01}}, RAW)
+    assert [d.key for d in space.dimensions] == ["model.members[1].train.lr"]
+    with pytest.raises(ParamsError, match="no member 9"):
+        parse_space({"model.members[9].train.lr": {"type": "float", "low": 0.001, "high": 0.01}}, RAW)
+    with pytest.raises(ParamsError, match="no key 'lr_typo'"):
+        with_overrides(RAW, {"model.members[1].train.lr_typo": 0.1})
+    dest = tune_repo / "members.yaml"
+    write_params(tune_repo / "params.yaml", {"model.members[1].train.lr": 0.002}, dest)
+    assert read_params(dest)["model"]["members"][1]["train.lr"] == 0.002

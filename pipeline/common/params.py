@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -127,11 +128,27 @@ class StageParams:
         return self.raw[name]
 
 
+# `model.members[2].train.lr`: the key `train.lr` of the third ensemble member's overrides.
+MEMBER_KEY = re.compile(r"^model\.members\[(\d+)\]\.(.+)$")
+
+
 def dotted_slot(data: dict, dotted: str, where: str) -> tuple[dict, str]:
     """The mapping that holds dotted key `dotted` (e.g. `train.lr`) and its last part.
 
-    Every part must already exist: an override names a param, it never invents one.
+    Every part must already exist: an override names a param, it never invents one. A member
+    key (`model.members[2].train.lr`) is a slot in that member's overrides, which may not set
+    the key yet but must name a param that exists.
     """
+    member = MEMBER_KEY.match(dotted)
+    if member:
+        index, inner = int(member.group(1)), member.group(2)
+        members = data.get("model", {}).get("members") if isinstance(data.get("model"), dict) else None
+        if not isinstance(members, list) or index >= len(members) or not isinstance(members[index], dict):
+            raise ParamsError(f"{where} '{dotted}': model.members has no member {index}")
+        if MEMBER_KEY.match(inner) or inner.startswith("model.members"):
+            raise ParamsError(f"{where} '{dotted}': a member cannot set its own members")
+        dotted_slot(data, inner, where)  # the param must exist
+        return members[index], inner
     *path, last = dotted.split(".")
     node = data
     for part in path:

@@ -48,7 +48,7 @@ def write_params(source: Path, overrides: Mapping[str, Any], dest: Path) -> None
     data = yaml.load(source.read_text())
     for dotted, value in overrides.items():
         node, last = dotted_slot(data, dotted, str(source))  # ruamel's CommentedMap is a dict
-        node[last] = _like(node[last], value)
+        node[last] = _like(node.get(last), value)
     out = io.StringIO()
     yaml.dump(data, out)
     # A unique temporary name: several tuning workers may finish and write at the same moment.
@@ -56,9 +56,8 @@ def write_params(source: Path, overrides: Mapping[str, Any], dest: Path) -> None
         tmp.write_text(out.getvalue())
         written = read_params(tmp)
         for dotted, value in overrides.items():
-            node: Any = written
-            for part in dotted.split("."):
-                node = node[part]
+            slot, last = dotted_slot(written, dotted, str(dest))
+            node = slot[last]
             expected = list(value) if isinstance(value, tuple) else value
             if node != expected or type(node) is not type(expected):
                 raise ParamsError(f"writing {dotted}={value!r} read back as {node!r}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 
-from pipeline.common.params import ParamsError, with_overrides
+from pipeline.common.params import MEMBER_KEY, ParamsError, dotted_slot, with_overrides
 from pipeline.house_prices.experiment import SECTIONS, parse_experiment
 
 Primitive = None | bool | int | float | str
@@ -143,12 +143,13 @@ def parse_space(raw_space: Any, raw_params: Mapping[str, Any]) -> SearchSpace:
 def _check_key(key: Any, raw_params: Mapping[str, Any], where: str) -> None:
     if not isinstance(key, str) or "." not in key:
         raise ParamsError(f"{where}: keys are dotted params keys such as train.lr")
-    node: Any = raw_params
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise ParamsError(f"{where}: '{key}' is not a key of params.yaml")
-        node = node[part]
-    if isinstance(node, Mapping):
+    try:
+        dotted_slot(dict(raw_params), key, where)
+        member = MEMBER_KEY.match(key)
+        node, last = dotted_slot(dict(raw_params), member.group(2) if member else key, where)
+    except ParamsError as exc:
+        raise ParamsError(f"{where}: '{key}' is not a key of params.yaml ({exc})") from exc
+    if isinstance(node[last], Mapping):
         raise ParamsError(f"{where}: '{key}' is a section, not a single param")
     if key.split(".")[0] not in SECTIONS:
         raise ParamsError(f"{where}: '{key}' does not change the CV score; tune keys of "

@@ -37,6 +37,15 @@ from pipeline.house_prices.cv import FoldFeatureCache
 from pipeline.house_prices.experiment import SECTIONS, parse_experiment, run_cv
 from pipeline.house_prices.training import Diverged
 from pipeline.tuning.apply import write_params
+from pipeline.tuning.incumbent import (
+    FOLD_SCORES,
+    Verdict,
+    add_incumbent,
+    find_incumbent,
+    is_incumbent,
+    judge,
+    params_digest,
+)
 from pipeline.tuning.space import SearchSpace, parse_space
 
 log = logging.getLogger(__name__)
@@ -73,6 +82,7 @@ class TuneOptions:
     n_jobs: int = 1
     output: Path | None = None
     apply: bool = False
+    force: bool = False  # --apply even when the best trial does not beat the incumbent
 
 
 @dataclass
@@ -81,7 +91,8 @@ class TuneOutcome:
     space: SearchSpace
     best: FrozenTrial
     best_overrides: dict[str, Any]
-    written: Path
+    written: Path | None  # None: --apply refused a result that is not better than params.yaml
+    verdict: Verdict
 
 
 def load_tune(raw: Mapping[str, Any]) -> tuple[TuneParams, SearchSpace]:
@@ -143,7 +154,8 @@ def _retrying(make: Callable[[], T], attempts: int = 6) -> T:
 
 
 def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFrame,
-                   test: pd.DataFrame | None, device: str = "auto") -> Callable[[optuna.Trial], float]:
+                   test: pd.DataFrame | None, device: str = "auto",
+                   cache: FoldFeatureCache | None = None) -> Callable[[optuna.Trial], float]:
     """The objective: the CV log-RMSE of `raw` with the trial's suggestions applied.
 
     Pruning signal: all folds train together in one stacked model, so every epoch delivers
@@ -158,7 +170,7 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
 
     Trials that share feature options and folds share their fold matrices (`FoldFeatureCache`).
     """
-    cache = FoldFeatureCache()
+    cache = cache or FoldFeatureCache()
 
     def objective(trial: optuna.Trial) -> float:
         try:
@@ -183,6 +195,7 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
             if not math.isfinite(result.mean):
                 raise Diverged(f"CV log-RMSE is {result.mean}")
             trial.set_user_attr("cv_std", result.std)
+            trial.set_user_attr(FOLD_SCORES, [float(s) for s in result.fold_scores])
             return result.mean
         except optuna.TrialPruned:
             raise
@@ -193,11 +206,30 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
     return objective
 
 
-def trial_record(trial: FrozenTrial, space: SearchSpace) -> tuple[RunRecord, str]:
+def ensure_incumbent(study: optuna.Study, raw: Mapping[str, Any], train: pd.DataFrame,
+                     test: pd.DataFrame | None, device: str, cache: FoldFeatureCache) -> FrozenTrial:
+    """The study's trial for the current params.yaml: found when it was scored before, else
+    cross-validated now (on the folds every trial uses) and added before any search."""
+    digest = params_digest({s: raw[s] for s in SECTIONS})
+    found = find_incumbent(study, digest)
+    if found is not None:
+        log.info("incumbent (params.yaml) is trial %d: CV log-RMSE %.5f", found.number, found.value)
+        return found
+    log.info("scoring the incumbent (params.yaml) first, on the same folds as every trial")
+    result = run_cv(parse_experiment(dict(raw)), train, test, cache=cache, device=device)
+    trial = add_incumbent(study, digest, result.mean, [float(s) for s in result.fold_scores], result.std)
+    log.info("incumbent (params.yaml) is trial %d: CV log-RMSE %.5f", trial.number, trial.value)
+    return trial
+
+
+def trial_record(trial: FrozenTrial, space: SearchSpace, incumbent: FrozenTrial | None = None
+                 ) -> tuple[RunRecord, str]:
     """One trial as a nested MLflow run, and its MLflow status."""
     metrics = {}
     if trial.state == TrialState.COMPLETE and trial.value is not None:
         metrics = {"log_rmse_mean": trial.value, "log_rmse_std": trial.user_attrs.get("cv_std", math.nan)}
+        if incumbent is not None:
+            metrics["log_rmse_vs_incumbent"] = trial.value - incumbent.value
     curve = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
     tags = {"stage": "tune-trial", "optuna.trial": str(trial.number), "optuna.state": trial.state.name}
     if "error" in trial.user_attrs:
@@ -209,17 +241,26 @@ def trial_record(trial: FrozenTrial, space: SearchSpace) -> tuple[RunRecord, str
 
 def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int | None,
              timeout_s: float | None, n_jobs: int, parent: OpenRun | None = None,
-             space: SearchSpace | None = None) -> None:
-    """Run `n_trials` trials here (threads: `n_jobs`), logging each under `parent` when given.
+             space: SearchSpace | None = None, incumbent: FrozenTrial | None = None) -> None:
+    """Run `n_trials` trials here (threads: `n_jobs`), logging each under `parent` when given,
+    and each result against the incumbent's.
 
     `catch=(Exception,)`: one bad combination (a diverging lr, a params check, out of memory)
     is a FAIL trial, not the end of a long study; Ctrl-C still stops it.
     """
-    callbacks = []
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = []
     if parent is not None and space is not None:
-        callbacks.append(lambda _study, trial: parent.log_child(*trial_record(trial, space)))
+        callbacks.append(lambda _study, trial: parent.log_child(*trial_record(trial, space, incumbent)))
+    if incumbent is not None:
+        callbacks.append(lambda _study, trial: _report_against(trial, incumbent))
     study.optimize(objective, n_trials=n_trials, timeout=timeout_s or None, n_jobs=n_jobs,
                    catch=(Exception,), callbacks=callbacks)
+
+
+def _report_against(trial: FrozenTrial, incumbent: FrozenTrial) -> None:
+    if trial.state == TrialState.COMPLETE and trial.value is not None:
+        log.info("trial %d: CV log-RMSE %.5f (%+.5f against the incumbent's %.5f)", trial.number, trial.value,
+                 trial.value - incumbent.value, incumbent.value)
 
 
 def load_frames(paths: ProjectPaths) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -263,9 +304,11 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
                           f"{type(exc).__name__}: {exc}") from exc
     record = RunRecord(name="tune", params={**{s: raw[s] for s in SECTIONS}, "tune": dataclasses.asdict(settings)},
                        tags={"stage": "tune", "optuna.study": settings.study_name, "n_jobs": str(options.n_jobs)})
+    cache = FoldFeatureCache()
     with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as parent:
-        optimize(study, make_objective(raw, space, train, test, runtime.device), settings.n_trials, settings.timeout_s,
-                 options.n_jobs, parent, space)
+        incumbent = ensure_incumbent(study, raw, train, test, runtime.device, cache)
+        optimize(study, make_objective(raw, space, train, test, runtime.device, cache), settings.n_trials,
+                 settings.timeout_s, options.n_jobs, parent, space, incumbent)
         counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,)))
                   for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
         top = best_trials(study, 1)
@@ -277,25 +320,37 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
         raise TuningError(f"no trial of study '{settings.study_name}' completed ({counts})"
                           + (f"; first error: {errors[0]}" if errors else ""))
     best = top[0]
+    verdict = judge(best, incumbent)
     overrides = space.decode(best.params)
-    dest = paths.params if options.apply else (options.output or paths.tuned_params)
-    write_params(paths.params, overrides, dest)
-    return TuneOutcome(study, space, best, overrides, dest)
+    dest: Path | None = paths.params if options.apply else (options.output or paths.tuned_params)
+    if options.apply and not verdict.better and not options.force:
+        dest = None  # params.yaml stays as it is: the incumbent is at least as good
+    elif not is_incumbent(best):
+        write_params(paths.params, overrides, dest)
+    else:
+        dest = None  # nothing to write: params.yaml is the best the study knows
+    return TuneOutcome(study, space, best, overrides, dest, verdict)
 
 
 def summary(outcome: TuneOutcome, top: int = 5) -> str:
-    """The best trials as a table, the file written, and the same values as DVC flags."""
-    rows = [{"trial": t.number, "log_rmse": round(t.value, 5), **outcome.space.decode(t.params)}
+    """The best trials against the incumbent, the verdict, the file written (if any), and the
+    same values as DVC flags."""
+    incumbent = outcome.verdict.incumbent
+    rows = [{"trial": t.number, "log_rmse": round(t.value, 5), "vs_incumbent": round(t.value - incumbent.value, 5),
+             **({"params": "params.yaml (incumbent)"} if is_incumbent(t) else outcome.space.decode(t.params))}
             for t in best_trials(outcome.study, top)]
     states = pd.Series([t.state.name for t in outcome.study.trials]).value_counts().to_dict()
-    flags = " ".join(f"-S {shlex.quote(f'{k}={_dvc_value(v)}')}" for k, v in outcome.best_overrides.items())
-    return "\n".join([
-        f"study '{outcome.study.study_name}': {len(outcome.study.trials)} trials "
-        + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())),
-        pd.DataFrame(rows).to_string(index=False),
-        f"best trial {outcome.best.number} (CV log-RMSE {outcome.best.value:.5f}) written to {outcome.written}",
-        f"or run it as an experiment: dvc exp run {flags}",
-    ])
+    lines = [f"study '{outcome.study.study_name}': {len(outcome.study.trials)} trials "
+             + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())),
+             pd.DataFrame(rows).fillna("").to_string(index=False), outcome.verdict.explain()]
+    if outcome.written is not None:
+        lines.append(f"best trial {outcome.best.number} written to {outcome.written}")
+    elif not is_incumbent(outcome.best):
+        lines.append("params.yaml left as it is (--apply --force writes the best trial anyway)")
+    if outcome.best_overrides and not is_incumbent(outcome.best):
+        flags = " ".join(f"-S {shlex.quote(f'{k}={_dvc_value(v)}')}" for k, v in outcome.best_overrides.items())
+        lines.append(f"or run it as an experiment: dvc exp run {flags}")
+    return "\n".join(lines)
 
 
 def _dvc_value(value: Any) -> str:
