@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -252,15 +253,26 @@ def test_apply_refuses_a_result_that_does_not_beat_params_yaml(tune_repo: Path, 
     assert "no trial beat the incumbent" in result.output and "params.yaml left as it is" not in result.output
     assert paths.params.read_text() == before
 
-    # A result within the noise is refused too, unless forced.
-    write_params(paths.params, {"tune.space": {"train.lr": {"type": "float", "low": 0.0099, "high": 0.0101}}},
-                 paths.params)
-    refused = CliRunner().invoke(app, ["tune", "--n-trials", "2", "--apply", "--study-name", "near"])
-    assert "params.yaml left as it is" in refused.output or "no trial beat" in refused.output, refused.output
-    forced = CliRunner().invoke(app, ["tune", "--n-trials", "2", "--apply", "--force", "--study-name", "forced"])
-    assert forced.exit_code == 0, forced.output
-    if "no trial beat" not in forced.output:
-        assert "written to" in forced.output and read_params(paths.params)["train"]["lr"] != 0.01
+
+
+@pytest.mark.parametrize(("best_folds", "better"), [
+    ([0.110, 0.120, 0.100], True),   # better on every fold: far beyond the noise
+    ([0.119, 0.111, 0.1095], False),  # better on average, worse on a fold: within the noise
+])
+def test_a_result_is_better_only_beyond_the_paired_fold_noise(best_folds: list[float], better: bool) -> None:
+    from optuna.trial import create_trial
+
+    from pipeline.tuning.incumbent import judge
+
+    incumbent = create_trial(value=0.115, params={}, distributions={},
+                             user_attrs={"incumbent": "abc", "fold_scores": [0.115, 0.125, 0.105]})
+    best = create_trial(value=float(np.mean(best_folds)), params={}, distributions={},
+                        user_attrs={"fold_scores": best_folds})
+    verdict = judge(best, incumbent)
+    diffs = np.array(best_folds) - [0.115, 0.125, 0.105]
+    assert verdict.noise == pytest.approx(np.std(diffs, ddof=1) / np.sqrt(3))
+    assert verdict.better is better
+    assert ("better by more than the fold noise" in verdict.explain()) is better
 
 
 def test_member_keys_tune_one_member_of_the_ensemble(tune_repo: Path) -> None:
