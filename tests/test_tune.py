@@ -203,7 +203,7 @@ def test_tune_without_validated_data_says_to_run_validate(repo_copy: Path, monke
 @pytest.mark.parametrize("storage", ["workers.journal", "sqlite:///workers.db"])
 def test_two_worker_processes_share_one_study(tune_repo: Path, mlflow_uri: str, storage: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(tune_repo)}  # the copy's own code, not an installed one
-    workers = [subprocess.Popen([sys.executable, "-m", "pipeline.cli", "tune", "--n-trials", "3",
+    workers = [subprocess.Popen([sys.executable, "-m", "pipeline.cli", "tune", "--n-trials", "2",
                                  "--storage", storage, "--study-name", "shared", "--sampler-seed", str(seed)],
                                 cwd=tune_repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for seed in (1, 2)]
@@ -214,11 +214,11 @@ def test_two_worker_processes_share_one_study(tune_repo: Path, mlflow_uri: str, 
     url = f"sqlite:///{file}" if "://" in storage else JournalStorage(JournalFileBackend(str(file)))
     study = optuna.load_study(study_name="shared", storage=url)
     searched = [t for t in study.trials if "incumbent" not in t.user_attrs]
-    assert len(searched) == 6 and len({t.number for t in study.trials}) == len(study.trials)
+    assert len(searched) == 4 and len({t.number for t in study.trials}) == len(study.trials)
     assert 1 <= len(study.trials) - len(searched) <= 2  # workers starting together may both score it
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
-    for output in outputs:  # each worker ran its own 3 trials
-        assert output.count("] Trial ") == 3, output
+    for output in outputs:  # each worker ran its own 2 trials
+        assert output.count("] Trial ") == 2, output
 
 
 def test_an_unusable_storage_url_is_a_clear_error(tune_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
