@@ -69,19 +69,49 @@ def runs(limit: int = typer.Option(20, help="How many runs to show.")) -> None:
 def submit(
     file: Path = typer.Option(None, "--file", "-f", help="Default: submissions/submission.csv."),
     message: str = typer.Option(None, "--message", "-m", help="Default: git commit and CV score."),
+    wait: float = typer.Option(300, help="Seconds to wait for Kaggle's score (0: do not wait)."),
+    poll_interval: float = typer.Option(5, help="Seconds between two looks at the submission's status."),
 ) -> None:
-    """Validate the submission against the test ids, then submit it with the Kaggle API."""
-    from pipeline.common.errors import PipelineError
-    from pipeline.house_prices.kaggle_submit import submit as send
+    """Validate the submission against the test ids, submit it with the Kaggle API, wait for its score."""
+    from pipeline.house_prices import kaggle_submit
+    from pipeline.house_prices.kaggle_api import KaggleSubmission, KaggleUnavailable, submit_command
 
     paths = ProjectPaths.here()
-    try:
-        sent, text = send(paths, file or paths.submission, message)
-    except PipelineError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    typer.echo(text)
-    raise typer.Exit(0 if sent else 2)
+    path = file or paths.submission
+
+    def progress(submission: KaggleSubmission, waited: float) -> None:
+        typer.echo(f"\rwaiting for Kaggle to score submission {submission.ref}: "
+                   f"{submission.status} after {waited:.0f} s ", nl=False, err=True)
+
+    def command() -> None:
+        text = message or kaggle_submit.default_message(paths)
+        try:
+            ref, answer = kaggle_submit.submit(paths, path, text)
+        except KaggleUnavailable as exc:
+            typer.echo(f"{exc}\nThe file is valid; to submit it by hand:\n  {submit_command(path, text)}")
+            raise typer.Exit(2) from exc
+        typer.echo(f"submitted {path} as submission {ref}: {answer}")
+        if wait <= 0:
+            return
+        scored = kaggle_submit.follow(ref, wait, progress, poll_interval)
+        typer.echo("", err=True)  # ends the progress line
+        typer.echo(kaggle_submit.describe(scored))
+        if scored.status == "ERROR":
+            raise typer.Exit(1)
+
+    run_stage(command)
+
+
+@app.command()
+def submissions(limit: int = typer.Option(20, help="How many to show, newest first.")) -> None:
+    """Your past submissions to the competition on Kaggle, with their scores."""
+    def command() -> None:
+        from pipeline.house_prices.kaggle_submit import submissions_table
+
+        table = submissions_table(limit)
+        typer.echo(table.to_string(index=False) if not table.empty else "no submissions yet")
+
+    run_stage(command)
 
 
 @app.command("train-fashion")

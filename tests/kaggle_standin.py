@@ -81,7 +81,7 @@ import time
 import urllib.parse
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -142,7 +142,7 @@ class ApiError(Exception):
 
 def _iso(dt: datetime) -> str:
     """kagglesdk's DateTimeSerializer format: ISO 8601, milliseconds, 'Z', no offset."""
-    return dt.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 class KaggleStandIn:
@@ -333,7 +333,7 @@ class KaggleStandIn:
         return out
 
     def _today(self, username: str) -> int:
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
         return sum(1 for s in self.submissions if s.username == username and s.date.date() == today)
 
     def _limits(self, username: str) -> dict[str, Any]:
@@ -369,7 +369,7 @@ class KaggleStandIn:
                 return 302, self._storage_url("files/" + urllib.parse.quote(name))
             if rpc == "ListDataFiles":
                 files = [{"ref": n, "name": n, "totalBytes": len(b), "url": f"/files/{n}",
-                          "creationDate": _iso(self.member_dates[n].replace(tzinfo=timezone.utc))}
+                          "creationDate": _iso(self.member_dates[n].replace(tzinfo=UTC))}
                          for n, b in sorted(self.members.items())]
                 return 200, {"files": files}
             if rpc == "StartSubmissionUpload":
@@ -388,7 +388,7 @@ class KaggleStandIn:
                                         "today, please try again tomorrow UTC.")
                 sub = Submission(ref=next(self._refs), username=user, file_name=upload.file_name,
                                  content=upload.content, description=body.get("submissionDescription", ""),
-                                 date=datetime.now(timezone.utc), created=time.monotonic())
+                                 date=datetime.now(UTC), created=time.monotonic())
                 self.submissions.append(sub)
                 return 200, {"message": f"Successfully submitted to {COMPETITION_TITLE}", "ref": sub.ref}
             if rpc == "ListSubmissions":
@@ -544,7 +544,8 @@ class _Handler(BaseHTTPRequestHandler):
         host, path, query = self._target()
         raw = self._body()
         if path.startswith(STORAGE_PREFIX):
-            status, body, headers = self.owner.storage(self.command, path, query, raw if self.command == "PUT" else None)
+            upload = raw if self.command == "PUT" else None
+            status, body, headers = self.owner.storage(self.command, path, query, upload)
             self._record(path, host, status, self._who())
             self._send(status, body, headers)
             return

@@ -160,6 +160,7 @@ def test_kaggle_source_without_credentials_explains_how_to_authenticate(
     for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where the client looks for a token
     with pytest.raises(KaggleUnavailable, match="KAGGLE_API_TOKEN"):
         fetch_house_prices("kaggle", _targets(tmp_path), base_url="", local_dir=tmp_path, verify=True, bundled=BUNDLED)
     assert list((tmp_path / "raw").iterdir()) == []

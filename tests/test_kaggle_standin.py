@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from kaggle_standin import ARCHIVE, COMPETITION, KaggleStandIn, write_credentials
 
 TOKEN = "KGAT_standin_0123456789abcdef"
@@ -183,7 +182,8 @@ def test_cli_submissions_lists_pending_then_the_public_score(standin: KaggleStan
     write_credentials(home, token=TOKEN)
     path = tmp_path / "submission.csv"
     sent = constant_submission(path)
-    assert cli(standin, home, "competitions", "submit", "-c", COMPETITION, "-f", str(path), "-m", "first").returncode == 0
+    submitted = cli(standin, home, "competitions", "submit", "-c", COMPETITION, "-f", str(path), "-m", "first")
+    assert submitted.returncode == 0
     ref = str(standin.submissions[0].ref)
 
     (pending,) = submissions_csv(standin, home)
