@@ -49,7 +49,28 @@ def _stage_command(name: str, help_text: str) -> None:
 
 
 for _name, _help in STAGES.items():
-    _stage_command(_name, _help)
+    if _name != "predict":  # below: it also predicts with a registered model
+        _stage_command(_name, _help)
+
+
+@app.command()
+def predict(
+    model_uri: str = typer.Option(None, help="An MLflow model instead of models/house_prices, e.g. "
+                                             "models:/house-prices/3 or models:/house-prices/latest."),
+    output: Path = typer.Option(None, "--output", "-o", help="With --model-uri; default: "
+                                                             "submissions/submission-<name>-<version>.csv."),
+) -> None:
+    """Write submissions/submission.csv from the saved model, or a submission from a registered model."""
+    if model_uri is None:
+        run_stage(lambda: importlib.import_module("pipeline.stages.predict").main())
+        return
+
+    def command() -> None:
+        from pipeline.house_prices.serving import write_registered_submission
+
+        typer.echo(f"wrote {write_registered_submission(ProjectPaths.here(), model_uri, output)} from {model_uri}")
+
+    run_stage(command)
 
 
 @app.command()

@@ -4,7 +4,7 @@ through the real, unmodified `kaggle` client, against the loopback stand-in.
 Every command runs as a subprocess, as a user runs it: a fresh interpreter imports `kaggle`
 with the stand-in's environment (the client reads `KAGGLE_API_ENVIRONMENT` once, at import),
 and a throwaway HOME holds the credentials, so neither the real home nor real credentials
-are read or written.
+are read or written. A `kpipe` process takes seconds to start, so these are `e2e` tests.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def test_the_token_is_looked_for_in_home_whatever_kaggle_config_dir_says(
 # -- submit ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_kpipe_submit_uploads_our_file_waits_for_the_score_and_prints_it(home: Path, project: ProjectPaths) -> None:
     write_credentials(home, token=TOKEN)
     with KaggleStandIn(tokens={TOKEN: USER}, pending_reads=2) as standin:
@@ -109,6 +110,7 @@ def test_kpipe_submit_uploads_our_file_waits_for_the_score_and_prints_it(home: P
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_kpipe_submit_without_a_message_names_the_commit_and_cv_score(home: Path, project: ProjectPaths) -> None:
     with KaggleStandIn(api_keys={USER: KEY}) as standin:
         result = kpipe(standin, home, project, "submit", "--wait", "0", KAGGLE_USERNAME=USER, KAGGLE_KEY=KEY)
@@ -119,6 +121,7 @@ def test_kpipe_submit_without_a_message_names_the_commit_and_cv_score(home: Path
     assert "scored" not in result.stdout and "waiting" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_kpipe_submissions_lists_past_submissions_with_their_scores(home: Path, project: ProjectPaths) -> None:
     write_credentials(home, username=USER, key=KEY)
     with KaggleStandIn(api_keys={USER: KEY}, pending_reads=0) as standin:
@@ -136,6 +139,7 @@ def test_kpipe_submissions_lists_past_submissions_with_their_scores(home: Path, 
         assert row.split()[3:] == ["COMPLETE", score, "-", "submission.csv", message]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("case", "says"), [
     ("401", "Kaggle refused the credentials from {home}/.kaggle/kaggle.json (401 Unauthorized): the key or "
             "token is wrong, expired or revoked. Create a new token at https://www.kaggle.com/settings/api."),
@@ -156,6 +160,7 @@ def test_kpipe_submit_turns_each_refusal_into_one_clear_line(home: Path, project
     assert result.stdout == ""
 
 
+@pytest.mark.e2e
 def test_a_token_kaggle_does_not_know_is_a_clear_message_not_the_clients_exit(
         home: Path, project: ProjectPaths) -> None:
     write_credentials(home, token="KGAT_revoked")
@@ -177,6 +182,7 @@ def _kaggle_source(project: ProjectPaths) -> None:
     project.params.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+@pytest.mark.e2e
 def test_the_kaggle_source_downloads_verifies_and_extracts_the_competition_files(
         home: Path, project: ProjectPaths) -> None:
     _kaggle_source(project)
@@ -191,6 +197,7 @@ def test_the_kaggle_source_downloads_verifies_and_extracts_the_competition_files
     assert sorted(p.name for p in project.raw_dir.iterdir()) == ["test.csv", "train.csv"]  # no zip left
 
 
+@pytest.mark.e2e
 def test_the_kaggle_source_says_where_to_accept_the_rules_and_writes_nothing(
         home: Path, project: ProjectPaths) -> None:
     _kaggle_source(project)

@@ -13,7 +13,14 @@ from pipeline.house_prices.features import fit_and_transform, training_rows, tra
 from pipeline.house_prices.models import StackedRegressor, model_spec
 from pipeline.house_prices.params import FeatureParams, ModelParams, TrainParams
 from pipeline.house_prices.schemas import ID, TARGET
-from pipeline.house_prices.training import History, epoch_progress, fit_stacked, predict_outputs, to_prices
+from pipeline.house_prices.training import (
+    EpochCallback,
+    History,
+    epoch_progress,
+    fit_stacked,
+    predict_outputs,
+    to_prices,
+)
 
 
 @dataclass
@@ -26,18 +33,26 @@ class FinalModel:
 
 
 def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
-              model: ModelParams, params: TrainParams, seed: int, *, device: str = "auto") -> FinalModel:
-    """One model on every training row (but dropped outliers), with the very params CV scored."""
+              model: ModelParams, params: TrainParams, seed: int, *, device: str = "auto",
+              on_epoch: EpochCallback | None = None) -> FinalModel:
+    """One model on every training row (but dropped outliers), with the very params CV scored;
+    `on_epoch` also sees every epoch (its valid scores are NaN: there are no valid rows)."""
     train = train.iloc[training_rows(train, np.arange(len(train)), features)]
     transformer, matrix = fit_and_transform(train, np.arange(len(train)), test, features)
     x = torch.tensor(matrix.to_numpy(), dtype=torch.float32).unsqueeze(0)
     prices = torch.tensor(train[TARGET].to_numpy(dtype=np.float64))
     mask = torch.ones(1, len(train), dtype=torch.bool)
     spec = model_spec(model, x.shape[2], 1)
-    bar, on_epoch = epoch_progress(params.epochs, f"final fit {model.kind}")
+    bar, show = epoch_progress(params.epochs, f"final fit {model.kind}")
+
+    def each_epoch(epoch: int, train_scores: np.ndarray, valid_scores: np.ndarray) -> None:
+        show(epoch, train_scores, valid_scores)
+        if on_epoch is not None:
+            on_epoch(epoch, train_scores, valid_scores)
+
     with bar:
         fitted, history = fit_stacked(x, prices, mask, spec, params,
-                                      torch.Generator().manual_seed(seed), None, on_epoch, device=device)
+                                      torch.Generator().manual_seed(seed), None, each_epoch, device=device)
     return FinalModel(transformer, fitted, history, params.target, list(matrix.columns))
 
 

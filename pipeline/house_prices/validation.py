@@ -70,6 +70,17 @@ def validate_raw(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame,
     return clean_train, clean_test, report
 
 
+def validate_test(test: pd.DataFrame) -> pd.DataFrame:
+    """Rows to predict on their own (no training table to compare ids with), checked and typed
+    by the same `RawTest` schema; raises `ValidationFailed` with every failure."""
+    failures: list[dict[str, Any]] = []
+    clean = _validate(RawTest, test, "test", failures)
+    if failures:
+        raise ValidationFailed(ValidationReport(failures, {"test": len(test)}))
+    assert clean is not None
+    return clean
+
+
 def _validate(model: type[pa.DataFrameModel], frame: pd.DataFrame, table: str,
               failures: list[dict[str, Any]]) -> pd.DataFrame | None:
     try:

@@ -14,10 +14,12 @@ from pipeline.common.params import RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
-from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, log_record
+from pipeline.common.tracking import RunRecord
 from pipeline.house_prices.artifacts import save_members
 from pipeline.house_prices.experiment import ExperimentParams, fit_experiment, read_experiment
 from pipeline.house_prices.plots import write_history
+from pipeline.house_prices.runs import train_run
+from pipeline.house_prices.serving import REGISTERED_MODEL, log_model
 from pipeline.stages import run_stage
 
 log = logging.getLogger(__name__)
@@ -38,21 +40,26 @@ def main() -> None:
     stops_early = any(m.train.patience > 0 for m in (params.members or (params,)))
     epochs = cv["final_epochs"] if stops_early else None
 
-    members = fit_experiment(params, frame, test, epochs, device=runtime.device)
+    with train_run(paths, params, raw, frame) as tracked:  # open from the start: live curves, true duration
+        members = fit_experiment(params, frame, test, epochs, device=runtime.device,
+                                 member_epochs=tracked.member_epochs)
 
-    save_members(members, paths.model_dir, {"params": raw, "cv_log_rmse_mean": cv["log_rmse_mean"]})
-    last = [float(m.history.train[-1, 0]) for m in members]
-    metrics = {"train_log_rmse": float(np.mean(last)), "n_members": len(members),
-               "n_features": len(members[0].feature_names)}
-    write_history(members[0].history, paths.train_curve, None, "final fit")
-    write_json(metrics, paths.train_metrics)
-    log.info("final fit of %d model(s): train log-RMSE %.4f; saved in %s", len(members),
-             metrics["train_log_rmse"], paths.model_dir)
+        save_members(members, paths.model_dir, {"params": raw, "cv_log_rmse_mean": cv["log_rmse_mean"]})
+        last = [float(m.history.train[-1, 0]) for m in members]
+        metrics = {"train_log_rmse": float(np.mean(last)), "n_members": len(members),
+                   "n_features": len(members[0].feature_names)}
+        write_history(members[0].history, paths.train_curve, None, "final fit")
+        write_json(metrics, paths.train_metrics)
+        log.info("final fit of %d model(s): train log-RMSE %.4f; saved in %s", len(members),
+                 metrics["train_log_rmse"], paths.model_dir)
 
-    log_record(paths, HOUSE_PRICES_EXPERIMENT, RunRecord(
-        name=f"train-{params.model.kind}", params=raw, metrics=metrics,
-        curves={"train_log_rmse": members[0].history.train[:, 0]},
-        tags={"stage": "train", "model.kind": params.model.kind}, artifacts=[paths.model_dir]))
+        tracked.run.log(RunRecord("train", metrics=metrics))
+        # The whole predictor as a pyfunc model, registered as `house-prices`; its signature
+        # and input example are test.csv as read.
+        logged = tracked.run.log_model(lambda: log_model(paths.model_dir, pd.read_csv(paths.raw_test)))
+        if logged is not None:
+            log.info("registered %s version %s (%s)", REGISTERED_MODEL, logged.registered_model_version,
+                     logged.model_uri)
 
 
 if __name__ == "__main__":
