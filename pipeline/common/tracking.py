@@ -216,7 +216,8 @@ class OpenRun:
 
     def log_step(self, metrics: Mapping[str, float], step: int) -> None:
         """Metrics of one step (an epoch), timestamped now; sent with the next batch, which
-        leaves once the oldest waiting metric is FLUSH_SECONDS old (or when the run closes)."""
+        leaves with the first step FLUSH_SECONDS or more after the previous batch (or when the
+        run closes)."""
         if self._client is None:
             return
         from mlflow.entities import Metric
