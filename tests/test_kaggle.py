@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +24,8 @@ from kaggle_standin import COMPETITION, KaggleStandIn, write_credentials
 from pipeline.common.download import sha1_of
 from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.dataset import HOUSE_PRICES
-from pipeline.house_prices.kaggle_api import credentials_hint
+from pipeline.house_prices.kaggle_api import KaggleSubmission, credentials_hint
+from pipeline.house_prices.kaggle_submit import describe
 from pipeline.house_prices.submission import write_submission
 
 TOKEN = "KGAT_pipeline_0123456789abcdef"
@@ -89,6 +91,31 @@ def test_the_token_is_looked_for_in_home_whatever_kaggle_config_dir_says(
 
 
 # -- submit ---------------------------------------------------------------------------------------
+
+
+def test_each_outcome_of_a_submission_reads_as_one_line() -> None:
+    def submission(status: str, score: float | None = None, error: str = "") -> KaggleSubmission:
+        return KaggleSubmission(7, None, "my try", status, score, None, error, "submission.csv")
+
+    assert describe(submission("COMPLETE", 0.12345)) == "submission 7 scored: public score 0.12345 (message: my try)"
+    assert describe(submission("ERROR", error="Submission must have 1459 rows")) == (
+        "Kaggle could not score submission 7: Submission must have 1459 rows")
+    assert describe(submission("PENDING")) == (
+        "submission 7 is still PENDING on Kaggle; `kpipe submissions` shows its score once it has one")
+
+
+@pytest.mark.e2e
+def test_kpipe_submit_waits_no_longer_than_it_was_told(home: Path, project: ProjectPaths) -> None:
+    write_credentials(home, token=TOKEN)
+    with KaggleStandIn(tokens={TOKEN: USER}, scoring_delay=600) as standin:
+        started = time.monotonic()
+        result = kpipe(standin, home, project, "submit", "-m", "slow", "--wait", "1", "--poll-interval", "0.3")
+        waited = time.monotonic() - started
+        (sub,) = standin.submissions
+    assert result.returncode == 0, result.stderr  # sent; the score comes later
+    assert result.stdout.splitlines()[-1] == (
+        f"submission {sub.ref} is still PENDING on Kaggle; `kpipe submissions` shows its score once it has one")
+    assert waited < 30
 
 
 @pytest.mark.e2e

@@ -182,6 +182,12 @@ def test_kpipe_predict_writes_a_checked_submission_from_any_registered_version(
     assert unknown.exit_code == 1
     assert f"cannot load models:/{REGISTERED_MODEL}/99" in caplog.text
 
+    # Without --model-uri it is the `predict` stage, on the saved model folder: the same prices.
+    registered.paths.interim_dir.mkdir(exist_ok=True)
+    clean_test.to_parquet(registered.paths.clean_test)
+    assert CliRunner().invoke(app, ["predict"]).exit_code == 0
+    assert _relative_gap(pd.read_csv(registered.paths.submission)["SalePrice"], submission["SalePrice"]) < 1e-6
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -191,3 +191,20 @@ def test_run_names_say_what_ran_on_which_code() -> None:
         f"cv ensemble({len(shipped.members)}) lr={shipped.train.lr:g} @ 1a2b3c4-dirty")
     single = parse_experiment({**SHIPPED_PARAMS, "model": {**SHIPPED_PARAMS["model"], "kind": "linear"}})
     assert run_name("train", single, None) == f"train linear lr={single.train.lr:g} @ no git"
+
+
+def test_a_broken_store_turns_an_open_run_into_a_no_op(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       clean_frames, caplog) -> None:
+    """What a stage does with it (children, live metrics, dataset, model) only warns, once."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker}/sub/mlflow.db")
+    train, _ = clean_frames
+    with caplog.at_level(logging.WARNING), open_run(ProjectPaths(tmp_path), "house-prices", RunRecord("cv")) as run:
+        fold = run.open_child(RunRecord("fold1"))
+        fold.log_step({"valid_log_rmse": 0.2}, 1)
+        run.log_dataset(train, "house-prices-train", blocker, "0" * 40)
+        assert run.log_model(lambda: "logged") is None
+        run.log(RunRecord("cv", metrics={"log_rmse_mean": 0.1}))
+    assert not run.active and not fold.active
+    assert caplog.text.count("MLflow tracking failed") == 1
