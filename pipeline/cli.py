@@ -25,7 +25,7 @@ STAGES = {
     "features": "Fit the feature transformer on all training rows; write the matrices (inspection).",
     "cv": "K-fold cross-validation of the configured model; metrics, curves, MLflow runs.",
     "train": "Final fit on every training row; save the model under models/.",
-    "predict": "Write submissions/submission.csv from the saved model.",
+    "predict": "Write submissions/submission.csv from the saved model (--model-uri: from an MLflow model).",
     "fetch-fashion": "Fetch and verify the four Fashion-MNIST files; write data/fashion/fashion_mnist.npz.",
     "study-linreg": "Linear regression on synthetic data: recovered w and b, scratch vs nn.Linear.",
     "study-weight-decay": "Weight decay sweep on the book's overfit high-dimensional regression.",
@@ -48,19 +48,13 @@ def _stage_command(name: str, help_text: str) -> None:
     app.command(name=name, help=help_text)(command)
 
 
-for _name, _help in STAGES.items():
-    if _name != "predict":  # below: it also predicts with a registered model
-        _stage_command(_name, _help)
-
-
-@app.command()
-def predict(
+def _predict(
     model_uri: str = typer.Option(None, help="An MLflow model instead of models/house_prices, e.g. "
                                              "models:/house-prices/3 or models:/house-prices/latest."),
     output: Path = typer.Option(None, "--output", "-o", help="With --model-uri; default: "
                                                              "submissions/submission-<name>-<version>.csv."),
 ) -> None:
-    """Write submissions/submission.csv from the saved model, or a submission from a registered model."""
+    """The `predict` stage; with --model-uri, any logged or registered model's submission instead."""
     if model_uri is None:
         run_stage(lambda: importlib.import_module("pipeline.stages.predict").main())
         return
@@ -71,6 +65,13 @@ def predict(
         typer.echo(f"wrote {write_registered_submission(ProjectPaths.here(), model_uri, output)} from {model_uri}")
 
     run_stage(command)
+
+
+for _name, _help in STAGES.items():
+    if _name == "predict":  # the stage, or the same with a registered model
+        app.command(name=_name, help=_help)(_predict)
+    else:
+        _stage_command(_name, _help)
 
 
 @app.command()

@@ -42,7 +42,7 @@ COMMIT_TAG = "git.commit"
 DVC_EXPERIMENT_TAG = "dvc.exp.name"
 DVC_BASELINE_TAG = "dvc.exp.baseline_rev"
 DATA_SHA1_TAG = "data.sha1"
-# Per-epoch metrics wait in a buffer at most this long before one batch sends them.
+# Per-epoch metrics go out in one batch per this many seconds (and when the run closes).
 FLUSH_SECONDS = 2.0
 # MLflow stores a dataset digest in at most 36 characters: a SHA-1 (40 hex digits) is cut to
 # its first 12, like a short git hash; the full SHA-1 is the run's DATA_SHA1_TAG.

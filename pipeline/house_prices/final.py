@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,9 +58,15 @@ def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureP
 
 
 def predict_frame(final: FinalModel, raw: pd.DataFrame) -> pd.DataFrame:
-    """`Id,SalePrice` for raw rows, through the persisted transformer unchanged."""
-    x = torch.tensor(transform(final.transformer, raw).to_numpy(), dtype=torch.float32).unsqueeze(0)
-    prices = to_prices(predict_outputs(final.model, x)[0].double().numpy(), final.target)
+    """`Id,SalePrice` for raw rows, through the persisted transformer unchanged.
+
+    Computed in float64 (on a copy of the float32 network): float32 sums round differently
+    with the batch size and the thread count, so a house priced alone, in a served request or
+    in the whole test file would differ in the last digits; in float64 they agree.
+    """
+    x = torch.tensor(transform(final.transformer, raw).to_numpy(), dtype=torch.float64).unsqueeze(0)
+    model = copy.deepcopy(final.model).double()
+    prices = to_prices(predict_outputs(model, x)[0].numpy(), final.target)
     return pd.DataFrame({ID: raw[ID].to_numpy(dtype=np.int64), TARGET: prices})
 
 
