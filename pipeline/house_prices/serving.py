@@ -20,7 +20,6 @@ registered model predicts the CSV exactly as `dvc repro` does.
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,16 +36,15 @@ from pipeline.house_prices.schemas import CATEGORICAL_COLUMNS, ID, NUMERIC_COLUM
 from pipeline.house_prices.submission import write_submission
 from pipeline.house_prices.validation import ValidationFailed, validate_test
 
-log = logging.getLogger(__name__)
-
 REGISTERED_MODEL = "house-prices"
 MODEL_NAME = "model"  # the logged model's name within its run
 MODEL_ARTIFACT = "house_prices"  # the saved model folder, as the pyfunc model's artifact
 EXAMPLE_ROWS = 3
 ENTRY = Path(__file__).with_name("serving_entry.py")
 PACKAGE = Path(__file__).resolve().parents[1]  # pipeline/, carried by the model as its code
-# Distributions the model imports when it loads and predicts (tests/test_serving.py checks
-# that these cover them), pinned at the versions installed when the model was logged.
+# The distributions whose modules the model's code imports (tests/test_serving.py checks that
+# they cover them), and scipy, which scikit-learn computes with; pinned at the versions
+# installed when the model is logged.
 REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "scikit-learn", "scipy", "skops", "safetensors",
                 "pandera", "tqdm", "pyyaml")
 
@@ -138,7 +136,7 @@ def write_registered_submission(paths: ProjectPaths, uri: str, output: Path | No
     """The submission of a logged or registered model for test.csv as read, through the same
     checks as the `predict` stage's; written to `output` (default: `paths.submission_from(uri)`)."""
     if not paths.raw_test.exists():
-        raise ModelUnavailable(f"{paths.raw_test} is missing: run `dvc repro fetch` first")
+        raise FileNotFoundError(f"{paths.raw_test} is missing: run `dvc repro fetch` first")
     raw_test = pd.read_csv(paths.raw_test)
     prices = load_registered(paths, uri).predict(raw_test)
     return write_submission(prices, raw_test[ID].to_numpy(), output or paths.submission_from(uri))
