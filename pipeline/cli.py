@@ -25,7 +25,7 @@ STAGES = {
     "features": "Fit the feature transformer on all training rows; write the matrices (inspection).",
     "cv": "K-fold cross-validation of the configured model; metrics, curves, MLflow runs.",
     "train": "Final fit on every training row; save the model under models/.",
-    "predict": "Write submissions/submission.csv from the saved model.",
+    "predict": "Write submissions/submission.csv from the saved model (--model-uri: from an MLflow model).",
     "fetch-fashion": "Fetch and verify the four Fashion-MNIST files; write data/fashion/fashion_mnist.npz.",
     "study-linreg": "Linear regression on synthetic data: recovered w and b, scratch vs nn.Linear.",
     "study-weight-decay": "Weight decay sweep on the book's overfit high-dimensional regression.",
@@ -48,8 +48,30 @@ def _stage_command(name: str, help_text: str) -> None:
     app.command(name=name, help=help_text)(command)
 
 
+def _predict(
+    model_uri: str = typer.Option(None, help="An MLflow model instead of models/house_prices, e.g. "
+                                             "models:/house-prices/3 or models:/house-prices/latest."),
+    output: Path = typer.Option(None, "--output", "-o", help="With --model-uri; default: "
+                                                             "submissions/submission-<name>-<version>.csv."),
+) -> None:
+    """The `predict` stage; with --model-uri, any logged or registered model's submission instead."""
+    if model_uri is None:
+        run_stage(lambda: importlib.import_module("pipeline.stages.predict").main())
+        return
+
+    def command() -> None:
+        from pipeline.house_prices.serving import write_registered_submission
+
+        typer.echo(f"wrote {write_registered_submission(ProjectPaths.here(), model_uri, output)} from {model_uri}")
+
+    run_stage(command)
+
+
 for _name, _help in STAGES.items():
-    _stage_command(_name, _help)
+    if _name == "predict":  # the stage, or the same with a registered model
+        app.command(name=_name, help=_help)(_predict)
+    else:
+        _stage_command(_name, _help)
 
 
 @app.command()
@@ -69,20 +91,52 @@ def runs(limit: int = typer.Option(20, help="How many runs to show.")) -> None:
 def submit(
     file: Path = typer.Option(None, "--file", "-f", help="Default: submissions/submission.csv."),
     message: str = typer.Option(None, "--message", "-m", help="Default: git commit and CV score."),
+    wait: float = typer.Option(300, help="Seconds to wait for Kaggle's score (0: do not wait)."),
+    poll_interval: float = typer.Option(5, help="Seconds between two looks at the submission's status."),
 ) -> None:
-    """Validate the submission against the test ids, then submit it with the Kaggle API."""
+    """Validate the submission against the test ids, submit it with the Kaggle API, wait for its score."""
+    from pipeline.house_prices import kaggle_submit
+    from pipeline.house_prices.kaggle_api import KaggleSubmission, KaggleUnavailable, submit_command
+
+    paths = ProjectPaths.here()
+    path = file or paths.submission
+
+    def progress(submission: KaggleSubmission, waited: float) -> None:
+        typer.echo(f"\rwaiting for Kaggle to score submission {submission.ref}: "
+                   f"{submission.status} after {waited:.0f} s ", nl=False, err=True)
+
     def command() -> None:
         from pipeline.common.params import StageParams
         from pipeline.common.readers import MB
-        from pipeline.house_prices.kaggle_submit import submit as send
         from pipeline.house_prices.params import DataParams
 
-        paths = ProjectPaths.here()
-        max_mb = StageParams(paths.params).key("data", "max_file_mb", DataParams)
-        sent, text = send(paths, file or paths.submission, message, int(max_mb * MB))
-        typer.echo(text)
-        if not sent:
-            raise SystemExit(2)  # valid, but not sent: no credentials
+        max_bytes = int(StageParams(paths.params).key("data", "max_file_mb", DataParams) * MB)
+        text = message or kaggle_submit.default_message(paths)
+        try:
+            ref, answer = kaggle_submit.submit(paths, path, text, max_bytes)
+        except KaggleUnavailable as exc:
+            typer.echo(f"{exc}\nThe file is valid; to submit it by hand:\n  {submit_command(path, text)}")
+            raise typer.Exit(2) from exc
+        typer.echo(f"submitted {path} as submission {ref}: {answer}")
+        if wait <= 0:
+            return
+        scored = kaggle_submit.follow(ref, wait, progress, poll_interval)
+        typer.echo("", err=True)  # ends the progress line
+        typer.echo(kaggle_submit.describe(scored))
+        if scored.status == "ERROR":
+            raise typer.Exit(1)
+
+    run_stage(command)
+
+
+@app.command()
+def submissions(limit: int = typer.Option(20, help="How many to show, newest first.")) -> None:
+    """Your past submissions to the competition on Kaggle, with their scores."""
+    def command() -> None:
+        from pipeline.house_prices.kaggle_submit import submissions_table
+
+        table = submissions_table(limit)
+        typer.echo(table.to_string(index=False) if not table.empty else "no submissions yet")
 
     run_stage(command)
 

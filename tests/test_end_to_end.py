@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import BIN, edit_params, run_dvc
+from kaggle_standin import COMPETITION, KaggleStandIn
 
 from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.submission import check_submission
@@ -24,7 +25,8 @@ FAST = {"train__epochs": 3, "runtime__threads": 1}  # one thread: the same float
 HOUSE_PRICES = "predict"
 
 
-def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str, folds: int) -> None:
+def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str, folds: int,
+                             dvc_exp: str | None = None) -> None:
     submission = pd.read_csv(repo / "submissions" / "submission.csv")
     check_submission(submission, raw_test["Id"].to_numpy())
     paths = ProjectPaths(repo)
@@ -44,16 +46,55 @@ def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str
     assert all((model_dir / m / "weights.safetensors").exists() for m in members)
 
     mlflow.set_tracking_uri(mlflow_uri)
+    client = mlflow.tracking.MlflowClient()
     runs = mlflow.search_runs(experiment_names=["house-prices"], output_format="pandas")
     parents = runs[runs["tags.stage"] == "cv"]
     assert len(parents) == 1
     children = runs[runs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]]
     assert len(children) == folds
     assert children["metrics.log_rmse"].notna().all()
-    history = mlflow.tracking.MlflowClient().get_metric_history(children["run_id"].iloc[0],
-                                                                f"{names[0]}_valid_log_rmse")
-    assert [m.step for m in history] == [1, 2, 3]
-    assert (runs["tags.stage"] == "train").sum() == 1
+    fold = children["run_id"].iloc[0]
+    assert [m.step for m in client.get_metric_history(fold, f"{names[0]}/valid_log_rmse")] == [1, 2, 3]
+    # Each member's epochs were logged as they happened: the first member's last epoch before
+    # the last member's first, all within the run's lifetime.
+    first = client.get_metric_history(fold, f"{names[0]}/valid_log_rmse")
+    last = client.get_metric_history(fold, f"{names[-1]}/valid_log_rmse")
+    start, end = (int(parents[c].iloc[0].timestamp() * 1000) for c in ("start_time", "end_time"))
+    assert start <= first[-1].timestamp < last[0].timestamp <= end
+
+    # Runs say what ran, on which code and data (the clone's params were edited: -dirty).
+    commit = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=repo, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    (train,) = runs[runs["tags.stage"] == "train"].itertuples()
+    tags = client.get_run(train.run_id).data.tags
+    lr = yaml.safe_load((repo / "params.yaml").read_text())["train"]["lr"]
+    assert tags["mlflow.runName"] == f"train ensemble({len(shipped)}) lr={lr:g} @ {commit}-dirty"
+    assert parents["tags.mlflow.runName"].iloc[0].startswith(f"cv ensemble({len(shipped)}) lr=")
+    assert tags["git.commit"] == f"{commit}-dirty" and tags.get("dvc.exp.name") == dvc_exp
+    (data,) = client.get_run(train.run_id).inputs.dataset_inputs
+    assert tags["data.sha1"].startswith(data.dataset.digest) and len(data.dataset.digest) == 12
+
+    # The registered model: the version this train run logged, predicting the submission.
+    (version,) = client.search_model_versions("name = 'house-prices'")
+    assert version.run_id == train.run_id
+    predicted = mlflow.pyfunc.load_model("models:/house-prices/latest").predict(raw_test)
+    assert (predicted["Id"] == submission["Id"]).all()
+    assert (predicted["SalePrice"] / submission["SalePrice"] - 1).abs().max() < 1e-6
+
+
+def _kaggle_cli_takes(submission: Path, home: Path) -> None:
+    """`kaggle competitions submit` (the CLI itself) uploads the pipeline's file to the Kaggle
+    stand-in, which receives exactly its bytes."""
+    home.mkdir()
+    with KaggleStandIn(tokens={"KGAT_e2e": "alice"}) as kaggle:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}, **kaggle.client_env(),
+               "HOME": str(home), "KAGGLE_API_TOKEN": "KGAT_e2e"}
+        sent = subprocess.run([str(BIN / "kaggle"), "competitions", "submit", "-c", COMPETITION, "-f", str(submission),
+                               "-m", "e2e"], env=env, capture_output=True, text=True, timeout=120)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert "Successfully submitted" in sent.stdout
+        (received,) = kaggle.submissions
+    assert received.content == submission.read_bytes() and received.description == "e2e"
 
 
 def _make(repo: Path, target: str, fake_bin: Path, mlflow_uri: str) -> subprocess.CompletedProcess:
@@ -106,6 +147,7 @@ def test_make_runs_the_pipeline_from_the_bundled_archive_in_a_fresh_clone(
     features = run_dvc(repo_copy, "repro", "features")
     assert features.returncode == 0, features.stderr
     assert json.loads(ProjectPaths(repo_copy).features_metrics.read_text())["n_features"] > 200
+    _kaggle_cli_takes(repo_copy / "submissions" / "submission.csv", tmp_path / "home")
     changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo_copy,
                              capture_output=True, text=True, check=True).stdout.splitlines()
     committed_outputs = ("params.yaml", "dvc.lock", "metrics/", "plots/house_prices/cv_curves/",
@@ -114,10 +156,11 @@ def test_make_runs_the_pipeline_from_the_bundled_archive_in_a_fresh_clone(
         "outputs are git-ignored (DVC-cached) or committed metrics and curves"
 
 
-def test_repro_from_the_d2l_mirror_over_http(repo_copy: Path, http_server: str, raw_test: pd.DataFrame,
-                                             mlflow_uri: str) -> None:
+def test_an_experiment_from_the_d2l_mirror_over_http(repo_copy: Path, http_server: str, raw_test: pd.DataFrame,
+                                                     mlflow_uri: str) -> None:
+    """`dvc exp run`: the runs carry the experiment's name."""
     edit_params(repo_copy, data__source="d2l", data__base_url=http_server, cv__folds=3, **FAST)
-    result = run_dvc(repo_copy, "repro", HOUSE_PRICES)
+    result = run_dvc(repo_copy, "exp", "run", HOUSE_PRICES, "--name", "from-the-mirror")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "downloaded http://127.0.0.1" in result.stderr
-    _assert_pipeline_outputs(repo_copy, raw_test, mlflow_uri, folds=3)
+    assert "downloaded http://127.0.0.1" in result.stdout + result.stderr
+    _assert_pipeline_outputs(repo_copy, raw_test, mlflow_uri, folds=3, dvc_exp="from-the-mirror")

@@ -163,6 +163,7 @@ def test_kaggle_source_without_credentials_explains_how_to_authenticate(
     for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where the client looks for a token
     with pytest.raises(KaggleUnavailable, match="KAGGLE_API_TOKEN"):
         _fetch("kaggle", _targets(tmp_path), local_dir=tmp_path)
     assert list((tmp_path / "raw").iterdir()) == []

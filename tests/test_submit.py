@@ -30,6 +30,7 @@ def project(tmp_path: Path, clean_frames, monkeypatch: pytest.MonkeyPatch) -> Pr
     for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where the client looks for a token
     monkeypatch.chdir(tmp_path)
     return paths
 
@@ -59,13 +60,15 @@ def test_submit_without_credentials_prints_how_and_the_kaggle_command(project: P
             f"-f {project.submission} -m \"my try\"") in result.output
 
 
-def test_submit_refuses_an_invalid_file_before_calling_kaggle(project: ProjectPaths, clean_frames) -> None:
+def test_submit_refuses_an_invalid_file_before_calling_kaggle(project: ProjectPaths, clean_frames,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
     _, test = clean_frames
     project.submission.parent.mkdir(parents=True)
     _submission(test).assign(SalePrice=-1.0).to_csv(project.submission, index=False)
     result = CliRunner().invoke(app, ["submit"])
     assert result.exit_code == 1
-    assert "greater_than(0)" in result.output and "KAGGLE_API_TOKEN" not in result.output
+    assert "greater_than(0)" in result.output  # the one error line (run_stage prints it)
+    assert "KAGGLE_API_TOKEN" not in result.output + caplog.text
 
 
 def test_default_message_carries_commit_and_cv_score(project: ProjectPaths) -> None:

@@ -6,6 +6,7 @@ that the two agree. Nothing here touches the disk at import time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,12 @@ class ProjectPaths:
     @property
     def submission(self) -> Path:
         return self.root / "submissions" / "submission.csv"
+
+    def submission_from(self, model_uri: str) -> Path:
+        """`kpipe predict --model-uri models:/house-prices/3` writes submissions/submission-house-prices-3.csv
+        (beside the DVC-tracked submission.csv, which it leaves alone)."""
+        slug = re.sub(r"[^A-Za-z0-9.]+", "-", model_uri.removeprefix("models:/")).strip("-")
+        return self.submission.with_name(f"submission-{slug}.csv")
 
     @property
     def reports_dir(self) -> Path:

@@ -1,33 +1,58 @@
 """MLflow behind one small adapter.
 
-Stages compute and write their outputs first, then hand a `RunRecord` to `log_record`.
-A tracking failure (store locked, server down, disk full) is logged as one warning and never
-undoes or fails a stage whose outputs already exist: DVC's files are the source of truth,
-MLflow is the place to compare runs.
+Two ways in. `open_run` opens a run when a stage starts and keeps it open while the stage
+computes: per-epoch metrics arrive as they happen (buffered, sent in batches every few
+seconds), child runs (one per fold) open beside it, and the run's duration is the stage's.
+`log_record` logs a finished `RunRecord` in one go, for stages too short to watch.
+
+Every run carries where it came from (`run_tags`: the git commit, the DVC experiment), and
+experiments are created as model-training experiments, so MLflow 3's UI opens them on their
+runs rather than on its GenAI overview. A tracking failure (store locked, server down, disk
+full) is logged as one warning and never fails or undoes a stage: DVC's files are the source of
+truth, MLflow is the place to compare runs.
 
 A tracking failure must also be cheap. MLflow's HTTP client retries for minutes by default,
 so the adapter bounds its retries and timeouts (unless the user set MLflow's own variables),
-checks that a tracking server answers before the first call, and stops tracking for the rest
-of the process after the first failure. MLflow's own error logs (SQLAlchemy tracebacks) are
-silenced during the adapter's calls: the one warning says what failed.
+checks that a tracking server answers before the first call, and stops tracking to that URI
+for the rest of the process after the first failure. MLflow's own error logs (SQLAlchemy
+tracebacks) are silenced during the adapter's calls: the one warning says what failed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.provenance import dvc_baseline, dvc_experiment, git_commit
 
 log = logging.getLogger(__name__)
 
 HOUSE_PRICES_EXPERIMENT = "house-prices"
 FASHION_EXPERIMENT = "fashion-mnist"
+# The experiment tag MLflow 3's UI reads to choose an experiment's landing page (its
+# ExperimentKind enum); "custom_model_development" is the kind for model training.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+# Run tags: where a run came from.
+COMMIT_TAG = "git.commit"
+DVC_EXPERIMENT_TAG = "dvc.exp.name"
+DVC_BASELINE_TAG = "dvc.exp.baseline_rev"
+DATA_SHA1_TAG = "data.sha1"
+# Per-epoch metrics go out in one batch per this many seconds (and when the run closes).
+FLUSH_SECONDS = 2.0
+# MLflow stores a dataset digest in at most 36 characters: a SHA-1 (40 hex digits) is cut to
+# its first 12, like a short git hash; the full SHA-1 is the run's DATA_SHA1_TAG.
+DIGEST_CHARS = 12
 
 
 # MLflow's HTTP client settings (read on every request): a dead or hung server costs seconds.
@@ -42,13 +67,14 @@ def _bound_client() -> None:
         os.environ.setdefault(name, value)
 
 
-def _disable(uri: str, exc: BaseException | str) -> None:
+def _disable(uri: str | None, exc: BaseException | str) -> None:
     """Warn once and turn tracking to `uri` off for the rest of this process."""
     reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
-    if uri not in _disabled:
+    key = uri or ""
+    if key not in _disabled:
         log.warning("MLflow tracking failed (%s); the computation and its outputs are unaffected, "
-                    "and nothing more is tracked to %s in this run.", reason, uri)
-    _disabled[uri] = reason
+                    "and nothing more is tracked to %s in this run.", reason, uri or "MLflow")
+    _disabled[key] = reason
 
 
 @contextmanager
@@ -66,8 +92,8 @@ def _quiet() -> Iterator[None]:
 
 
 def _usable(uri: str) -> bool:
-    """False (after the one warning) when tracking is off or an HTTP tracking server does not
-    answer its health check within `PROBE_TIMEOUT_S`."""
+    """False (after the one warning) when tracking to `uri` is off, or an HTTP tracking server
+    does not answer its health check within `PROBE_TIMEOUT_S`."""
     if uri in _disabled:
         return False
     if uri.startswith(("http://", "https://")):
@@ -102,6 +128,7 @@ class RunRecord:
     tags: Mapping[str, str] = field(default_factory=dict)
     artifacts: Sequence[Path] = ()
     children: Sequence[RunRecord] = ()
+    log_model: Callable[[], None] | None = None
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -118,6 +145,22 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def run_tags(root: Path) -> dict[str, str]:
+    """Where a run came from: the commit (`1a2b3c4-dirty` when tracked files differ from it,
+    and the full SHA in MLflow's own source tag, which its UI shows), and, under
+    `dvc exp run`, the experiment's name and baseline commit."""
+    tags: dict[str, str] = {}
+    commit = git_commit(root)
+    if commit is not None:
+        tags[COMMIT_TAG] = commit.short
+        tags["mlflow.source.git.commit"] = commit.sha
+    if (name := dvc_experiment()) is not None:
+        tags[DVC_EXPERIMENT_TAG] = name
+    if (baseline := dvc_baseline()) is not None:
+        tags[DVC_BASELINE_TAG] = baseline
+    return tags
+
+
 def log_record(paths: ProjectPaths, experiment: str, record: RunRecord) -> str | None:
     """Log `record` (and its children as nested runs); return the run id, or None on failure."""
     uri = tracking_uri(paths)
@@ -126,9 +169,11 @@ def log_record(paths: ProjectPaths, experiment: str, record: RunRecord) -> str |
     try:
         with _quiet():
             import mlflow
+            from mlflow.tracking import MlflowClient
 
             mlflow.set_tracking_uri(uri)
-            mlflow.set_experiment(experiment)
+            mlflow.set_experiment(experiment_id=_experiment_id(MlflowClient(uri), experiment, uri))
+            record = dataclasses.replace(record, tags={**run_tags(paths.root), **record.tags})
             return _log(mlflow, record, nested=False)
     except Exception as exc:  # noqa: BLE001 - tracking must never break a finished stage
         _disable(uri, exc)
@@ -167,19 +212,25 @@ def _log_data(client: Any, run_id: str, record: RunRecord) -> None:
 
 
 class OpenRun:
-    """A parent run that stays open while children are logged into it, e.g. one per tuning trial.
+    """A run that stays open while a stage (or a tuning study) computes.
 
     Uses `MlflowClient` only, never mlflow's fluent active-run stack (which is per thread), so
     children can be logged from Optuna's worker threads. Every method only warns on failure;
-    a run that could not be created turns every later call into a no-op.
+    a run that could not be created turns every later call into a no-op, and after a failed
+    metrics batch the run stops sending them (a dead server would cost a timeout per epoch).
     """
 
-    def __init__(self, client: Any | None, experiment_id: str | None, run_id: str | None, uri: str = "") -> None:
+    def __init__(self, client: Any | None, experiment_id: str | None, run_id: str | None,
+                 uri: str | None = None) -> None:
         self._client, self._experiment_id, self.run_id, self._uri = client, experiment_id, run_id, uri
+        self._children: list[OpenRun] = []
+        self._pending: list[Any] = []  # mlflow.entities.Metric, waiting for the next batch
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
 
     @property
     def active(self) -> bool:
-        return self._client is not None and self._uri not in _disabled
+        return self._client is not None and (self._uri or "") not in _disabled
 
     def log_child(self, record: RunRecord, status: str = "FINISHED") -> str | None:
         """Log `record` as a finished nested run (`status`: FINISHED, FAILED or KILLED)."""
@@ -196,20 +247,130 @@ class OpenRun:
             _disable(self._uri, exc)
             return None
 
+    def open_child(self, record: RunRecord) -> OpenRun:
+        """A nested run, open until this run closes (or `close()` is called on it)."""
+        if not self.active:
+            return OpenRun(None, None, None)
+        try:
+            with _quiet():
+                created = self._client.create_run(self._experiment_id, run_name=record.name,
+                                                  tags={**record.tags, "mlflow.parentRunId": self.run_id})
+                child = OpenRun(self._client, self._experiment_id, created.info.run_id, self._uri)
+                _log_data(self._client, child.run_id, dataclasses.replace(record, tags={}))
+        except Exception as exc:  # noqa: BLE001
+            _disable(self._uri, exc)
+            return OpenRun(None, None, None)
+        self._children.append(child)
+        return child
+
     def log(self, record: RunRecord) -> None:
-        """Add `record`'s params, metrics, curves and tags to this (parent) run."""
+        """Add `record`'s params, metrics, curves, tags and artifacts to this run."""
         if not self.active:
             return
         try:
             with _quiet():
                 _log_data(self._client, self.run_id, record)
+                for artifact in record.artifacts:
+                    if artifact.is_dir():
+                        self._client.log_artifacts(self.run_id, str(artifact), artifact.name)
+                    elif artifact.exists():
+                        self._client.log_artifact(self.run_id, str(artifact))
         except Exception as exc:  # noqa: BLE001
             _disable(self._uri, exc)
+
+    def log_step(self, metrics: Mapping[str, float], step: int) -> None:
+        """Metrics of one step (an epoch), timestamped now; sent with the next batch, which
+        leaves with the first step FLUSH_SECONDS or more after the previous batch (or when the
+        run closes)."""
+        if not self.active:
+            return
+        from mlflow.entities import Metric
+
+        now = _millis()
+        with self._lock:
+            self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+            due = time.monotonic() - self._last_flush >= FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the waiting metrics now."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+        if not self.active or not pending:
+            return
+        try:
+            with _quiet():
+                for start in range(0, len(pending), 1000):  # MLflow's cap per log_batch call
+                    self._client.log_batch(self.run_id, metrics=pending[start:start + 1000])
+        except Exception as exc:  # noqa: BLE001
+            _disable(self._uri, exc)
+            self._client = None
+
+    def log_dataset(self, frame: Any, name: str, source: Path, sha1: str, context: str = "training") -> None:
+        """What `mlflow.log_input` does, for this run: `frame` (its schema and size) as a dataset
+        read from `source`, whose digest is the file's SHA-1 (cut to DIGEST_CHARS)."""
+        if not self.active:
+            return
+        try:
+            import mlflow.data
+            from mlflow.entities import DatasetInput, InputTag
+            from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+            with warnings.catch_warnings():
+                # A local path matches two of MLflow's equivalent local source types (it says
+                # so and picks one), and integer columns get its hint about gaps.
+                warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+                dataset = mlflow.data.from_pandas(frame, source=source.resolve().as_uri(), name=name,
+                                                  digest=sha1[:DIGEST_CHARS])._to_mlflow_entity()
+            self._client.log_inputs(self.run_id, datasets=[
+                DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+            self._client.set_tag(self.run_id, DATA_SHA1_TAG, sha1)
+        except Exception as exc:  # noqa: BLE001
+            _disable(self._uri, exc)
+
+    def log_model(self, log_model: Callable[[], Any]) -> Any | None:
+        """Call `log_model` (an `mlflow.<flavor>.log_model(...)`) with this run as mlflow's
+        active run, so the model is logged into it; its result, or None when tracking failed."""
+        if not self.active:
+            return None
+        self.flush()
+        try:
+            import mlflow
+
+            mlflow.set_tracking_uri(self._uri)
+            # Resuming the run makes it the fluent API's active run; leaving the block marks it
+            # FINISHED, which `close()` then confirms (or corrects) with the stage's outcome.
+            with _quiet(), mlflow.start_run(run_id=self.run_id):
+                return log_model()
+        except Exception as exc:  # noqa: BLE001
+            # The model failed (an artifact store full, a flavor error), not the tracking
+            # store: warn, and keep the run for `close()` to end with the stage's outcome.
+            log.warning("MLflow could not log the model (%s: %s); the stage's outputs are unaffected.",
+                        type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            return None
+
+    def close(self, status: str = "FINISHED") -> None:
+        """Send what is waiting, close the open children, then this run, with `status`."""
+        for child in self._children:
+            child.close(status)
+        self._children = []
+        self.flush()
+        if self.active:
+            try:
+                with _quiet():
+                    self._client.set_terminated(self.run_id, status)
+            except Exception as exc:  # noqa: BLE001
+                _disable(self._uri, exc)
+            self._client = None
 
 
 @contextmanager
 def open_run(paths: ProjectPaths, experiment: str, record: RunRecord) -> Iterator[OpenRun]:
-    """A parent run, open for the block: FINISHED after it, FAILED (KILLED on Ctrl-C) if it raises."""
+    """A run named and tagged after `record` (plus `run_tags`), open for the block: FINISHED
+    after it, FAILED (KILLED on Ctrl-C) if it raises."""
     run = OpenRun(None, None, None)
     uri = tracking_uri(paths)
     if _usable(uri):
@@ -218,10 +379,11 @@ def open_run(paths: ProjectPaths, experiment: str, record: RunRecord) -> Iterato
                 from mlflow.tracking import MlflowClient
 
                 client = MlflowClient(uri)
-                experiment_id = _experiment_id(client, experiment)
-                created = client.create_run(experiment_id, run_name=record.name)
+                experiment_id = _experiment_id(client, experiment, uri)
+                created = client.create_run(experiment_id, run_name=record.name,
+                                            tags={**run_tags(paths.root), **record.tags})
             run = OpenRun(client, experiment_id, created.info.run_id, uri)
-            run.log(record)
+            run.log(dataclasses.replace(record, tags={}))
         except Exception as exc:  # noqa: BLE001
             _disable(uri, exc)
     status = "FINISHED"
@@ -234,29 +396,36 @@ def open_run(paths: ProjectPaths, experiment: str, record: RunRecord) -> Iterato
         status = "FAILED"
         raise
     finally:
-        if run.active:
-            try:
-                with _quiet():
-                    run._client.set_terminated(run.run_id, status)
-            except Exception as exc:  # noqa: BLE001
-                _disable(uri, exc)
+        run.close(status)
 
 
-def _experiment_id(client: Any, name: str) -> str:
-    """Get or create `name`; several processes may race to create it, so re-read on failure."""
+def artifact_location(uri: str) -> str | None:
+    """For a local SQLite store, `mlruns/` beside the database file; else the server's choice.
+
+    MLflow's own default is `./mlruns` under the working directory of whichever process
+    creates the experiment, which for a queued `dvc exp run` is a temporary copy.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
+
+
+def _experiment_id(client: Any, name: str, uri: str) -> str:
+    """Get or create `name` as a model-training experiment (an older one gets the kind tag too);
+    several processes may race to create it, so re-read on failure."""
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(name)
-    except Exception:  # noqa: BLE001 - created meanwhile by another worker
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
+    if found is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location(uri),
+                                            tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+        except Exception:  # noqa: BLE001 - created meanwhile by another worker
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise
+    if EXPERIMENT_KIND_TAG not in found.tags:
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    return found.experiment_id
 
 
 def _millis() -> int:
-    import time
-
     return int(time.time() * 1000)

@@ -9,6 +9,7 @@ overrides, one per member; members share the ensemble's folds and are averaged i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,21 +77,28 @@ def experiment_folds(params: ExperimentParams, n_rows: int) -> list[tuple[np.nda
     return split_folds(n_rows, params.cv.folds, params.base.seed, params.cv.shuffle)
 
 
+MemberEpochs = Callable[[int], EpochCallback]
+
+
 def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | None,
            on_epoch: EpochCallback | None = None, cache: FoldFeatureCache | None = None,
-           device: str = "auto") -> CVResult:
+           device: str = "auto", member_epochs: MemberEpochs | None = None) -> CVResult:
     """The CV score of `params` on validated frames.
 
     For an ensemble, each member is cross-validated on the ensemble's folds; the blend's
     out-of-fold prediction is the geometric mean of the members' (mean of log prices), and
     its fold scores are computed from that blend, exactly as for a single model.
+    `on_epoch` sees a single model's epochs (tuning prunes on it); `member_epochs(i)` gives
+    the callback for member i's epochs (a single model is member 0), e.g. to log them live.
     """
     splits = experiment_folds(params, len(train))
     if params.model.kind != "ensemble":
         return cross_validate(train, test, params.features, params.model, params.train, splits,
-                              params.base.seed, on_epoch=on_epoch, cache=cache, device=device)
+                              params.base.seed, on_epoch=_both(on_epoch, member_epochs, 0), cache=cache,
+                              device=device)
     results = [cross_validate(train, test, m.features, m.model, m.train, splits, m.base.seed,
-                              cache=cache, device=device) for m in params.members]
+                              on_epoch=_both(None, member_epochs, i), cache=cache, device=device)
+               for i, m in enumerate(params.members)]
     oof = np.exp(np.mean([np.log(r.oof_prices) for r in results], axis=0))
     blend = score_oof(oof, results[0].prices, splits, _mean_history([r.history for r in results]))
     return EnsembleCV(**{f.name: getattr(blend, f.name) for f in dataclasses.fields(CVResult)}, members=results)
@@ -135,11 +143,13 @@ def final_epochs(result: CVResult) -> list[int]:
 
 
 def fit_experiment(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | None,
-                   epochs: list[int] | None = None, device: str = "auto") -> list[FinalModel]:
+                   epochs: list[int] | None = None, device: str = "auto",
+                   member_epochs: MemberEpochs | None = None) -> list[FinalModel]:
     """Final fit of every member (one for a single model) on all training rows.
 
     `epochs` (from `final_epochs` of the CV run) replaces each member's `train.epochs` when
-    early stopping chose them; there is no validation set left to stop on.
+    early stopping chose them; there is no validation set left to stop on. `member_epochs(i)`
+    gives the callback for member i's epochs.
     """
     members = list(params.members) or [params]
     if epochs is not None and len(epochs) != len(members):
@@ -147,5 +157,19 @@ def fit_experiment(params: ExperimentParams, train: pd.DataFrame, test: pd.DataF
     fitted = []
     for i, m in enumerate(members):
         train_params = m.train if epochs is None else dataclasses.replace(m.train, epochs=epochs[i], patience=0)
-        fitted.append(fit_final(train, test, m.features, m.model, train_params, m.base.seed, device=device))
+        fitted.append(fit_final(train, test, m.features, m.model, train_params, m.base.seed, device=device,
+                                on_epoch=_both(None, member_epochs, i)))
     return fitted
+
+
+def _both(on_epoch: EpochCallback | None, member_epochs: MemberEpochs | None, member: int) -> EpochCallback | None:
+    """One callback calling `on_epoch` and member `member`'s callback (either may be absent)."""
+    callbacks = [c for c in (on_epoch, member_epochs(member) if member_epochs else None) if c is not None]
+    if len(callbacks) < 2:
+        return callbacks[0] if callbacks else None
+
+    def each_epoch(epoch: int, train: np.ndarray, valid: np.ndarray) -> None:
+        for callback in callbacks:
+            callback(epoch, train, valid)
+
+    return each_epoch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,7 @@ from pipeline.house_prices.models import StackedRegressor, model_spec
 from pipeline.house_prices.params import FeatureParams, ModelParams, TrainParams
 from pipeline.house_prices.schemas import ID, TARGET
 from pipeline.house_prices.training import (
+    EpochCallback,
     History,
     check_converged,
     epoch_progress,
@@ -33,26 +35,40 @@ class FinalModel:
 
 
 def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
-              model: ModelParams, params: TrainParams, seed: int, *, device: str = "auto") -> FinalModel:
-    """One model on every training row (but dropped outliers), with the very params CV scored."""
+              model: ModelParams, params: TrainParams, seed: int, *, device: str = "auto",
+              on_epoch: EpochCallback | None = None) -> FinalModel:
+    """One model on every training row (but dropped outliers), with the very params CV scored;
+    `on_epoch` also sees every epoch (its valid scores are NaN: there are no valid rows)."""
     train = train.iloc[training_rows(train, np.arange(len(train)), features)]
     transformer, matrix = fit_and_transform(train, np.arange(len(train)), test, features)
     x = torch.tensor(matrix.to_numpy(), dtype=torch.float32).unsqueeze(0)
     prices = torch.tensor(train[TARGET].to_numpy(dtype=np.float64))
     mask = torch.ones(1, len(train), dtype=torch.bool)
     spec = model_spec(model, x.shape[2], 1)
-    bar, on_epoch = epoch_progress(params.epochs, f"final fit {model.kind}")
+    bar, show = epoch_progress(params.epochs, f"final fit {model.kind}")
+
+    def each_epoch(epoch: int, train_scores: np.ndarray, valid_scores: np.ndarray) -> None:
+        show(epoch, train_scores, valid_scores)
+        if on_epoch is not None:
+            on_epoch(epoch, train_scores, valid_scores)
+
     with bar:
         fitted, history = fit_stacked(x, prices, mask, spec, params,
-                                      torch.Generator().manual_seed(seed), None, on_epoch, device=device)
+                                      torch.Generator().manual_seed(seed), None, each_epoch, device=device)
     check_converged(history, f"the final fit of {model.kind}", params)
     return FinalModel(transformer, fitted, history, params.target, list(matrix.columns))
 
 
 def predict_frame(final: FinalModel, raw: pd.DataFrame) -> pd.DataFrame:
-    """`Id,SalePrice` for raw rows, through the persisted transformer unchanged."""
-    x = torch.tensor(transform(final.transformer, raw).to_numpy(), dtype=torch.float32).unsqueeze(0)
-    prices = to_prices(predict_outputs(final.model, x)[0].double().numpy(), final.target)
+    """`Id,SalePrice` for raw rows, through the persisted transformer unchanged.
+
+    Computed in float64 (on a copy of the float32 network): float32 sums round differently
+    with the batch size and the thread count, so a house priced alone, in a served request or
+    in the whole test file would differ in the last digits; in float64 they agree.
+    """
+    x = torch.tensor(transform(final.transformer, raw).to_numpy(), dtype=torch.float64).unsqueeze(0)
+    model = copy.deepcopy(final.model).double()
+    prices = to_prices(predict_outputs(model, x)[0].numpy(), final.target)
     return pd.DataFrame({ID: raw[ID].to_numpy(dtype=np.int64), TARGET: prices})
 
 

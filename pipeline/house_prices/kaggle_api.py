@@ -1,79 +1,225 @@
-"""Thin adapter over the official Kaggle API.
+"""Thin adapter over the official Kaggle client (`kaggle` 2.x on `kagglesdk`).
 
-`import kaggle` authenticates at import time and calls `exit(1)` without credentials, so the
-package is imported lazily, inside these functions, and only after `credentials_hint()` says
-credentials exist. The rest of the pipeline never imports `kaggle`.
+`import kaggle` authenticates at import time, prints its help to stdout and may call `exit(1)`
+without usable credentials, so the package is imported lazily, inside these functions, only
+after `credentials_hint()` found credentials, and with its stdout captured. The rest of the
+pipeline never imports `kaggle` and never sees its types: answers come back as
+`KaggleSubmission`s.
+
+How the client reports trouble (pinned by tests/test_kaggle_standin.py against the stand-in):
+a refusal is a `requests.HTTPError` whose `response.status_code` says why (401 credentials,
+403 competition rules not accepted, 429 daily submission limit, 404 no such competition);
+a token the server does not know makes `authenticate()` exit; a failed file upload does
+*not* raise, `competition_submit` answers with the message "Could not submit to
+competition". Each becomes a `KaggleRefused` with one line that says what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.common.download import Unreachable
 from pipeline.common.errors import PipelineError
 from pipeline.house_prices import COMPETITION
 
+TOKEN_PAGE = "https://www.kaggle.com/settings/api"
 HOW_TO_AUTHENTICATE = (
-    "Kaggle credentials not found. Create a token at https://www.kaggle.com/settings/api and "
-    "either export KAGGLE_API_TOKEN=<token>, save it to ~/.kaggle/access_token, or use the "
-    "legacy ~/.kaggle/kaggle.json (or KAGGLE_USERNAME and KAGGLE_KEY)."
+    f"Kaggle credentials not found. Create a token at {TOKEN_PAGE} and either export "
+    "KAGGLE_API_TOKEN=<token>, save it to ~/.kaggle/access_token, or use the legacy "
+    "kaggle.json (in ~/.kaggle or KAGGLE_CONFIG_DIR) or KAGGLE_USERNAME and KAGGLE_KEY."
 )
+# What `competition_submit` answers, without raising, when the file upload failed.
+UPLOAD_FAILED = "Could not submit to competition"
+PENDING, COMPLETE, ERROR = "PENDING", "COMPLETE", "ERROR"
 
 
 class KaggleUnavailable(PipelineError, RuntimeError):
-    """No credentials, or the API refused the call; the message says what to do."""
+    """No credentials: nothing was sent. The message says how to provide them."""
+
+
+class KaggleRefused(PipelineError, RuntimeError):
+    """Kaggle answered, and said no (bad credentials, rules not accepted, daily limit)."""
+
+
+@dataclass(frozen=True)
+class KaggleSubmission:
+    """One submission as Kaggle lists it; scores are None until (and unless) it is scored."""
+
+    ref: int
+    date: datetime | None
+    description: str  # the submission's message
+    status: str  # PENDING, COMPLETE or ERROR
+    public_score: float | None
+    private_score: float | None
+    error: str
+    file_name: str
+
+    @property
+    def scored(self) -> bool:
+        return self.status != PENDING
+
+
+def rules_url(competition: str = COMPETITION) -> str:
+    return f"https://www.kaggle.com/competitions/{competition}/rules"
+
+
+def _kaggle_home() -> Path:
+    """Where the client reads tokens: always `$HOME/.kaggle` (KAGGLE_CONFIG_DIR is ignored for them)."""
+    return Path.home() / ".kaggle"
+
+
+def _config_dir() -> Path:
+    """Where the client reads kaggle.json: KAGGLE_CONFIG_DIR, else ~/.kaggle when it exists,
+    else (on Linux) the XDG config folder, as `KaggleApi.config_dir` decides."""
+    if os.environ.get("KAGGLE_CONFIG_DIR"):
+        return Path(os.environ["KAGGLE_CONFIG_DIR"])
+    if _kaggle_home().exists() or not sys.platform.startswith("linux"):
+        return _kaggle_home()
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kaggle"
 
 
 def credentials_hint() -> str | None:
-    """Where credentials would come from, or None when there are none."""
-    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
+    """Where the client will find credentials (in the order it tries them), or None."""
     if os.environ.get("KAGGLE_API_TOKEN"):
         return "KAGGLE_API_TOKEN"
+    for name in ("access_token", "access_token.txt"):
+        if (_kaggle_home() / name).is_file():
+            return str(_kaggle_home() / name)
     if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
         return "KAGGLE_USERNAME/KAGGLE_KEY"
-    for name in ("access_token", "access_token.txt", "kaggle.json"):
-        if (config_dir / name).is_file():
-            return str(config_dir / name)
+    if (_config_dir() / "kaggle.json").is_file():
+        return str(_config_dir() / "kaggle.json")
+    if (_kaggle_home() / "credentials.json").is_file():  # `kaggle auth login` (OAuth)
+        return str(_kaggle_home() / "credentials.json")
     return None
 
 
-def _api() -> Any:
-    if credentials_hint() is None:
-        raise KaggleUnavailable(HOW_TO_AUTHENTICATE)
-    try:
-        from kaggle.api.kaggle_api_extended import KaggleApi
+@contextlib.contextmanager
+def _answers(action: str, competition: str) -> Iterator[None]:
+    """Turn the client's exceptions during `action` into one clear `PipelineError`."""
+    import requests
 
-        api = KaggleApi()
-        api.authenticate()
-    except SystemExit as exc:  # the client exits instead of raising on bad credentials
-        raise KaggleUnavailable(HOW_TO_AUTHENTICATE) from exc
+    try:
+        yield
+    except requests.HTTPError as exc:
+        raise _refusal(exc, action, competition) from exc
+    except requests.RequestException as exc:
+        raise Unreachable(f"could not reach Kaggle to {action}: {exc}") from exc
+
+
+def _refusal(exc: Any, action: str, competition: str) -> KaggleRefused:
+    status = exc.response.status_code if exc.response is not None else None
+    if status == 401:
+        return KaggleRefused(
+            f"Kaggle refused the credentials from {credentials_hint()} (401 Unauthorized): the key or "
+            f"token is wrong, expired or revoked. Create a new token at {TOKEN_PAGE}.")
+    if status == 403:  # Kaggle's own message names the rules page; say it where it does not
+        where = "" if "/rules" in str(exc) else f" Accept the competition's rules at {rules_url(competition)}."
+        return KaggleRefused(f"Kaggle would not let you {action} (403): {exc}{where}")
+    if status == 429:
+        return KaggleRefused(f"Kaggle would not let you {action} (429): {exc}")
+    if status == 404:
+        return KaggleRefused(f"Kaggle has no competition '{competition}' (404 on {action}).")
+    return KaggleRefused(f"Kaggle answered HTTP {status} when asked to {action}: {exc}")
+
+
+def _api(competition: str = COMPETITION) -> Any:
+    """An authenticated `KaggleApi`. Its import and `authenticate()` print help to stdout and
+    `exit(1)` on unusable credentials: both are captured and turned into one message."""
+    hint = credentials_hint()
+    if hint is None:
+        raise KaggleUnavailable(HOW_TO_AUTHENTICATE)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), _answers("authenticate", competition):
+            from kaggle.api.kaggle_api_extended import KaggleApi
+
+            api = KaggleApi()
+            api.authenticate()
+    except SystemExit as exc:
+        raise KaggleRefused(f"Kaggle did not accept the credentials from {hint} (an unknown, expired or "
+                            f"revoked token?). Create a new token at {TOKEN_PAGE}.") from exc
     return api
 
 
 def download_competition_zip(dest_dir: Path, competition: str = COMPETITION) -> Path:
-    """Download the competition archive into `dest_dir` and return its path."""
-    api = _api()
-    try:
+    """Download the competition archive into `dest_dir` and return its path (the client's
+    own progress bar shows on stdout)."""
+    api = _api(competition)
+    with _answers("download the competition files", competition):
         api.competition_download_files(competition, path=str(dest_dir), force=True, quiet=False)
-    except Exception as exc:  # noqa: BLE001 - HTTP errors of the SDK have no common base
-        raise KaggleUnavailable(
-            f"Kaggle download of '{competition}' failed: {exc}. Did you accept the "
-            f"competition rules at https://www.kaggle.com/c/{competition}/rules ?") from exc
     archive = dest_dir / f"{competition}.zip"
     if not archive.exists():
-        raise KaggleUnavailable(f"Kaggle reported success but {archive} is missing")
+        raise KaggleRefused(f"Kaggle reported success but {archive} is missing")
     return archive
 
 
-def submit_file(path: Path, message: str, competition: str = COMPETITION) -> str:
-    """Submit `path` to the competition; return Kaggle's answer as text."""
-    api = _api()
+def submit_file(path: Path, message: str, competition: str = COMPETITION) -> tuple[int, str]:
+    """Upload `path` as a submission; (its ref, Kaggle's answer)."""
+    api = _api(competition)
+    with _answers("submit", competition):
+        response = api.competition_submit(str(path), message, competition, quiet=True)
+    if response.message == UPLOAD_FAILED or not response.ref:
+        raise KaggleRefused(f"Kaggle did not take {path}: {response.message or 'no submission was created'}. "
+                            "The upload failed; try again.")
+    return int(response.ref), str(response.message)
+
+
+def list_submissions(competition: str = COMPETITION, limit: int = 20) -> list[KaggleSubmission]:
+    """Your latest submissions to the competition, newest first."""
+    api = _api(competition)
+    with _answers("list your submissions", competition):
+        found = api.competition_submissions(competition, page_size=limit) or []
+    return [_submission(s) for s in found if s is not None][:limit]
+
+
+def get_submission(ref: int, competition: str = COMPETITION) -> KaggleSubmission:
+    api = _api(competition)
+    with _answers(f"read submission {ref}", competition):
+        return _submission(api.get_submission(ref))
+
+
+def wait_for_score(ref: int, timeout_s: float, poll_s: float = 5.0, competition: str = COMPETITION,
+                   on_poll: Callable[[KaggleSubmission, float], None] | None = None) -> KaggleSubmission:
+    """Poll submission `ref` until Kaggle has scored it (or failed to), at most `timeout_s`
+    seconds; returns the last answer, still PENDING when the time ran out.
+    `on_poll(submission, seconds waited)` sees every answer (a progress line)."""
+    api = _api(competition)
+    started = time.monotonic()
+    while True:
+        with _answers(f"read submission {ref}", competition):
+            submission = _submission(api.get_submission(ref))
+        waited = time.monotonic() - started
+        if on_poll is not None:
+            on_poll(submission, waited)
+        if submission.scored or waited + poll_s > timeout_s:
+            return submission
+        time.sleep(poll_s)
+
+
+def _score(text: Any) -> float | None:
+    """The client gives scores as strings, "" when there is none."""
     try:
-        response = api.competition_submit(str(path), message, competition)
-    except Exception as exc:  # noqa: BLE001
-        raise KaggleUnavailable(f"Kaggle refused the submission: {exc}") from exc
-    return str(getattr(response, "message", response))
+        return float(text) if text not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _submission(raw: Any) -> KaggleSubmission:
+    status = getattr(raw.status, "name", str(raw.status)).rsplit(".", 1)[-1]
+    return KaggleSubmission(ref=int(raw.ref), date=raw.date, description=raw.description or "",
+                            status=status, public_score=_score(raw.public_score),
+                            private_score=_score(raw.private_score), error=raw.error_description or "",
+                            file_name=raw.file_name or "")
 
 
 def submit_command(path: Path, message: str, competition: str = COMPETITION) -> str:

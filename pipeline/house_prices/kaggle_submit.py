@@ -1,4 +1,5 @@
-"""`kpipe submit`: check the submission file against the test ids, then send it to Kaggle.
+"""`kpipe submit` and `kpipe submissions`: the submission file checked against the test ids,
+sent with the Kaggle API, followed until Kaggle has scored it; past submissions as a table.
 
 Without credentials the file is still checked, and the equivalent `kaggle` command is printed.
 """
@@ -6,32 +7,31 @@ Without credentials the file is still checked, and the equivalent `kaggle` comma
 from __future__ import annotations
 
 import json
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.common.paths import ProjectPaths
-from pipeline.house_prices.kaggle_api import KaggleUnavailable, submit_command, submit_file
+from pipeline.common.provenance import git_commit
+from pipeline.house_prices.kaggle_api import (
+    KaggleSubmission,
+    list_submissions,
+    submit_file,
+    wait_for_score,
+)
 from pipeline.house_prices.schemas import ID
 from pipeline.house_prices.submission import InvalidSubmission, check_submission, read_submission
 
 
 def default_message(paths: ProjectPaths) -> str:
-    """`<commit> CV log-RMSE <mean> ± <std>`, so the leaderboard entry points back to the code."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.root,
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=paths.root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        commit += "-dirty" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown-commit"
+    """`kaggle-pipeline <commit> CV log-RMSE <mean> ± <std>`: the leaderboard entry points back to the code."""
+    commit = git_commit(paths.root)
     score = ""
     if paths.cv_metrics.exists():
         cv = json.loads(paths.cv_metrics.read_text())
         score = f" CV log-RMSE {cv['log_rmse_mean']:.4f} ± {cv['log_rmse_std']:.4f}"
-    return f"kaggle-pipeline {commit}{score}"
+    return f"kaggle-pipeline {commit.short if commit else 'unknown-commit'}{score}"
 
 
 def validate_submission_file(paths: ProjectPaths, path: Path, max_bytes: int) -> pd.DataFrame:
@@ -43,11 +43,41 @@ def validate_submission_file(paths: ProjectPaths, path: Path, max_bytes: int) ->
     return check_submission(read_submission(path, max_bytes), test_ids)
 
 
-def submit(paths: ProjectPaths, path: Path, message: str | None, max_bytes: int) -> tuple[bool, str]:
-    """(sent, text): Kaggle's answer, or how to submit by hand when credentials are missing."""
+def submit(paths: ProjectPaths, path: Path, message: str | None, max_bytes: int) -> tuple[int, str]:
+    """Check `path`, then upload it; (the submission's ref, Kaggle's answer).
+
+    Raises `KaggleUnavailable` without credentials (nothing sent) and `KaggleRefused` when
+    Kaggle says no; the file is checked before either can happen.
+    """
     validate_submission_file(paths, path, max_bytes)
-    message = message or default_message(paths)
-    try:
-        return True, submit_file(path, message)
-    except KaggleUnavailable as exc:
-        return False, f"{exc}\nThe file is valid; to submit it by hand:\n  {submit_command(path, message)}"
+    return submit_file(path, message or default_message(paths))
+
+
+def follow(ref: int, wait_s: float, on_poll: Callable[[KaggleSubmission, float], None] | None = None,
+           poll_s: float = 5.0) -> KaggleSubmission:
+    """Submission `ref` once Kaggle has scored it, or as it stands after `wait_s` seconds."""
+    return wait_for_score(ref, wait_s, poll_s, on_poll=on_poll)
+
+
+def describe(submission: KaggleSubmission) -> str:
+    """One line for a scored, failed or still pending submission."""
+    if submission.status == "COMPLETE":
+        return (f"submission {submission.ref} scored: public score {_score(submission.public_score)} "
+                f"(message: {submission.description})")
+    if submission.status == "ERROR":
+        return f"Kaggle could not score submission {submission.ref}: {submission.error or 'no reason given'}"
+    return (f"submission {submission.ref} is still {submission.status} on Kaggle; "
+            "`kpipe submissions` shows its score once it has one")
+
+
+def submissions_table(limit: int = 20) -> pd.DataFrame:
+    """Past submissions, newest first: ref, date (UTC), status, scores and message."""
+    rows = [{"ref": s.ref, "date (UTC)": s.date.strftime("%Y-%m-%d %H:%M") if s.date else "",
+             "status": s.status, "public": _score(s.public_score), "private": _score(s.private_score),
+             "file": s.file_name, "message": s.description + (f" [error: {s.error}]" if s.error else "")}
+            for s in list_submissions(limit=limit)]
+    return pd.DataFrame(rows)
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.5f}"

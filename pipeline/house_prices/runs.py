@@ -1,13 +1,129 @@
-"""`kpipe runs`: past CV runs from MLflow as a table, best first."""
+"""House Prices in MLflow: what the stages' runs are called and log live, and `kpipe runs`.
+
+A run's name says what ran and on which code (`cv ensemble(5) lr=0.0044 @ 1a2b3c4`); its tags
+(`tracking.run_tags`) carry the commit and the DVC experiment, which `kpipe runs` shows too.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 import pandas as pd
 
+from pipeline.common.download import sha1_of
 from pipeline.common.paths import ProjectPaths
-from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, tracking_uri
+from pipeline.common.provenance import Commit, git_commit
+from pipeline.common.tracking import (
+    COMMIT_TAG,
+    DVC_EXPERIMENT_TAG,
+    HOUSE_PRICES_EXPERIMENT,
+    OpenRun,
+    RunRecord,
+    open_run,
+    tracking_uri,
+)
+from pipeline.house_prices.experiment import model_names
+from pipeline.house_prices.plots import curve_metrics
+
+if TYPE_CHECKING:
+    from pipeline.house_prices.cv import CVResult
+    from pipeline.house_prices.experiment import ExperimentParams
+    from pipeline.house_prices.training import EpochCallback, History
 
 SCORE, SPREAD = "metrics.log_rmse_mean", "metrics.log_rmse_std"
+TRAINING_DATA = "house-prices-train"  # the dataset's name in MLflow
+
+
+def run_name(stage: str, params: ExperimentParams, commit: Commit | None) -> str:
+    """`cv ensemble(5) lr=0.0044 @ 1a2b3c4-dirty`: the stage, the model, its learning rate, the code."""
+    model = f"ensemble({len(params.members)})" if params.members else params.model.kind
+    return f"{stage} {model} lr={params.train.lr:g} @ {commit.short if commit else 'no git'}"
+
+
+def member_prefix(member: int, names: Sequence[str]) -> str:
+    """Metric names of an ensemble's members are grouped under each member's name, as in the
+    curve files (`member0-mlp/valid_log_rmse`); a single model's have no prefix."""
+    return f"{names[member]}/" if len(names) > 1 else ""
+
+
+def epoch_logger(runs: Sequence[OpenRun], prefix: str = "") -> EpochCallback:
+    """An `on_epoch` that logs, as each epoch ends, model i's train (and valid, when there are
+    valid rows) log-RMSE to `runs[i]` at step epoch + 1: one run per fold, or the final fit's."""
+    def on_epoch(epoch: int, train: np.ndarray, valid: np.ndarray) -> None:
+        for i, run in enumerate(runs):
+            metrics = {f"{prefix}train_log_rmse": float(train[i])}
+            if not np.isnan(valid[i]):
+                metrics[f"{prefix}valid_log_rmse"] = float(valid[i])
+            run.log_step(metrics, epoch + 1)
+
+    return on_epoch
+
+
+def log_training_data(run: OpenRun, paths: ProjectPaths, frame: pd.DataFrame) -> None:
+    """The rows trained on, as an MLflow dataset read from data/raw/train.csv, whose SHA-1
+    (the published one, unless `data.verify` is off) is its digest and the run's `data.sha1`."""
+    if paths.raw_train.exists():
+        run.log_dataset(frame, TRAINING_DATA, paths.raw_train, sha1_of(paths.raw_train))
+
+
+class CVRun:
+    """The `cv` stage's MLflow runs: the parent, open from the start, and one child per fold."""
+
+    def __init__(self, run: OpenRun, folds: list[OpenRun], names: Sequence[str]) -> None:
+        self.run, self.folds, self.names = run, folds, list(names)
+
+    def member_epochs(self, member: int) -> EpochCallback:
+        """Member `member`'s per-epoch scores, to each fold's run as they happen."""
+        return epoch_logger(self.folds, member_prefix(member, self.names))
+
+    def finish(self, result: CVResult, metrics: dict[str, Any], histories: Mapping[str, History],
+               picture: Path) -> None:
+        """Fold scores (an ensemble's: of the blend, which has no curve per epoch), the CV
+        metrics, each model's curves averaged over the folds, and the curve picture."""
+        for i, (fold, score) in enumerate(zip(self.folds, result.fold_scores, strict=True)):
+            fold.log(RunRecord(f"fold{i + 1}", metrics={"log_rmse": float(score)}))
+        flat = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+        members = {f"{k}_log_rmse_mean": v for k, v in metrics.get("members", {}).items()}
+        self.run.log(RunRecord("cv", metrics={**flat, **members}, curves=curve_metrics(histories),
+                               artifacts=[picture]))
+
+
+@contextmanager
+def cv_run(paths: ProjectPaths, params: ExperimentParams, raw: dict[str, Any],
+           frame: pd.DataFrame) -> Iterator[CVRun]:
+    """The `cv` stage's runs, open for the block (named by `run_name`, tagged stage `cv`)."""
+    record = RunRecord(run_name("cv", params, git_commit(paths.root)), params=raw,
+                       tags={"stage": "cv", "model.kind": params.model.kind})
+    with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as run:
+        log_training_data(run, paths, frame)
+        folds = [run.open_child(RunRecord(f"fold{i + 1}", params={"fold": i + 1}, tags={"stage": "cv-fold"}))
+                 for i in range(params.cv.folds)]
+        yield CVRun(run, folds, model_names(params))
+
+
+@contextmanager
+def train_run(paths: ProjectPaths, params: ExperimentParams, raw: dict[str, Any],
+              frame: pd.DataFrame) -> Iterator[TrainRun]:
+    """The `train` stage's run, open for the block (named by `run_name`, tagged stage `train`)."""
+    record = RunRecord(run_name("train", params, git_commit(paths.root)), params=raw,
+                       tags={"stage": "train", "model.kind": params.model.kind})
+    with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as run:
+        log_training_data(run, paths, frame)
+        yield TrainRun(run, model_names(params))
+
+
+class TrainRun:
+    """The `train` stage's MLflow run: per-epoch train log-RMSE of every member, live."""
+
+    def __init__(self, run: OpenRun, names: Sequence[str]) -> None:
+        self.run, self.names = run, list(names)
+
+    def member_epochs(self, member: int) -> EpochCallback:
+        return epoch_logger([self.run], member_prefix(member, self.names))
 
 
 def cv_runs(paths: ProjectPaths, experiment: str = HOUSE_PRICES_EXPERIMENT) -> pd.DataFrame:
@@ -23,7 +139,7 @@ def cv_runs(paths: ProjectPaths, experiment: str = HOUSE_PRICES_EXPERIMENT) -> p
 
 
 def runs_table(runs: pd.DataFrame, limit: int = 20) -> pd.DataFrame:
-    """Run id, date, CV mean/std and only the params that differ between runs."""
+    """Run id, date, commit, DVC experiment, CV mean/std and only the params that differ between runs."""
     if runs.empty:
         return runs
     params = [c for c in runs.columns if c.startswith("params.")]
@@ -31,9 +147,17 @@ def runs_table(runs: pd.DataFrame, limit: int = 20) -> pd.DataFrame:
     table = pd.DataFrame({
         "run": runs["run_id"].str[:8],
         "date": pd.to_datetime(runs["start_time"]).dt.strftime("%Y-%m-%d %H:%M"),
+        "commit": _tag(runs, COMMIT_TAG),
+        "dvc_exp": _tag(runs, DVC_EXPERIMENT_TAG),
         "cv_mean": runs[SCORE].round(4),
         "cv_std": runs[SPREAD].round(4),
     })
     for column in differing:
         table[column.removeprefix("params.")] = runs[column]
     return table.sort_values("cv_mean", na_position="last").head(limit).reset_index(drop=True)
+
+
+def _tag(runs: pd.DataFrame, tag: str) -> pd.Series:
+    """A tag's column, "-" where a run lacks it (older runs; runs outside `dvc exp run`)."""
+    column = f"tags.{tag}"
+    return runs[column].fillna("-") if column in runs.columns else pd.Series("-", index=runs.index)

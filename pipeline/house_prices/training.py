@@ -231,11 +231,12 @@ def _permute_real(n_real: int, longest: int, generator: torch.Generator) -> torc
 
 @torch.no_grad()
 def predict_outputs(model: StackedRegressor, x: torch.Tensor) -> torch.Tensor:
-    """Raw network outputs `[M, N]` in eval mode (dropout off), restoring the previous mode."""
+    """Raw network outputs `[M, N]` in eval mode (dropout off), restoring the previous mode;
+    in the model's dtype."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out = model(x.to(device)).float().cpu()
+    out = model(x.to(device)).cpu()
     model.train(was_training)
     return out
 

@@ -106,6 +106,19 @@ def _missing_in_test(train: pd.DataFrame, test: pd.DataFrame) -> list[dict[str, 
     return failures
 
 
+def validate_test(test: pd.DataFrame) -> pd.DataFrame:
+    """Rows to predict on their own (no training table to compare ids with), checked and typed
+    by the same `RawTest` schema; raises `ValidationFailed` with every failure."""
+    failures: list[dict[str, Any]] = []
+    if ID in test.columns:
+        failures.extend(_failure("test", ID, "integral", i) for i in fractional_ids(test[ID]))
+    clean = _validate(RawTest, test, "test", failures)
+    if failures:
+        raise ValidationFailed(ValidationReport(failures, {"test": len(test)}))
+    assert clean is not None
+    return clean
+
+
 def _validate(model: type[pa.DataFrameModel], frame: pd.DataFrame, table: str,
               failures: list[dict[str, Any]]) -> pd.DataFrame | None:
     try:

@@ -12,7 +12,6 @@ from pipeline.common.params import RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
-from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, log_record
 from pipeline.house_prices.experiment import (
     EnsembleCV,
     ExperimentParams,
@@ -22,7 +21,8 @@ from pipeline.house_prices.experiment import (
     read_experiment,
     run_cv,
 )
-from pipeline.house_prices.plots import curve_metrics, write_curves
+from pipeline.house_prices.plots import write_curves
+from pipeline.house_prices.runs import cv_run
 from pipeline.house_prices.schemas import ID, TARGET
 from pipeline.stages import run_stage
 
@@ -36,41 +36,31 @@ def load_params(params: StageParams) -> tuple[ExperimentParams, dict[str, Any], 
 def main() -> None:
     paths = ProjectPaths.here()
     params, raw, runtime = load_params(StageParams(paths.params))
-    model, cv = params.model, params.cv
+    cv = params.cv
     ensure_writable(paths.processed_dir, paths.house_metrics_dir, paths.house_plots_dir)
     seed_everything(params.base.seed)
     set_threads(runtime.threads)
     frame, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
 
-    result = run_cv(params, frame, test, device=runtime.device)
+    with cv_run(paths, params, raw, frame) as tracked:  # open from the start: live curves, true duration
+        result = run_cv(params, frame, test, device=runtime.device, member_epochs=tracked.member_epochs)
 
-    members = result.members if isinstance(result, EnsembleCV) else []
-    metrics = {"log_rmse_mean": result.mean, "log_rmse_std": result.std, "log_rmse_oof": result.oof_score,
-               "folds": {f"fold{i + 1}": float(s) for i, s in enumerate(result.fold_scores)},
-               "members": {f"member{i}": m.mean for i, m in enumerate(members)},
-               "final_epochs": final_epochs(result)}
-    oof = pd.DataFrame({ID: frame[ID], TARGET: frame[TARGET], "oof_prediction": result.oof_prices,
-                        **{f"oof_member{i}": m.oof_prices for i, m in enumerate(members)}})
-    write_frame(oof, paths.oof_predictions)
-    histories = member_histories(params, result)
-    write_curves(histories, paths.cv_curves_dir, paths.cv_curves_png,
-                 f"{describe(params)}: {cv.folds}-fold CV log-RMSE {result.mean:.4f} ± {result.std:.4f}"
-                 + ("\nlines: each member's mean over its folds (a blend has no curve per epoch)" if members else ""))
-    write_json(metrics, paths.cv_metrics)
-    log.info("CV log-RMSE %.4f ± %.4f over %d folds", result.mean, result.std, cv.folds)
-
-    folds = [RunRecord(name=f"fold{i + 1}", params={"fold": i + 1},
-                       metrics={"log_rmse": float(score)},
-                       curves=curve_metrics(histories, fold=i),
-                       tags={"stage": "cv-fold"})
-             for i, score in enumerate(result.fold_scores)]
-    log_record(paths, HOUSE_PRICES_EXPERIMENT, RunRecord(
-        name=f"cv-{model.kind}", params=raw,
-        metrics={**{k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
-                 **{f"{k}_log_rmse_mean": v for k, v in metrics["members"].items()}},
-        curves=curve_metrics(histories),
-        tags={"stage": "cv", "model.kind": model.kind},
-        artifacts=[paths.cv_curves_png], children=folds))
+        members = result.members if isinstance(result, EnsembleCV) else []
+        metrics = {"log_rmse_mean": result.mean, "log_rmse_std": result.std, "log_rmse_oof": result.oof_score,
+                   "folds": {f"fold{i + 1}": float(s) for i, s in enumerate(result.fold_scores)},
+                   "members": {f"member{i}": m.mean for i, m in enumerate(members)},
+                   "final_epochs": final_epochs(result)}
+        oof = pd.DataFrame({ID: frame[ID], TARGET: frame[TARGET], "oof_prediction": result.oof_prices,
+                            **{f"oof_member{i}": m.oof_prices for i, m in enumerate(members)}})
+        write_frame(oof, paths.oof_predictions)
+        histories = member_histories(params, result)
+        write_curves(histories, paths.cv_curves_dir, paths.cv_curves_png,
+                     f"{describe(params)}: {cv.folds}-fold CV log-RMSE {result.mean:.4f} ± {result.std:.4f}"
+                     + ("\nlines: each member's mean over its folds (a blend has no curve per epoch)"
+                        if members else ""))
+        write_json(metrics, paths.cv_metrics)
+        log.info("CV log-RMSE %.4f ± %.4f over %d folds", result.mean, result.std, cv.folds)
+        tracked.finish(result, metrics, histories, paths.cv_curves_png)
 
 
 if __name__ == "__main__":

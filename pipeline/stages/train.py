@@ -14,7 +14,7 @@ from pipeline.common.params import RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
-from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, log_record
+from pipeline.common.tracking import RunRecord
 from pipeline.house_prices.artifacts import save_members
 from pipeline.house_prices.experiment import (
     ExperimentParams,
@@ -23,7 +23,9 @@ from pipeline.house_prices.experiment import (
     model_names,
     read_experiment,
 )
-from pipeline.house_prices.plots import curve_metrics, write_curves
+from pipeline.house_prices.plots import write_curves
+from pipeline.house_prices.runs import train_run
+from pipeline.house_prices.serving import REGISTERED_MODEL, log_model
 from pipeline.stages import run_stage
 
 log = logging.getLogger(__name__)
@@ -45,24 +47,28 @@ def main() -> None:
     stops_early = any(m.train.patience > 0 for m in (params.members or (params,)))
     epochs = cv["final_epochs"] if stops_early else None
 
-    members = fit_experiment(params, frame, test, epochs, device=runtime.device)
+    with train_run(paths, params, raw, frame) as tracked:  # open from the start: live curves, true duration
+        members = fit_experiment(params, frame, test, epochs, device=runtime.device,
+                                 member_epochs=tracked.member_epochs)
 
-    save_members(members, paths.model_dir, {"params": raw, "cv_log_rmse_mean": cv["log_rmse_mean"]})
-    last = [float(m.history.train[-1, 0]) for m in members]
-    metrics = {"train_log_rmse": float(np.mean(last)), "n_members": len(members),
-               "n_features": len(members[0].feature_names)}
-    histories = dict(zip(model_names(params), (m.history for m in members), strict=True))
-    write_curves(histories, paths.train_curves_dir, paths.train_curves_png,
-                 f"final fit of {describe(params)} on every training row: train log-RMSE per epoch")
-    write_json(metrics, paths.train_metrics)
-    log.info("final fit of %d model(s): train log-RMSE %.4f; saved in %s", len(members),
-             metrics["train_log_rmse"], paths.model_dir)
+        save_members(members, paths.model_dir, {"params": raw, "cv_log_rmse_mean": cv["log_rmse_mean"]})
+        last = [float(m.history.train[-1, 0]) for m in members]
+        metrics = {"train_log_rmse": float(np.mean(last)), "n_members": len(members),
+                   "n_features": len(members[0].feature_names)}
+        histories = dict(zip(model_names(params), (m.history for m in members), strict=True))
+        write_curves(histories, paths.train_curves_dir, paths.train_curves_png,
+                     f"final fit of {describe(params)} on every training row: train log-RMSE per epoch")
+        write_json(metrics, paths.train_metrics)
+        log.info("final fit of %d model(s): train log-RMSE %.4f; saved in %s", len(members),
+                 metrics["train_log_rmse"], paths.model_dir)
 
-    log_record(paths, HOUSE_PRICES_EXPERIMENT, RunRecord(
-        name=f"train-{params.model.kind}", params=raw, metrics=metrics,
-        curves=curve_metrics(histories),
-        tags={"stage": "train", "model.kind": params.model.kind},
-        artifacts=[paths.model_dir, paths.train_curves_png]))
+        tracked.run.log(RunRecord("train", metrics=metrics, artifacts=[paths.train_curves_png]))
+        # The whole predictor as a pyfunc model, registered as `house-prices`; its signature
+        # and input example are test.csv as read.
+        logged = tracked.run.log_model(lambda: log_model(paths.model_dir, pd.read_csv(paths.raw_test)))
+        if logged is not None:
+            log.info("registered %s version %s (%s)", REGISTERED_MODEL, logged.registered_model_version,
+                     logged.model_uri)
 
 
 if __name__ == "__main__":
