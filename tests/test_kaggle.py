@@ -175,7 +175,7 @@ def test_kpipe_submit_turns_each_refusal_into_one_clear_line(home: Path, project
         result = kpipe(standin, home, project, "submit", "-m", "m")
         assert not standin.submissions
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"ERROR pipeline.cli: {says.format(home=home)}"]
+    assert result.stderr.strip().splitlines() == [f"error: {says.format(home=home)}"]
     assert result.stdout == ""
 
 
@@ -187,7 +187,7 @@ def test_a_token_kaggle_does_not_know_is_a_clear_message_not_the_clients_exit(
         result = kpipe(standin, home, project, "submissions")
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        f"ERROR pipeline.cli: Kaggle did not accept the credentials from {home}/.kaggle/access_token (an unknown, "
+        f"error: Kaggle did not accept the credentials from {home}/.kaggle/access_token (an unknown, "
         "expired or revoked token?). Create a new token at https://www.kaggle.com/settings/api.")
     assert "Authentication required" not in result.stdout  # the client's own help is not printed
 
