@@ -49,7 +49,7 @@ def plain_features(**changes: object) -> FeatureParams:
 
 def model_params(kind: str, hidden: tuple[int, ...] = (), dropout: float = 0.0,
                  linear_skip: bool = False) -> ModelParams:
-    return ModelParams(kind=kind, hidden=hidden, dropout=dropout, linear_skip=linear_skip, members=())
+    return ModelParams(kind=kind, hidden=hidden, dropout=dropout, linear_skip=linear_skip, members=(), blend="mean")
 
 
 def train_params(**changes: object) -> TrainParams:

@@ -2,7 +2,9 @@
 
 Optional well-known derived features and ordinal codes of the quality scales come first;
 then numeric columns (optionally log1p'd when skewed) are mean-imputed and standardized and
-text columns are one-hot encoded with an explicit "missing" category. The transformer is fit
+text columns are one-hot encoded with an explicit "missing" category (or, with
+`encoding: native`, the tree view, coded as one integer per category, -1 for a category never
+seen in the fit). The transformer is fit
 on training rows only (inside each fold) and applied unchanged at prediction time, where a
 category never seen in training is ignored (all-zero one-hot), not an error. Removal of
 training outliers is a row filter (`training_rows`), applied to training rows only.
@@ -18,7 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from pipeline.house_prices.params import FeatureParams
 from pipeline.house_prices.schemas import ID, TARGET, FeatureMatrix
@@ -250,11 +252,15 @@ def training_rows(frame: pd.DataFrame, rows: np.ndarray, params: FeatureParams) 
 def build_transformer(params: FeatureParams) -> Pipeline:
     """An unfitted transformer; fit it with `fit_transformer`."""
     steps = [SkewedLog1p(params.skew_threshold)] if params.log_skewed else []
-    numeric = make_pipeline(*steps, SimpleImputer(strategy="mean"), StandardScaler())
+    native = params.encoding == "native"
+    # Native codes are labels, not sizes: clipping them would turn an unseen category (-1) into
+    # the first one, so the tree view clips its numeric columns only.
+    numeric = make_pipeline(*steps, SimpleImputer(strategy="mean"), StandardScaler(),
+                            *([ClipToFitRange()] if native and params.clip else []))
+    codes = (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float64) if native
+             else OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64))
     categorical = make_pipeline(
-        SimpleImputer(strategy="constant", fill_value=MISSING, keep_empty_features=True),
-        OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64),
-    )
+        SimpleImputer(strategy="constant", fill_value=MISSING, keep_empty_features=True), codes)
     encode = ColumnTransformer(
         [("numeric", numeric, numeric_columns), ("categorical", categorical, categorical_columns)],
         verbose_feature_names_out=False,
@@ -267,9 +273,20 @@ def build_transformer(params: FeatureParams) -> Pipeline:
     if params.neighborhood_cap:
         steps.append(("cap", CapWithinGroup("Neighborhood", params.neighborhood_min_rows)))
     steps.append(("encode", encode))
-    if params.clip:
+    if params.clip and not native:
         steps.append(("clip", ClipToFitRange()))
     return Pipeline(steps)
+
+
+def native_categorical(transformer: Pipeline, params: FeatureParams) -> np.ndarray:
+    """Which output columns of a fitted transformer hold native category codes (a boolean mask;
+    all false for one-hot, whose columns are ordinary 0/1 numbers)."""
+    columns = encoder(transformer).output_indices_
+    width = max(s.stop for s in columns.values())
+    mask = np.zeros(width, dtype=bool)
+    if params.encoding == "native":
+        mask[columns["categorical"]] = True
+    return mask
 
 
 def encoder(transformer: Pipeline) -> ColumnTransformer:

@@ -9,20 +9,22 @@ import pandas as pd
 import torch
 from sklearn.pipeline import Pipeline
 
-from pipeline.house_prices.features import fit_and_transform, training_rows, transform
+from pipeline.house_prices.estimators import Regressor
+from pipeline.house_prices.features import fit_and_transform, native_categorical, training_rows, transform
 from pipeline.house_prices.models import StackedRegressor, model_spec
 from pipeline.house_prices.params import FeatureParams, ModelParams, TrainParams
 from pipeline.house_prices.schemas import ID, TARGET
-from pipeline.house_prices.training import History, epoch_progress, fit_stacked, predict_outputs, to_prices
+from pipeline.house_prices.training import History, epoch_progress, fit_stacked, log_rmse, predict_outputs, to_prices
 
 
 @dataclass
 class FinalModel:
     transformer: Pipeline
-    model: StackedRegressor
+    model: StackedRegressor | Regressor  # torch (linear, mlp), or scikit-learn / LightGBM
     history: History
-    target: str
+    target: str  # what `model` outputs: log or raw prices
     feature_names: list[str]
+    weight: float = 1.0  # in the blend of the members it belongs to (`predict_blend`)
 
 
 def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
@@ -41,15 +43,32 @@ def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureP
     return FinalModel(transformer, fitted, history, params.target, list(matrix.columns))
 
 
+def fit_final_regressor(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
+                        regressor: Regressor) -> FinalModel:
+    """A scikit-learn or LightGBM member on every training row (but dropped outliers)."""
+    train = train.iloc[training_rows(train, np.arange(len(train)), features)]
+    transformer, matrix = fit_and_transform(train, np.arange(len(train)), test, features)
+    x, prices = matrix.to_numpy(), train[TARGET].to_numpy(dtype=np.float64)
+    regressor.fit(x, np.log(prices), native_categorical(transformer, features))
+    score = log_rmse(np.exp(regressor.predict(x)), prices)
+    history = History(np.array([[score]]), np.array([[np.nan]]), np.ones(1, dtype=int))
+    return FinalModel(transformer, regressor, history, "log", list(matrix.columns))
+
+
 def predict_frame(final: FinalModel, raw: pd.DataFrame) -> pd.DataFrame:
     """`Id,SalePrice` for raw rows, through the persisted transformer unchanged."""
-    x = torch.tensor(transform(final.transformer, raw).to_numpy(), dtype=torch.float32).unsqueeze(0)
-    prices = to_prices(predict_outputs(final.model, x)[0].double().numpy(), final.target)
-    return pd.DataFrame({ID: raw[ID].to_numpy(dtype=np.int64), TARGET: prices})
+    x = transform(final.transformer, raw).to_numpy()
+    if isinstance(final.model, StackedRegressor):
+        outputs = predict_outputs(final.model, torch.tensor(x, dtype=torch.float32).unsqueeze(0))[0].double().numpy()
+    else:
+        outputs = final.model.predict(x)
+    return pd.DataFrame({ID: raw[ID].to_numpy(dtype=np.int64), TARGET: to_prices(outputs, final.target)})
 
 
 def predict_blend(models: list[FinalModel], raw: pd.DataFrame) -> pd.DataFrame:
-    """`Id,SalePrice` averaged in log space over the models (one model: its own prediction)."""
+    """`Id,SalePrice`: the models' log prices averaged with their blend weights (`weight`,
+    learned by the `cv` stage and saved with each member; one model: its own prediction)."""
     frames = [predict_frame(m, raw) for m in models]
-    prices = np.exp(np.mean([np.log(f[TARGET].to_numpy()) for f in frames], axis=0))
+    prices = np.exp(np.average([np.log(f[TARGET].to_numpy()) for f in frames], axis=0,
+                               weights=[m.weight for m in models]))
     return frames[0].assign(**{TARGET: prices})

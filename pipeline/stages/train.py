@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.common.io import write_json
-from pipeline.common.params import RuntimeParams, StageParams
+from pipeline.common.params import ParamsError, RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
@@ -37,10 +37,17 @@ def main() -> None:
     # With early stopping, the folds chose how long to train; there is no valid set left.
     stops_early = any(m.train.patience > 0 for m in (params.members or (params,)))
     epochs = cv["final_epochs"] if stops_early else None
+    # The blend weights the cv stage fit on every out-of-fold row (one model: none).
+    weights = None
+    if params.members:
+        if "weights" not in cv:
+            raise ParamsError(f"{paths.cv_metrics} holds no blend weights: rerun the cv stage")
+        weights = list(cv["weights"].values())
 
-    members = fit_experiment(params, frame, test, epochs, device=runtime.device)
+    members = fit_experiment(params, frame, test, epochs, weights, device=runtime.device)
 
-    save_members(members, paths.model_dir, {"params": raw, "cv_log_rmse_mean": cv["log_rmse_mean"]})
+    save_members(members, paths.model_dir, {"params": raw, "cv_log_rmse_mean": cv["log_rmse_mean"],
+                                            "blend": params.model.blend if params.members else None})
     last = [float(m.history.train[-1, 0]) for m in members]
     metrics = {"train_log_rmse": float(np.mean(last)), "n_members": len(members),
                "n_features": len(members[0].feature_names)}
