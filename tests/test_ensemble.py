@@ -27,8 +27,8 @@ def _params(**model: object) -> dict:
     return raw
 
 
-ENSEMBLE = dict(kind="ensemble", members=[{"model.kind": "linear"},
-                                          {"model.kind": "mlp", "model.hidden": [16], "base.seed": 7}])
+ENSEMBLE = dict(kind="ensemble", blend="mean", members=[{"model.kind": "linear"},
+                                                        {"model.kind": "mlp", "model.hidden": [16], "base.seed": 7}])
 
 
 def test_ensemble_members_are_parsed_from_overrides() -> None:
@@ -39,7 +39,7 @@ def test_ensemble_members_are_parsed_from_overrides() -> None:
 
 @pytest.mark.parametrize(("members", "message"), [
     ([], "members is empty"),
-    ([{"model.kind": "ensemble"}], "set model.kind to linear or mlp"),
+    ([{"model.kind": "ensemble"}], "set model.kind to linear, mlp, sklearn or lightgbm"),
     ([{"model.kind": "linear", "cv.folds": 3}], "share the ensemble's folds"),
     ([{"model.kind": "linear", "train.lr_typo": 1}], "no key 'lr_typo'"),
 ])

@@ -54,7 +54,13 @@ def stack_weights(log_preds: np.ndarray, log_y: np.ndarray) -> np.ndarray:
 
 
 def fit_blend(method: str, log_preds: np.ndarray, log_y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from members' log predictions `[members, rows]` to the blend's, fit on these rows."""
+    """A function from members' log predictions `[members, rows]` to the blend's, fit on these rows.
+
+    A member that diverged (a non-finite prediction) makes the blend non-finite, as averaging
+    would: the caller's divergence checks see it, and no solver runs on NaN.
+    """
+    if not np.isfinite(log_preds).all():
+        return lambda x: np.full(x.shape[1], np.nan)
     if method == "ridge_meta":
         ridge = RidgeCV(alphas=META_RIDGE_ALPHAS).fit(log_preds.T, log_y)
         return lambda x: ridge.predict(x.T)
@@ -70,6 +76,8 @@ def blend_weights(method: str, member_oof: np.ndarray, prices: np.ndarray, fit_r
     repeats = member_oof.shape[1]
     log_preds = np.log(member_oof[:, :, fit_rows]).reshape(member_oof.shape[0], repeats * len(fit_rows))
     log_y = np.tile(np.log(prices[fit_rows]), repeats)
+    if not np.isfinite(log_preds).all():
+        return np.full(member_oof.shape[0], np.nan)
     return {"mean": mean_weights, "stack": stack_weights}[method](log_preds, log_y)
 
 
