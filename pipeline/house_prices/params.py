@@ -1,4 +1,5 @@
-"""The House Prices sections of params.yaml: data, features, model, train, sklearn, lightgbm, cv.
+"""The House Prices sections of params.yaml: data, features, model, train, sklearn, lightgbm, cv,
+residuals.
 
 No field has a default: params.yaml is the one home of every value (code that builds params by
 hand starts from the parsed file and replaces what it changes). Ranges are checked when the
@@ -183,3 +184,13 @@ class CVParams:
         if self.repeats > 1 and not self.shuffle:
             raise ParamsError(f"cv.repeats={self.repeats} needs cv.shuffle: true (contiguous folds are "
                               "the same on every repeat)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidualsParams:
+    """`residuals`: the error report of the out-of-fold predictions (`dvc repro residuals`)."""
+
+    worst: int = at_least(1)  # houses in the worst-houses table
+    by: tuple[str, ...]  # training columns to break the error down by (one CSV each)
+    price_bins: int = at_least(2)  # ... and by price quantile bins (10: deciles)
+    show: tuple[str, ...]  # training columns shown beside each of the worst houses
