@@ -59,5 +59,6 @@ def test_scores_are_over_all_folds_of_all_repeats(clean_frames, kind: dict) -> N
         assert result.fold_scores[f] == pytest.approx(log_rmse(result.oof_repeats[f // 3, valid], y[valid]))
     assert not np.allclose(result.oof_repeats[0], result.oof_repeats[1])  # other folds, other models
     np.testing.assert_allclose(result.oof_prices, np.sqrt(result.oof_repeats[0] * result.oof_repeats[1]))
-    single = run_cv(parse_experiment(with_overrides(raw, {"cv.repeats": 1})), small, test)
-    np.testing.assert_allclose(single.fold_scores, result.fold_scores[:3], rtol=1e-5)
+    if kind["model.kind"] == "sklearn":  # deterministic given the rows: the first repeat is the single run
+        single = run_cv(parse_experiment(with_overrides(raw, {"cv.repeats": 1})), small, test)
+        np.testing.assert_allclose(single.fold_scores, result.fold_scores[:3], rtol=1e-9)

@@ -120,12 +120,16 @@ class SklearnRegressor:
 
     @classmethod
     def load(cls, directory: Path, name: str) -> SklearnRegressor:
-        """Load what `save` wrote, trusting scikit-learn and NumPy types only."""
+        """Load what `save` wrote, trusting scikit-learn and NumPy types only.
+
+        `functools.partial` is allowed because skops checks the function it wraps as a type of
+        its own (HistGradientBoosting keeps a partial of scikit-learn's `check_array`).
+        """
         import skops.io as sio
 
         path = directory / SKLEARN_FILE
         untrusted = sio.get_untrusted_types(file=path)
-        refused = sorted(t for t in untrusted if not t.startswith(("sklearn.", "numpy.")))
+        refused = sorted(t for t in untrusted if not t.startswith(("sklearn.", "numpy.")) and t != "functools.partial")
         if refused:
             raise ValueError(f"{path} holds types outside scikit-learn/numpy: {refused}")
         return cls(sio.load(path, trusted=untrusted), name)
