@@ -44,7 +44,7 @@ def plain_features(**changes: object) -> FeatureParams:
     shipped = parse_section(SHIPPED_PARAMS["features"], FeatureParams, "features")
     return dataclasses.replace(shipped, **{"fit_on": "train", "log_skewed": True, "ordinal": "none", "derived": False,
                                            "drop_outliers": False, "clip": False, "neighborhood_cap": False,
-                                           **changes})
+                                           "price_cap": False, "encoding": "onehot", **changes})
 
 
 def model_params(kind: str, hidden: tuple[int, ...] = (), dropout: float = 0.0,

@@ -39,7 +39,8 @@ def save_final(final: FinalModel, directory: Path, extra: dict[str, Any]) -> Non
     else:
         spec = {"kind": final.model.kind, "estimator": final.model.name, "file": final.model.save(directory)}
     save_transformer(final.transformer, directory / TRANSFORMER)
-    config = {"model": spec, "target": final.target, "feature_names": final.feature_names, **extra}
+    config = {"model": spec, "target": final.target, "feature_names": final.feature_names,
+              "price_cap": final.price_cap, **extra}
     (directory / CONFIG).write_text(json.dumps(config, indent=2))
 
 
@@ -61,7 +62,7 @@ def load_final(directory: Path) -> FinalModel:
         model.eval()
     empty = History(np.empty((0, 1)), np.empty((0, 1)))
     return FinalModel(load_transformer(directory / TRANSFORMER), model, empty,
-                      config["target"], config["feature_names"])
+                      config["target"], config["feature_names"], price_cap=config.get("price_cap"))
 
 
 def save_members(members: list[FinalModel], directory: Path, extra: dict[str, Any]) -> None:

@@ -23,7 +23,14 @@ from tqdm.auto import tqdm
 
 from pipeline.common.params import ParamsError
 from pipeline.house_prices.estimators import Regressor
-from pipeline.house_prices.features import fit_and_transform, native_categorical, text_as_object, training_rows
+from pipeline.house_prices.features import (
+    apply_price_cap,
+    fit_and_transform,
+    fit_price_cap,
+    native_categorical,
+    text_as_object,
+    training_rows,
+)
 from pipeline.house_prices.models import model_spec
 from pipeline.house_prices.params import FeatureParams, ModelParams, TrainParams
 from pipeline.house_prices.schemas import TARGET
@@ -175,7 +182,9 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     to prune a tuning trial by raising). `splits` come from `split_folds` (the caller's
     `cv` params), so ensemble members share one fold assignment while their seeds differ.
     `cache` reuses fold matrices across runs on the same frames (tuning). `device` is a
-    `runtime.device` choice.
+    `runtime.device` choice. With `features.price_cap`, each fold's predictions are capped at
+    its fit rows' neighbourhood prices: the fold scores include the cap, the per-epoch curves
+    (the network's own outputs) do not.
     """
     train, test = text_as_object(train), (None if test is None else text_as_object(test))
     folds = len(splits)
@@ -204,8 +213,9 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     outputs = predict_outputs(fitted, x).double().numpy()
     repeat = repeat_of(splits, n)
     oof = np.empty((repeat[-1] + 1, n))
-    for f, (_, valid_idx) in enumerate(splits):
-        oof[repeat[f], valid_idx] = to_prices(outputs[f, valid_idx], params.target)
+    for f, (fit_idx, valid_idx) in enumerate(splits):
+        oof[repeat[f], valid_idx] = apply_price_cap(to_prices(outputs[f, valid_idx], params.target),
+                                                    train.iloc[valid_idx], fit_price_cap(train, fit_idx, features))
     return score_oof(oof, prices.numpy(), splits, history)
 
 
@@ -232,7 +242,8 @@ def cross_validate_regressor(train: pd.DataFrame, test: pd.DataFrame | None, fea
     for f, ((fit_idx, valid_idx), matrix) in enumerate(tqdm(list(zip(splits, matrices, strict=True)),
                                                             desc="regressor per fold", leave=False)):
         regressor = make().fit(matrix.values[fit_idx], np.log(prices[fit_idx]), matrix.categorical)
-        oof[repeat[f], valid_idx] = np.exp(regressor.predict(matrix.values[valid_idx]))
+        oof[repeat[f], valid_idx] = apply_price_cap(np.exp(regressor.predict(matrix.values[valid_idx])),
+                                                    train.iloc[valid_idx], fit_price_cap(train, fit_idx, features))
         train_scores[f] = log_rmse(np.exp(regressor.predict(matrix.values[fit_idx])), prices[fit_idx])
     history = History(train_scores[None, :], np.full((1, len(splits)), np.nan), np.ones(len(splits), dtype=int))
     result = score_oof(oof, prices, splits, history)

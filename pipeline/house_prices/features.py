@@ -232,6 +232,33 @@ class CapWithinGroup(TransformerMixin, BaseEstimator):
         return self.feature_names_in_
 
 
+def fit_price_cap(frame: pd.DataFrame, rows: np.ndarray, params: FeatureParams) -> dict[str, float] | None:
+    """With `price_cap`: the highest sale price among the rows `rows` of each `Neighborhood`
+    that has at least `neighborhood_min_rows` of them (plain JSON-ready data, saved with the
+    model); else None.
+
+    `neighborhood_cap` caps each feature at its neighbourhood's maximum, but those maxima come
+    from different houses: a house that tops its neighbourhood in every feature at once is
+    still priced above any house that neighbourhood ever sold (the two partial sales of
+    Edwards, where no house sold above $320k, come out near $400k-$470k). Capping the price
+    itself says what the features cannot: nothing in this neighbourhood sold for more.
+    """
+    if not params.price_cap:
+        return None
+    fit = frame.iloc[rows]
+    groups = fit.groupby("Neighborhood")[TARGET].agg(["max", "size"])
+    kept = groups[groups["size"] >= params.neighborhood_min_rows]
+    return {str(name): float(price) for name, price in kept["max"].items()}
+
+
+def apply_price_cap(prices: np.ndarray, raw: pd.DataFrame, cap: dict[str, float] | None) -> np.ndarray:
+    """`prices` of the houses `raw`, each at most its neighbourhood's cap (others unchanged)."""
+    if cap is None:
+        return prices
+    limit = raw["Neighborhood"].map(cap).to_numpy(dtype=np.float64)  # NaN: no cap for this neighbourhood
+    return np.fmin(prices, limit)  # fmin ignores the NaN
+
+
 def outlier_rows(frame: pd.DataFrame) -> np.ndarray:
     """Training houses over 4000 sq ft that sold under $300k (boolean mask)."""
     if TARGET not in frame.columns:

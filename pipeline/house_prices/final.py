@@ -10,7 +10,14 @@ import torch
 from sklearn.pipeline import Pipeline
 
 from pipeline.house_prices.estimators import Regressor
-from pipeline.house_prices.features import fit_and_transform, native_categorical, training_rows, transform
+from pipeline.house_prices.features import (
+    apply_price_cap,
+    fit_and_transform,
+    fit_price_cap,
+    native_categorical,
+    training_rows,
+    transform,
+)
 from pipeline.house_prices.models import StackedRegressor, model_spec
 from pipeline.house_prices.params import FeatureParams, ModelParams, TrainParams
 from pipeline.house_prices.schemas import ID, TARGET
@@ -25,6 +32,7 @@ class FinalModel:
     target: str  # what `model` outputs: log or raw prices
     feature_names: list[str]
     weight: float = 1.0  # in the blend of the members it belongs to (`predict_blend`)
+    price_cap: dict[str, float] | None = None  # Neighborhood -> highest price (`features.price_cap`)
 
 
 def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
@@ -40,7 +48,8 @@ def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureP
     with bar:
         fitted, history = fit_stacked(x, prices, mask, spec, params,
                                       torch.Generator().manual_seed(seed), None, on_epoch, device=device)
-    return FinalModel(transformer, fitted, history, params.target, list(matrix.columns))
+    return FinalModel(transformer, fitted, history, params.target, list(matrix.columns),
+                      price_cap=fit_price_cap(train, np.arange(len(train)), features))
 
 
 def fit_final_regressor(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
@@ -52,17 +61,19 @@ def fit_final_regressor(train: pd.DataFrame, test: pd.DataFrame | None, features
     regressor.fit(x, np.log(prices), native_categorical(transformer, features))
     score = log_rmse(np.exp(regressor.predict(x)), prices)
     history = History(np.array([[score]]), np.array([[np.nan]]), np.ones(1, dtype=int))
-    return FinalModel(transformer, regressor, history, "log", list(matrix.columns))
+    return FinalModel(transformer, regressor, history, "log", list(matrix.columns),
+                      price_cap=fit_price_cap(train, np.arange(len(train)), features))
 
 
 def predict_frame(final: FinalModel, raw: pd.DataFrame) -> pd.DataFrame:
-    """`Id,SalePrice` for raw rows, through the persisted transformer unchanged."""
+    """`Id,SalePrice` for raw rows, through the persisted transformer and price cap unchanged."""
     x = transform(final.transformer, raw).to_numpy()
     if isinstance(final.model, StackedRegressor):
         outputs = predict_outputs(final.model, torch.tensor(x, dtype=torch.float32).unsqueeze(0))[0].double().numpy()
     else:
         outputs = final.model.predict(x)
-    return pd.DataFrame({ID: raw[ID].to_numpy(dtype=np.int64), TARGET: to_prices(outputs, final.target)})
+    prices = apply_price_cap(to_prices(outputs, final.target), raw, final.price_cap)
+    return pd.DataFrame({ID: raw[ID].to_numpy(dtype=np.int64), TARGET: prices})
 
 
 def predict_blend(models: list[FinalModel], raw: pd.DataFrame) -> pd.DataFrame:

@@ -33,6 +33,9 @@ class FeatureParams:
     clip: bool
     neighborhood_cap: bool  # cap numeric features at their neighbourhood's max
     neighborhood_min_rows: int = at_least(1)  # ... in neighbourhoods with at least this many fit rows
+    # cap each predicted price at the highest price among the fit rows' houses of its
+    # Neighborhood (the same neighbourhoods as neighborhood_cap)
+    price_cap: bool
     # onehot: one column per category (linear models, MLPs); native: one integer code per
     # categorical column, which tree models split on directly (LightGBM, HistGradientBoosting)
     encoding: Literal["onehot", "native"]
