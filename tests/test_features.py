@@ -220,3 +220,29 @@ def test_capped_transformer_round_trips_through_skops(clean_frames, tmp_path) ->
     transformer = fit_transformer(train, None, params)
     save_transformer(transformer, tmp_path / "t.skops")
     pd.testing.assert_frame_equal(transform(load_transformer(tmp_path / "t.skops"), test), transform(transformer, test))
+
+
+def test_price_cap_is_each_neighbourhoods_dearest_fit_row_sale(clean_frames) -> None:
+    from pipeline.house_prices.features import apply_price_cap, fit_price_cap
+
+    train, _ = clean_frames
+    rows = np.flatnonzero(~train["Id"].isin([524, 1299]).to_numpy())  # the Edwards partial sales held out
+    cap = fit_price_cap(train, rows, plain_features(price_cap=True, neighborhood_min_rows=30))
+    fit = train.iloc[rows]
+    sizes = fit["Neighborhood"].value_counts()
+    assert set(cap) == set(sizes.index[sizes >= 30])  # small neighbourhoods are left alone
+    assert cap["Edwards"] == fit.loc[fit["Neighborhood"] == "Edwards", "SalePrice"].max() < 400_000
+    houses = train.head(4).assign(Neighborhood=["Edwards", "Edwards", sizes.index[sizes < 30][0], "Atlantis"])
+    capped = apply_price_cap(np.array([1e6, 1e5, 1e7, 1e7]), houses, cap)
+    assert list(capped) == [cap["Edwards"], 1e5, 1e7, 1e7]  # above: capped; below, small, unseen: unchanged
+    assert fit_price_cap(train, rows, plain_features(price_cap=False)) is None
+
+
+def test_native_encoding_clips_numbers_but_never_codes(clean_frames) -> None:
+    train, test = clean_frames
+    params = plain_features(encoding="native", clip=True)
+    transformer = fit_transformer(train.head(300), None, params)
+    huge = test.head(2).assign(GrLivArea=1e6, MSZoning="Nowhere")
+    out = transform(transformer, huge)
+    assert (out["GrLivArea"] == transform(transformer, train.head(300))["GrLivArea"].max()).all()
+    assert (out["MSZoning"] == -1).all()
