@@ -81,6 +81,9 @@ def test_cv_stage_writes_oof_that_reproduces_the_ensemble_score(clean_frames, tm
     recomputed = [log_rmse(oof["oof_prediction"].to_numpy()[v], oof["SalePrice"].to_numpy()[v]) for _, v in folds]
     assert metrics["log_rmse_mean"] == pytest.approx(np.mean(recomputed), rel=1e-9)
     assert set(metrics["members"]) == {"member0", "member1"}
+    assert metrics["blend"] == "mean" and metrics["weights"] == {"member0": 0.5, "member1": 0.5}
+    assert set(metrics["blends"]) == {"mean", "stack", "ridge_meta"}
+    assert metrics["blends"]["mean"] == pytest.approx(metrics["log_rmse_mean"])
 
 
 def test_early_stopping_keeps_each_folds_best_epoch(clean_frames) -> None:

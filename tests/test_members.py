@@ -66,7 +66,8 @@ def test_native_encoding_gives_one_integer_code_per_categorical_column(clean_fra
     names = list(matrix.columns[mask])
     assert names == categorical_columns(frame.drop(columns=["Id", "SalePrice"]))  # one column each, no one-hot
     codes = matrix.loc[:, mask].to_numpy()
-    assert (codes == np.round(codes)).all() and codes.min() >= 0
+    assert (codes == np.round(codes)).all() and codes[:100].min() >= 0  # fit rows: every category known
+    assert codes[100:].min() >= -1  # rows outside the fit: -1 for a category the fit never saw
     onehot = plain_features()
     transformer, _ = fit_and_transform(frame, np.arange(100), None, onehot)
     assert not native_categorical(transformer, onehot).any()

@@ -68,13 +68,18 @@ def fit_blend(method: str, log_preds: np.ndarray, log_y: np.ndarray) -> Callable
     return lambda x: weights @ x
 
 
+def _log(prices: np.ndarray) -> np.ndarray:
+    """Log prices, clamped at 1 as the score clamps them."""
+    return np.log(np.clip(prices, 1.0, None))
+
+
 def blend_weights(method: str, member_oof: np.ndarray, prices: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
     """The shipped weights (`mean` or `stack`), fit on the rows `fit_rows` of every repeat.
 
     member_oof: `[members, repeats, N]` out-of-fold prices.
     """
     repeats = member_oof.shape[1]
-    log_preds = np.log(member_oof[:, :, fit_rows]).reshape(member_oof.shape[0], repeats * len(fit_rows))
+    log_preds = _log(member_oof[:, :, fit_rows]).reshape(member_oof.shape[0], repeats * len(fit_rows))
     log_y = np.tile(np.log(prices[fit_rows]), repeats)
     if not np.isfinite(log_preds).all():
         return np.full(member_oof.shape[0], np.nan)
@@ -93,7 +98,7 @@ def nested_blend(method: str, member_oof: np.ndarray, prices: np.ndarray, splits
         r = repeat[f]
         rows = fit_mask.copy()
         rows[valid_idx] = False
-        blend = fit_blend(method, np.log(member_oof[:, r, rows]), log_y[rows])
-        oof[r, valid_idx] = np.exp(blend(np.log(member_oof[:, r, valid_idx])))
+        blend = fit_blend(method, _log(member_oof[:, r, rows]), log_y[rows])
+        oof[r, valid_idx] = np.exp(blend(_log(member_oof[:, r, valid_idx])))
         scores[f] = log_rmse(oof[r, valid_idx], prices[valid_idx])
     return oof, scores

@@ -147,8 +147,11 @@ class CVResult:
     @property
     def oof_prices(self) -> np.ndarray:
         """`[N]` out-of-fold predictions, averaged in log space over the repeats (each repeat's
-        prediction of a row comes from models that never saw it)."""
-        return np.exp(np.log(self.oof_repeats).mean(axis=0))
+        prediction of a row comes from models that never saw it; prices clamped at 1, as the
+        score does). One repeat: its predictions unchanged."""
+        if self.repeats == 1:
+            return self.oof_repeats[0]
+        return np.exp(np.log(np.clip(self.oof_repeats, 1.0, None)).mean(axis=0))
 
     @property
     def oof_score(self) -> float:

@@ -156,8 +156,7 @@ def _mean_history(histories: list[History]) -> History:
 
     Members without epochs (scikit-learn, LightGBM: one row) join only when no member has epochs.
     """
-    curves = [h for h in histories if h.train.shape[0] > 1] or histories
-    histories = curves
+    histories = [h for h in histories if h.train.shape[0] > 1] or histories
     epochs = max(h.train.shape[0] for h in histories)
 
     def pad(curve: np.ndarray) -> np.ndarray:
