@@ -99,6 +99,11 @@ def load_tune(raw: Mapping[str, Any]) -> tuple[TuneParams, SearchSpace]:
     return tune, parse_space(tune.space, raw)
 
 
+def trial_params(raw: Mapping[str, Any], tune: TuneParams) -> dict[str, Any]:
+    """The params every trial starts from: `raw` scored on `tune.cv_repeats` repeats of its folds."""
+    return with_overrides(dict(raw), {"cv.repeats": tune.cv_repeats})
+
+
 def open_storage(spec: str, paths: ProjectPaths) -> optuna.storages.BaseStorage:
     """A storage from its URL: "" = the default journal file, a path = a journal file there,
     `sqlite:///...`, `postgresql://...` (any SQLAlchemy URL) = a database.
@@ -245,7 +250,7 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
     """Run (or join) the study, then write params.yaml with the best trial applied."""
     raw = read_params(paths.params)
     tune, space = load_tune(raw)
-    raw = with_overrides(raw, {"cv.repeats": tune.cv_repeats})
+    raw = trial_params(raw, tune)
     if options.apply and options.output is not None:
         raise TuningError("--apply writes params.yaml itself; leave out --output")
     if options.n_jobs < 1:
