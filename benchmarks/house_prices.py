@@ -103,7 +103,8 @@ def main() -> None:
     args = parser.parse_args()
     params = StageParams(ROOT / "params.yaml")
     base = params.section("base", BaseParams)
-    features = params.section("features", FeatureParams)
+    # The loops are compared, not the price cap (a post-processing `book_loop` lacks): off for both.
+    features = dataclasses.replace(params.section("features", FeatureParams), price_cap=False)
     model = params.section("model", ModelParams)
     train_params = params.section("train", TrainParams)
     cv = params.section("cv", CVParams)
@@ -132,7 +133,7 @@ def main() -> None:
         print(f"{kind:<8}{ours.mean:>9.4f} ± {ours.std:.3f}{ours_s:>8.1f}s{ref.mean():>14.4f} ± {ref.std():.3f}"
               f"{ref_s:>12.1f}s{ref_s / ours_s:>9.1f}x")
     book_features = dataclasses.replace(features, fit_on="train+test", log_skewed=False, ordinal="none", derived=False,
-                                        drop_outliers=False, clip=False, neighborhood_cap=False)
+                                        drop_outliers=False, clip=False, neighborhood_cap=False, encoding="onehot")
     book_train = dataclasses.replace(train_params, target="raw", loss="mse", epochs=100, batch_size=64, lr=5.0,
                                      weight_decay=0.0, schedule="constant", patience=0)
     book = cross_validate(train, test, book_features, dataclasses.replace(model, kind="linear"), book_train,

@@ -28,7 +28,7 @@ from pipeline.common.params import RUNTIME, RuntimeParams, parse_section, read_p
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.house_prices.experiment import parse_experiment
-from pipeline.tuning.study import load_tune, make_objective, make_study, optimize
+from pipeline.tuning.study import load_tune, make_objective, make_study, optimize, trial_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,9 +45,11 @@ def main() -> None:
 
     raw = read_params(args.params)
     tune, space = load_tune(raw)
+    raw = trial_params(raw, tune)  # as `kpipe tune` scores trials: on tune.cv_repeats repeats
     params = parse_experiment(raw)
     train, test = load_clean_frames(args.data)
-    print(f"{len(train)} rows, {params.cv.folds} folds, space: {', '.join(d.key for d in space.dimensions)}")
+    print(f"{len(train)} rows, {params.cv.repeats} x {params.cv.folds} folds, "
+          f"space: {', '.join(d.key for d in space.dimensions)}")
     print(f"{'n_jobs':>6} {'minutes':>7} {'trials':>6} {'complete':>8} {'pruned':>6} {'failed':>6} "
           f"{'trials/min':>10} {'best':>8}")
     for n_jobs in (int(n) for n in args.n_jobs.split(",")):

@@ -58,12 +58,12 @@ def plain_features(**changes: object) -> FeatureParams:
     shipped = parse_section(SHIPPED_PARAMS["features"], FeatureParams, "features")
     return dataclasses.replace(shipped, **{"fit_on": "train", "log_skewed": True, "ordinal": "none", "derived": False,
                                            "drop_outliers": False, "clip": False, "neighborhood_cap": False,
-                                           **changes})
+                                           "price_cap": False, "encoding": "onehot", **changes})
 
 
 def model_params(kind: str, hidden: tuple[int, ...] = (), dropout: float = 0.0,
                  linear_skip: bool = False) -> ModelParams:
-    return ModelParams(kind=kind, hidden=hidden, dropout=dropout, linear_skip=linear_skip, members=())
+    return ModelParams(kind=kind, hidden=hidden, dropout=dropout, linear_skip=linear_skip, members=(), blend="mean")
 
 
 def train_params(**changes: object) -> TrainParams:

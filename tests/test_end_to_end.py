@@ -19,7 +19,9 @@ from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.submission import check_submission
 
 pytestmark = pytest.mark.e2e
-FAST = {"train__epochs": 3, "runtime__threads": 1}  # one thread: the same float sums in every run
+# The default model (a stacked ensemble of torch, scikit-learn and LightGBM members) made quick;
+# one thread: the same float sums in every run.
+FAST = {"train__epochs": 3, "lightgbm__num_boost_round": 50, "runtime__threads": 1}
 # The House Prices pipeline: `predict` and every stage upstream of it (the Fashion-MNIST
 # stages have their own end-to-end test).
 HOUSE_PRICES = "predict"
@@ -33,9 +35,9 @@ def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str
     cv = json.loads(paths.cv_metrics.read_text())
     assert set(cv) >= {"log_rmse_mean", "log_rmse_std", "folds"} and len(cv["folds"]) == folds
     assert 0 < cv["log_rmse_mean"] < 1.0
-    names = [f"member{i}-{m['model.kind']}" for i, m in enumerate(
-        yaml.safe_load((repo / "params.yaml").read_text())["model"]["members"])]
-    assert sorted(p.stem for p in paths.cv_curves_dir.iterdir()) == sorted(names)  # one file per member
+    names = [f"member{i}-{m['model.kind']}" for i, m in enumerate(  # the members trained epoch by epoch
+        yaml.safe_load((repo / "params.yaml").read_text())["model"]["members"]) if m["model.kind"] in ("linear", "mlp")]
+    assert sorted(p.stem for p in paths.cv_curves_dir.iterdir()) == sorted(names)  # one file per torch member
     for name in names:
         assert list(pd.read_csv(paths.cv_curves(name))["epoch"]) == [1, 2, 3]
     assert paths.cv_curves_png.exists() and paths.train_curves_png.exists()
@@ -43,7 +45,12 @@ def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str
     members = json.loads((model_dir / "config.json").read_text())["members"]
     shipped = yaml.safe_load((repo / "params.yaml").read_text())["model"]["members"]
     assert len(members) == len(cv["members"]) == len(shipped) > 1  # params.yaml's default ensemble
-    assert all((model_dir / m / "weights.safetensors").exists() for m in members)
+    for m in members:  # each member's own file: torch weights, a skops estimator or a LightGBM text model
+        spec = json.loads((model_dir / m / "config.json").read_text())["model"]
+        assert (model_dir / m / spec.get("file", "weights.safetensors")).exists()
+    # The blend weights learned in cv are the ones saved with the model.
+    weights = json.loads((model_dir / "config.json").read_text())["weights"]
+    assert weights == pytest.approx(list(cv["weights"].values())) and sum(weights) == pytest.approx(1.0)
 
     mlflow.set_tracking_uri(mlflow_uri)
     client = mlflow.tracking.MlflowClient()
@@ -143,15 +150,18 @@ def test_make_runs_the_pipeline_from_the_bundled_archive_in_a_fresh_clone(
     # Metrics are committed: `dvc metrics diff` compares this run with the clone's HEAD.
     diff = run_dvc(repo_copy, "metrics", "diff", "HEAD", "--all")
     assert diff.returncode == 0 and "metrics/house_prices/cv.json" in diff.stdout, diff.stdout + diff.stderr
-    # The inspection stage, outside the main chain, runs on demand.
+    # The inspection stages, outside the main chain, run on demand.
     features = run_dvc(repo_copy, "repro", "features")
     assert features.returncode == 0, features.stderr
     assert json.loads(ProjectPaths(repo_copy).features_metrics.read_text())["n_features"] > 200
+    residuals = run_dvc(repo_copy, "repro", "residuals")
+    assert residuals.returncode == 0, residuals.stderr
+    assert len(pd.read_csv(ProjectPaths(repo_copy).worst_houses)) == 25
     _kaggle_cli_takes(repo_copy / "submissions" / "submission.csv", tmp_path / "home")
     changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo_copy,
                              capture_output=True, text=True, check=True).stdout.splitlines()
     committed_outputs = ("params.yaml", "dvc.lock", "metrics/", "plots/house_prices/cv_curves/",
-                         "plots/house_prices/train_curves/")
+                         "plots/house_prices/train_curves/", "plots/house_prices/residuals/")
     assert [line for line in changed if not line[3:].startswith(committed_outputs)] == [], \
         "outputs are git-ignored (DVC-cached) or committed metrics and curves"
 

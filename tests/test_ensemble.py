@@ -27,8 +27,8 @@ def _params(**model: object) -> dict:
     return raw
 
 
-ENSEMBLE = dict(kind="ensemble", members=[{"model.kind": "linear"},
-                                          {"model.kind": "mlp", "model.hidden": [16], "base.seed": 7}])
+ENSEMBLE = dict(kind="ensemble", blend="mean", members=[{"model.kind": "linear"},
+                                                        {"model.kind": "mlp", "model.hidden": [16], "base.seed": 7}])
 
 
 def test_ensemble_members_are_parsed_from_overrides() -> None:
@@ -39,7 +39,7 @@ def test_ensemble_members_are_parsed_from_overrides() -> None:
 
 @pytest.mark.parametrize(("members", "message"), [
     ([], "members is empty"),
-    ([{"model.kind": "ensemble"}], "set model.kind to linear or mlp"),
+    ([{"model.kind": "ensemble"}], "set model.kind to linear, mlp, sklearn or lightgbm"),
     ([{"model.kind": "linear", "cv.folds": 3}], "share the ensemble's folds"),
     ([{"model.kind": "linear", "train.lr_typo": 1}], "no key 'lr_typo'"),
 ])
@@ -84,6 +84,9 @@ def test_cv_stage_writes_oof_that_reproduces_the_ensemble_score(clean_frames, tm
     recomputed = [log_rmse(oof["oof_prediction"].to_numpy()[v], oof["SalePrice"].to_numpy()[v]) for _, v in folds]
     assert metrics["log_rmse_mean"] == pytest.approx(np.mean(recomputed), rel=1e-9)
     assert set(metrics["members"]) == {"member0", "member1"}
+    assert metrics["blend"] == "mean" and metrics["weights"] == {"member0": 0.5, "member1": 0.5}
+    assert set(metrics["blends"]) == {"mean", "stack", "ridge_meta"}
+    assert metrics["blends"]["mean"] == pytest.approx(metrics["log_rmse_mean"])
 
 
 def test_early_stopping_keeps_each_folds_best_epoch(clean_frames) -> None:

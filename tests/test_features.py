@@ -227,13 +227,13 @@ import sys, zipfile
 import pandas as pd
 from pathlib import Path
 from pipeline.house_prices.features import fit_transformer, save_transformer
+from pipeline.common.params import StageParams
 from pipeline.house_prices.params import FeatureParams
 from pipeline.house_prices.validation import validate_raw
 archive = zipfile.ZipFile(sys.argv[1])
 train, test, _ = validate_raw(pd.read_csv(archive.open("train.csv")).head(200),
                               pd.read_csv(archive.open("test.csv")).head(50))
-params = FeatureParams(fit_on="train", log_skewed=True, skew_threshold=0.75, ordinal="add", derived=True,
-                       drop_outliers=False, clip=True, neighborhood_cap=True, neighborhood_min_rows=30)
+params = StageParams(Path(sys.argv[3])).section("features", FeatureParams)  # the shipped options
 save_transformer(fit_transformer(train, test, params), Path(sys.argv[2]))
 """
 
@@ -246,6 +246,33 @@ def test_saving_the_same_fit_gives_the_same_bytes_in_any_process(tmp_path) -> No
     from conftest import BUNDLED_ZIP
 
     for name in ("first.skops", "second.skops"):
-        subprocess.run([sys.executable, "-c", SAVE_ONE_FIT, str(BUNDLED_ZIP), str(tmp_path / name)], check=True)
+        subprocess.run([sys.executable, "-c", SAVE_ONE_FIT, str(BUNDLED_ZIP), str(tmp_path / name),
+                        str(BUNDLED_ZIP.parents[2] / "params.yaml")], check=True)
     assert (tmp_path / "first.skops").read_bytes() == (tmp_path / "second.skops").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first.skops", "second.skops"]  # no temp files
+
+
+def test_price_cap_is_each_neighbourhoods_dearest_fit_row_sale(clean_frames) -> None:
+    from pipeline.house_prices.features import apply_price_cap, fit_price_cap
+
+    train, _ = clean_frames
+    rows = np.flatnonzero(~train["Id"].isin([524, 1299]).to_numpy())  # the Edwards partial sales held out
+    cap = fit_price_cap(train, rows, plain_features(price_cap=True, neighborhood_min_rows=30))
+    fit = train.iloc[rows]
+    sizes = fit["Neighborhood"].value_counts()
+    assert set(cap) == set(sizes.index[sizes >= 30])  # small neighbourhoods are left alone
+    assert cap["Edwards"] == fit.loc[fit["Neighborhood"] == "Edwards", "SalePrice"].max() < 400_000
+    houses = train.head(4).assign(Neighborhood=["Edwards", "Edwards", sizes.index[sizes < 30][0], "Atlantis"])
+    capped = apply_price_cap(np.array([1e6, 1e5, 1e7, 1e7]), houses, cap)
+    assert list(capped) == [cap["Edwards"], 1e5, 1e7, 1e7]  # above: capped; below, small, unseen: unchanged
+    assert fit_price_cap(train, rows, plain_features(price_cap=False)) is None
+
+
+def test_native_encoding_clips_numbers_but_never_codes(clean_frames) -> None:
+    train, test = clean_frames
+    params = plain_features(encoding="native", clip=True)
+    transformer = fit_transformer(train.head(300), None, params)
+    huge = test.head(2).assign(GrLivArea=1e6, MSZoning="Nowhere")
+    out = transform(transformer, huge)
+    assert (out["GrLivArea"] == transform(transformer, train.head(300))["GrLivArea"].max()).all()
+    assert (out["MSZoning"] == -1).all()

@@ -21,10 +21,10 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.common.params import ParamsError, read_params
+from pipeline.common.params import ParamsError, read_params, with_overrides
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.tracking import RunRecord, open_run
-from pipeline.house_prices.experiment import parse_experiment
+from pipeline.house_prices.experiment import parse_experiment, run_cv
 from pipeline.tuning.apply import write_params
 from pipeline.tuning.space import parse_space
 from pipeline.tuning.study import TuneOptions, load_tune, make_objective, optimize, run_tuning
@@ -157,6 +157,12 @@ def test_a_tiny_study_writes_params_the_stages_accept(tune_repo: Path, mlflow_ur
     assert list(params.model.hidden) == outcome.best_overrides["model.hidden"]
     assert params.cv.folds == 2 and tuned["tune"] == read_params(paths.params)["tune"]
     assert outcome.best.value == min(t.value for t in outcome.study.trials if t.state == TrialState.COMPLETE)
+    # Trials are scored on tune.cv_repeats repeats of the folds; the file keeps the project's cv.repeats.
+    repeats = tuned["tune"]["cv_repeats"]
+    assert params.cv.repeats == 1 < repeats
+    frames = [pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)]
+    rescored = run_cv(parse_experiment(with_overrides(tuned, {"cv.repeats": repeats})), *frames)
+    assert len(rescored.fold_scores) == repeats * 2 and rescored.mean == pytest.approx(outcome.best.value, rel=1e-4)
 
     # each trial is a nested run of one "tune" parent, with its state and its per-epoch curve
     mlflow.set_tracking_uri(mlflow_uri)

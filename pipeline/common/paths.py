@@ -144,6 +144,26 @@ class ProjectPaths:
         return self.house_plots_dir / "train_curves.png"
 
     @property
+    def residuals_metrics(self) -> Path:
+        return self.house_metrics_dir / "residuals.json"
+
+    @property
+    def residuals_dir(self) -> Path:
+        """The error tables (committed CSVs): the worst houses and one file per breakdown."""
+        return self.house_plots_dir / "residuals"
+
+    @property
+    def worst_houses(self) -> Path:
+        return self.residuals_dir / "worst_houses.csv"
+
+    def residuals_by(self, column: str) -> Path:
+        return self.residuals_dir / f"by_{column.lower()}.csv"
+
+    @property
+    def residuals_png(self) -> Path:
+        return self.house_plots_dir / "residuals.png"
+
+    @property
     def mlflow_db(self) -> Path:
         return self.root / "mlflow.db"
 

@@ -39,6 +39,12 @@ def set_threads(threads: int) -> int:
     return n
 
 
+def current_threads() -> int:
+    """The thread count `set_threads` chose for this process: what other libraries (LightGBM)
+    get too, so one `runtime.threads` governs every library of a stage."""
+    return torch.get_num_threads()
+
+
 def resolve_device(choice: str) -> torch.device:
     """`auto` takes a GPU when one is present; `cuda` without one is an error, not a fallback."""
     if choice == "cuda" and not torch.cuda.is_available():

@@ -1,13 +1,16 @@
 """The trained house-prices model on disk: weights, feature transformer and config together.
 
-Weights are safetensors (no code runs at load), the transformer is skops (likewise), the
+Torch weights are safetensors (no code runs at load), scikit-learn estimators and the
+transformer are skops (likewise), LightGBM boosters are LightGBM's text model format, the
 config is JSON. Together they are self-describing: `load_final` rebuilds the exact model
 and transform without reading params.yaml. A trained experiment is one or more such models
-(`member0/`, `member1/`, ... for an ensemble) under one folder with a top-level config.
+(`member0/`, `member1/`, ... for an ensemble) under one folder with a top-level config, which
+also holds the blend weights `predict_blend` applies.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import numpy as np
 from safetensors.torch import load_file, save_file
 
 from pipeline.common.io import atomic_dir
+from pipeline.house_prices.estimators import ESTIMATOR_KINDS, load_regressor
 from pipeline.house_prices.features import load_transformer, save_transformer
 from pipeline.house_prices.final import FinalModel
 from pipeline.house_prices.models import ModelSpec, StackedRegressor
@@ -27,27 +31,38 @@ CONFIG = "config.json"
 
 
 def save_final(final: FinalModel, directory: Path, extra: dict[str, Any]) -> None:
-    """Write the three files of a model; `extra` (params, CV score) goes into the config."""
+    """Write the files of a model; `extra` (params, CV score) goes into the config."""
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in final.model.state_dict().items()}, directory / WEIGHTS)
+    if isinstance(final.model, StackedRegressor):
+        save_file({k: v.contiguous() for k, v in final.model.state_dict().items()}, directory / WEIGHTS)
+        spec = final.model.spec.to_dict()
+    else:
+        spec = {"kind": final.model.kind, "estimator": final.model.name, "file": final.model.save(directory)}
     save_transformer(final.transformer, directory / TRANSFORMER)
-    config = {"model": final.model.spec.to_dict(), "target": final.target,
-              "feature_names": final.feature_names, **extra}
+    config = {"model": spec, "target": final.target, "feature_names": final.feature_names,
+              "price_cap": final.price_cap, **extra}
     (directory / CONFIG).write_text(json.dumps(config, indent=2))
 
 
 def load_final(directory: Path) -> FinalModel:
     """Rebuild a model saved by `save_final`."""
-    missing = [n for n in (WEIGHTS, TRANSFORMER, CONFIG) if not (directory / n).exists()]
+    if not (directory / CONFIG).exists():
+        raise FileNotFoundError(f"{directory} lacks {CONFIG}: run `dvc repro train` first")
+    config = json.loads((directory / CONFIG).read_text())
+    spec = config["model"]
+    model_file = spec["file"] if spec["kind"] in ESTIMATOR_KINDS else WEIGHTS
+    missing = [n for n in (model_file, TRANSFORMER) if not (directory / n).exists()]
     if missing:
         raise FileNotFoundError(f"{directory} lacks {', '.join(missing)}: run `dvc repro train` first")
-    config = json.loads((directory / CONFIG).read_text())
-    model = StackedRegressor(ModelSpec.from_dict(config["model"]))
-    model.load_state_dict(load_file(directory / WEIGHTS))
-    model.eval()
+    if spec["kind"] in ESTIMATOR_KINDS:
+        model = load_regressor(directory, spec["kind"], spec["estimator"])
+    else:
+        model = StackedRegressor(ModelSpec.from_dict(spec))
+        model.load_state_dict(load_file(directory / WEIGHTS))
+        model.eval()
     empty = History(np.empty((0, 1)), np.empty((0, 1)))
     return FinalModel(load_transformer(directory / TRANSFORMER), model, empty,
-                      config["target"], config["feature_names"])
+                      config["target"], config["feature_names"], price_cap=config.get("price_cap"))
 
 
 def save_members(members: list[FinalModel], directory: Path, extra: dict[str, Any]) -> None:
@@ -60,12 +75,16 @@ def save_members(members: list[FinalModel], directory: Path, extra: dict[str, An
     with atomic_dir(directory) as tmp:
         for name, member in zip(names, members, strict=True):
             save_final(member, tmp / name, {})
-        (tmp / CONFIG).write_text(json.dumps({"members": names, **extra}, indent=2))
+        config = {"members": names, "weights": [m.weight for m in members], **extra}
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2))
 
 
 def load_members(directory: Path) -> list[FinalModel]:
-    """The members saved by `save_members`, in order."""
+    """The members saved by `save_members`, in order, each with its blend weight."""
     if not (directory / CONFIG).exists():
         raise FileNotFoundError(f"{directory / CONFIG} not found: run `dvc repro train` first")
-    names = json.loads((directory / CONFIG).read_text())["members"]
-    return [load_final(directory / name) for name in names]
+    config = json.loads((directory / CONFIG).read_text())
+    names = config["members"]
+    weights = config.get("weights", [1.0 / len(names)] * len(names))  # models saved before learned weights
+    return [dataclasses.replace(load_final(directory / name), weight=float(w))
+            for name, w in zip(names, weights, strict=True)]

@@ -1,4 +1,9 @@
-"""K-fold cross-validation over the shared feature module: folds, fold features, the CV score."""
+"""K-fold cross-validation over the shared feature module: folds, fold features, the CV score.
+
+Folds may be repeated (`cv.repeats`): the splits are then the k folds of the first shuffle,
+then the k of the second, and so on; every row is validated once per repeat, and the
+out-of-fold predictions are kept per repeat (`CVResult.oof_repeats`).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,26 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, RepeatedKFold
 from tqdm.auto import tqdm
 
 from pipeline.common.params import ParamsError
-from pipeline.house_prices.features import fit_and_transform, text_as_object, training_rows
+from pipeline.house_prices.estimators import Regressor
+from pipeline.house_prices.features import (
+    apply_price_cap,
+    fit_and_transform,
+    fit_price_cap,
+    native_categorical,
+    text_as_object,
+    training_rows,
+)
 from pipeline.house_prices.models import model_spec
 from pipeline.house_prices.params import FeatureParams, ModelParams, TrainParams
 from pipeline.house_prices.schemas import TARGET
@@ -45,12 +60,12 @@ class FoldFeatureCache:
 
     def __init__(self, max_entries: int = 64) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._entries: OrderedDict[tuple, FoldMatrix] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
     def matrix(self, train: pd.DataFrame, fit_idx: np.ndarray, test: pd.DataFrame | None,
-               features: FeatureParams) -> np.ndarray:
+               features: FeatureParams) -> FoldMatrix:
         key = (features, hashlib.sha1(np.ascontiguousarray(fit_idx, dtype=np.int64)).hexdigest())
         with self._lock:  # `kpipe tune --n-jobs` runs trials in threads
             found = self._entries.get(key)
@@ -67,30 +82,66 @@ class FoldFeatureCache:
         return matrix
 
 
+class FoldMatrix(NamedTuple):
+    """One fold's features of every row, and which columns hold native category codes."""
+
+    values: np.ndarray  # [N, d]
+    categorical: np.ndarray  # [d] bool
+
+
 def fold_matrix(train: pd.DataFrame, fit_idx: np.ndarray, test: pd.DataFrame | None,
-                features: FeatureParams) -> np.ndarray:
+                features: FeatureParams) -> FoldMatrix:
     """Features of every row of `train`, from a transformer fit on the rows `fit_idx`."""
-    return fit_and_transform(train, fit_idx, test, features)[1].to_numpy()
+    transformer, matrix = fit_and_transform(train, fit_idx, test, features)
+    return FoldMatrix(matrix.to_numpy(), native_categorical(transformer, features))
 
 
-def split_folds(n_rows: int, folds: int, seed: int, shuffle: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+Splits = list[tuple[np.ndarray, np.ndarray]]
+
+
+def split_folds(n_rows: int, folds: int, seed: int, shuffle: bool = True, repeats: int = 1) -> Splits:
     """k-fold (train_idx, valid_idx) pairs, shuffled with `seed` or (`shuffle=False`) the
-    book's contiguous blocks; every row is validated exactly once."""
+    book's contiguous blocks; every row is validated exactly once per repeat.
+
+    Repeats are scikit-learn's `RepeatedKFold` from `seed`, whose first repeat is exactly
+    `KFold(shuffle=True, random_state=seed)`: one repeat is the plain shuffled k-fold.
+    """
     if not 2 <= folds <= n_rows:
         raise ParamsError(f"cv.folds must be between 2 and the number of rows ({n_rows}), got {folds}")
-    kfold = KFold(n_splits=folds, shuffle=True, random_state=seed) if shuffle else KFold(n_splits=folds)
+    if repeats > 1 and not shuffle:
+        raise ParamsError("repeated folds need shuffling: contiguous folds are the same every time")
+    if repeats > 1:
+        kfold = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    else:
+        kfold = KFold(n_splits=folds, shuffle=True, random_state=seed) if shuffle else KFold(n_splits=folds)
     return list(kfold.split(np.arange(n_rows)))
+
+
+def fold_names(folds: int, repeats: int) -> list[str]:
+    """`fold1`.. for one repeat; `repeat1_fold1`.. for several (the order of the splits)."""
+    if repeats == 1:
+        return [f"fold{k + 1}" for k in range(folds)]
+    return [f"repeat{r + 1}_fold{k + 1}" for r in range(repeats) for k in range(folds)]
+
+
+def repeat_of(splits: Splits, n_rows: int) -> np.ndarray:
+    """The repeat each split belongs to: splits come repeat by repeat, each covering all rows."""
+    repeats = sum(len(v) for _, v in splits) // n_rows
+    if repeats < 1 or len(splits) % repeats:
+        raise ValueError(f"{len(splits)} splits over {n_rows} rows are not whole repeats of k-fold")
+    return np.arange(len(splits)) // (len(splits) // repeats)
 
 
 @dataclass
 class CVResult:
-    fold_scores: np.ndarray  # [folds] validation log-RMSE
-    history: History  # per-epoch curves, [epochs, folds]
-    oof_prices: np.ndarray  # [N] out-of-fold predicted prices
+    fold_scores: np.ndarray  # [repeats * folds] validation log-RMSE
+    history: History  # per-epoch curves, [epochs, repeats * folds]
+    oof_repeats: np.ndarray  # [repeats, N] out-of-fold predicted prices, one row per repeat
     prices: np.ndarray  # [N] true prices
 
     @property
     def mean(self) -> float:
+        """Mean over all folds of all repeats."""
         return float(self.fold_scores.mean())
 
     @property
@@ -98,9 +149,23 @@ class CVResult:
         return float(self.fold_scores.std())
 
     @property
+    def repeats(self) -> int:
+        return self.oof_repeats.shape[0]
+
+    @property
+    def oof_prices(self) -> np.ndarray:
+        """`[N]` out-of-fold predictions, averaged in log space over the repeats (each repeat's
+        prediction of a row comes from models that never saw it; prices clamped at 1, as the
+        score does). One repeat: its predictions unchanged."""
+        if self.repeats == 1:
+            return self.oof_repeats[0]
+        return np.exp(np.log(np.clip(self.oof_repeats, 1.0, None)).mean(axis=0))
+
+    @property
     def oof_score(self) -> float:
-        """log-RMSE of all out-of-fold predictions pooled (close to, not equal to, the mean)."""
-        return log_rmse(self.oof_prices, self.prices)
+        """log-RMSE of all out-of-fold predictions of all repeats pooled (close to, not equal
+        to, the mean)."""
+        return log_rmse(self.oof_repeats.ravel(), np.tile(self.prices, self.repeats))
 
 
 def _stack(matrices: list[np.ndarray]) -> torch.Tensor:
@@ -128,15 +193,14 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     to prune a tuning trial by raising). `splits` come from `split_folds` (the caller's
     `cv` params), so ensemble members share one fold assignment while their seeds differ.
     `cache` reuses fold matrices across runs on the same frames (tuning). `device` is a
-    `runtime.device` choice.
+    `runtime.device` choice. With `features.price_cap`, each fold's predictions are capped at
+    its fit rows' neighbourhood prices: the fold scores include the cap, the per-epoch curves
+    (the network's own outputs) do not.
     """
     train, test = text_as_object(train), (None if test is None else text_as_object(test))
     folds = len(splits)
     splits = [(training_rows(train, t, features), v) for t, v in splits]
-    matrices = []
-    for train_idx, _ in tqdm(splits, desc="features per fold", leave=False):
-        matrices.append(fold_matrix(train, train_idx, test, features) if cache is None
-                        else cache.matrix(train, train_idx, test, features))
+    matrices = [m.values for m in _fold_matrices(train, test, features, splits, cache)]
     x = _stack(matrices)
     n = len(train)
     train_mask = torch.zeros(folds, n, dtype=torch.bool)
@@ -159,14 +223,50 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
                                       device=device)
     check_converged(history, f"cv of {model.kind}", params)
     outputs = predict_outputs(fitted, x).double().numpy()
-    oof = np.empty(n)
-    for f, (_, valid_idx) in enumerate(splits):
-        oof[valid_idx] = to_prices(outputs[f, valid_idx], params.target)
+    repeat = repeat_of(splits, n)
+    oof = np.empty((repeat[-1] + 1, n))
+    for f, (fit_idx, valid_idx) in enumerate(splits):
+        oof[repeat[f], valid_idx] = apply_price_cap(to_prices(outputs[f, valid_idx], params.target),
+                                                    train.iloc[valid_idx], fit_price_cap(train, fit_idx, features))
     return score_oof(oof, prices.numpy(), splits, history)
 
 
-def score_oof(oof: np.ndarray, prices: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
-              history: History) -> CVResult:
-    """Fold scores from out-of-fold predictions: the one definition of a CV score."""
-    scores = np.array([log_rmse(oof[v], prices[v]) for _, v in splits])
+def _fold_matrices(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams, splits: Splits,
+                   cache: FoldFeatureCache | None) -> list[FoldMatrix]:
+    return [fold_matrix(train, fit_idx, test, features) if cache is None
+            else cache.matrix(train, fit_idx, test, features)
+            for fit_idx, _ in tqdm(splits, desc="features per fold", leave=False)]
+
+
+def cross_validate_regressor(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
+                             make: Callable[[], Regressor], splits: Splits, *,
+                             cache: FoldFeatureCache | None = None) -> CVResult:
+    """`cross_validate` for a scikit-learn or LightGBM member: `make()` gives a fresh regressor
+    of log price, fit on each fold's training rows (outliers dropped as for every member) and
+    scored on its held-out rows. Its history is one "epoch": the final train and valid scores."""
+    train, test = text_as_object(train), (None if test is None else text_as_object(test))
+    splits = [(training_rows(train, t, features), v) for t, v in splits]
+    prices = train[TARGET].to_numpy(dtype=np.float64)
+    repeat = repeat_of(splits, len(train))
+    oof = np.empty((repeat[-1] + 1, len(train)))
+    train_scores = np.empty(len(splits))
+    matrices = _fold_matrices(train, test, features, splits, cache)
+    for f, ((fit_idx, valid_idx), matrix) in enumerate(tqdm(list(zip(splits, matrices, strict=True)),
+                                                            desc="regressor per fold", leave=False)):
+        regressor = make().fit(matrix.values[fit_idx], np.log(prices[fit_idx]), matrix.categorical)
+        oof[repeat[f], valid_idx] = apply_price_cap(np.exp(regressor.predict(matrix.values[valid_idx])),
+                                                    train.iloc[valid_idx], fit_price_cap(train, fit_idx, features))
+        train_scores[f] = log_rmse(np.exp(regressor.predict(matrix.values[fit_idx])), prices[fit_idx])
+    history = History(train_scores[None, :], np.full((1, len(splits)), np.nan), np.ones(len(splits), dtype=int))
+    result = score_oof(oof, prices, splits, history)
+    result.history.valid[0] = result.fold_scores
+    return result
+
+
+def score_oof(oof: np.ndarray, prices: np.ndarray, splits: Splits, history: History) -> CVResult:
+    """Fold scores from out-of-fold predictions (`[repeats, N]`, or `[N]` for one repeat): the
+    one definition of a CV score."""
+    oof = np.atleast_2d(oof)
+    repeat = repeat_of(splits, len(prices))
+    scores = np.array([log_rmse(oof[repeat[f], v], prices[v]) for f, (_, v) in enumerate(splits)])
     return CVResult(scores, history, oof, prices)

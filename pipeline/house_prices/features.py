@@ -2,7 +2,9 @@
 
 Optional well-known derived features and ordinal codes of the quality scales come first;
 then numeric columns (optionally log1p'd when skewed) are mean-imputed and standardized and
-text columns are one-hot encoded with an explicit "missing" category. The transformer is fit
+text columns are one-hot encoded with an explicit "missing" category (or, with
+`encoding: native`, the tree view, coded as one integer per category, -1 for a category never
+seen in the fit). The transformer is fit
 on training rows only (inside each fold) and applied unchanged at prediction time, where a
 category never seen in training is ignored (all-zero one-hot), not an error. Removal of
 training outliers is a row filter (`training_rows`), applied to training rows only.
@@ -21,7 +23,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from pipeline.common.io import atomic_path
 from pipeline.house_prices.params import FeatureParams
@@ -234,6 +236,33 @@ class CapWithinGroup(TransformerMixin, BaseEstimator):
         return self.feature_names_in_
 
 
+def fit_price_cap(frame: pd.DataFrame, rows: np.ndarray, params: FeatureParams) -> dict[str, float] | None:
+    """With `price_cap`: the highest sale price among the rows `rows` of each `Neighborhood`
+    that has at least `neighborhood_min_rows` of them (plain JSON-ready data, saved with the
+    model); else None.
+
+    `neighborhood_cap` caps each feature at its neighbourhood's maximum, but those maxima come
+    from different houses: a house that tops its neighbourhood in every feature at once is
+    still priced above any house that neighbourhood ever sold (the two partial sales of
+    Edwards, where no house sold above $320k, come out near $400k-$470k). Capping the price
+    itself says what the features cannot: nothing in this neighbourhood sold for more.
+    """
+    if not params.price_cap:
+        return None
+    fit = frame.iloc[rows]
+    groups = fit.groupby("Neighborhood")[TARGET].agg(["max", "size"])
+    kept = groups[groups["size"] >= params.neighborhood_min_rows]
+    return {str(name): float(price) for name, price in kept["max"].items()}
+
+
+def apply_price_cap(prices: np.ndarray, raw: pd.DataFrame, cap: dict[str, float] | None) -> np.ndarray:
+    """`prices` of the houses `raw`, each at most its neighbourhood's cap (others unchanged)."""
+    if cap is None:
+        return prices
+    limit = raw["Neighborhood"].map(cap).to_numpy(dtype=np.float64)  # NaN: no cap for this neighbourhood
+    return np.fmin(prices, limit)  # fmin ignores the NaN
+
+
 def outlier_rows(frame: pd.DataFrame) -> np.ndarray:
     """Training houses over 4000 sq ft that sold under $300k (boolean mask)."""
     if TARGET not in frame.columns:
@@ -254,11 +283,15 @@ def training_rows(frame: pd.DataFrame, rows: np.ndarray, params: FeatureParams) 
 def build_transformer(params: FeatureParams) -> Pipeline:
     """An unfitted transformer; fit it with `fit_transformer`."""
     steps = [SkewedLog1p(params.skew_threshold)] if params.log_skewed else []
-    numeric = make_pipeline(*steps, SimpleImputer(strategy="mean"), StandardScaler())
+    native = params.encoding == "native"
+    # Native codes are labels, not sizes: clipping them would turn an unseen category (-1) into
+    # the first one, so the tree view clips its numeric columns only.
+    numeric = make_pipeline(*steps, SimpleImputer(strategy="mean"), StandardScaler(),
+                            *([ClipToFitRange()] if native and params.clip else []))
+    codes = (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float64) if native
+             else OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64))
     categorical = make_pipeline(
-        SimpleImputer(strategy="constant", fill_value=MISSING, keep_empty_features=True),
-        OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64),
-    )
+        SimpleImputer(strategy="constant", fill_value=MISSING, keep_empty_features=True), codes)
     encode = ColumnTransformer(
         [("numeric", numeric, numeric_columns), ("categorical", categorical, categorical_columns)],
         verbose_feature_names_out=False,
@@ -271,9 +304,20 @@ def build_transformer(params: FeatureParams) -> Pipeline:
     if params.neighborhood_cap:
         steps.append(("cap", CapWithinGroup("Neighborhood", params.neighborhood_min_rows)))
     steps.append(("encode", encode))
-    if params.clip:
+    if params.clip and not native:
         steps.append(("clip", ClipToFitRange()))
     return Pipeline(steps)
+
+
+def native_categorical(transformer: Pipeline, params: FeatureParams) -> np.ndarray:
+    """Which output columns of a fitted transformer hold native category codes (a boolean mask;
+    all false for one-hot, whose columns are ordinary 0/1 numbers)."""
+    columns = encoder(transformer).output_indices_
+    width = max(s.stop for s in columns.values())
+    mask = np.zeros(width, dtype=bool)
+    if params.encoding == "native":
+        mask[columns["categorical"]] = True
+    return mask
 
 
 def encoder(transformer: Pipeline) -> ColumnTransformer:

@@ -26,6 +26,7 @@ from pipeline.common.tracking import (
     open_run,
     tracking_uri,
 )
+from pipeline.house_prices.cv import fold_names
 from pipeline.house_prices.experiment import model_names
 from pipeline.house_prices.plots import curve_metrics
 
@@ -84,11 +85,13 @@ class CVRun:
                picture: Path) -> None:
         """Fold scores (an ensemble's: of the blend, which has no curve per epoch), the CV
         metrics, each model's curves averaged over the folds, and the curve picture."""
-        for i, (fold, score) in enumerate(zip(self.folds, result.fold_scores, strict=True)):
-            fold.log(RunRecord(f"fold{i + 1}", metrics={"log_rmse": float(score)}))
-        flat = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+        for fold, score in zip(self.folds, result.fold_scores, strict=True):
+            fold.log(RunRecord("fold", metrics={"log_rmse": float(score)}))
+        flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         members = {f"{k}_log_rmse_mean": v for k, v in metrics.get("members", {}).items()}
-        self.run.log(RunRecord("cv", metrics={**flat, **members}, curves=curve_metrics(histories),
+        weights = {f"weight_{k}": v for k, v in metrics.get("weights", {}).items()}
+        blends = {f"blend_{k}_log_rmse_mean": v for k, v in metrics.get("blends", {}).items()}
+        self.run.log(RunRecord("cv", metrics={**flat, **members, **weights, **blends}, curves=curve_metrics(histories),
                                artifacts=[picture]))
 
 
@@ -100,8 +103,8 @@ def cv_run(paths: ProjectPaths, params: ExperimentParams, raw: dict[str, Any],
                        tags={"stage": "cv", "model.kind": params.model.kind})
     with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as run:
         log_training_data(run, paths, frame)
-        folds = [run.open_child(RunRecord(f"fold{i + 1}", params={"fold": i + 1}, tags={"stage": "cv-fold"}))
-                 for i in range(params.cv.folds)]
+        folds = [run.open_child(RunRecord(name, params={"fold": i + 1}, tags={"stage": "cv-fold"}))
+                 for i, name in enumerate(fold_names(params.cv.folds, params.cv.repeats))]
         yield CVRun(run, folds, model_names(params))
 
 

@@ -12,6 +12,7 @@ from pipeline.common.params import RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
+from pipeline.house_prices.cv import fold_names
 from pipeline.house_prices.experiment import (
     EnsembleCV,
     ExperimentParams,
@@ -47,19 +48,31 @@ def main() -> None:
 
         members = result.members if isinstance(result, EnsembleCV) else []
         metrics = {"log_rmse_mean": result.mean, "log_rmse_std": result.std, "log_rmse_oof": result.oof_score,
-                   "folds": {f"fold{i + 1}": float(s) for i, s in enumerate(result.fold_scores)},
+                   "repeats": cv.repeats,
+                   "folds": dict(zip(fold_names(cv.folds, cv.repeats), map(float, result.fold_scores), strict=True)),
                    "members": {f"member{i}": m.mean for i, m in enumerate(members)},
                    "final_epochs": final_epochs(result)}
+        if isinstance(result, EnsembleCV):
+            # The shipped weights (fit on every out-of-fold row), and each blend's nested CV score.
+            metrics.update(blend=params.model.blend,
+                           weights={f"member{i}": float(w) for i, w in enumerate(result.weights)},
+                           blends={k: float(v.mean()) for k, v in result.blends.items()})
         oof = pd.DataFrame({ID: frame[ID], TARGET: frame[TARGET], "oof_prediction": result.oof_prices,
                             **{f"oof_member{i}": m.oof_prices for i, m in enumerate(members)}})
         write_frame(oof, paths.oof_predictions)
         histories = member_histories(params, result)
         write_curves(histories, paths.cv_curves_dir, paths.cv_curves_png,
-                     f"{describe(params)}: {cv.folds}-fold CV log-RMSE {result.mean:.4f} ± {result.std:.4f}"
-                     + ("\nlines: each member's mean over its folds (a blend has no curve per epoch)"
+                     f"{describe(params)}: {cv.repeats}x{cv.folds}-fold CV log-RMSE "
+                     f"{result.mean:.4f} ± {result.std:.4f}"
+                     + ("\nlines: each trained member's mean over its folds (a blend has no curve per epoch)"
                         if members else ""))
         write_json(metrics, paths.cv_metrics)
-        log.info("CV log-RMSE %.4f ± %.4f over %d folds", result.mean, result.std, cv.folds)
+        log.info("CV log-RMSE %.4f ± %.4f over %d folds x %d repeat(s)", result.mean, result.std, cv.folds,
+                 cv.repeats)
+        if isinstance(result, EnsembleCV):
+            log.info("%s blend weights %s; nested CV of each blend: %s", params.model.blend,
+                     " ".join(f"{w:.3f}" for w in result.weights),
+                     ", ".join(f"{k} {v:.4f}" for k, v in metrics["blends"].items()))
         tracked.finish(result, metrics, histories, paths.cv_curves_png)
 
 

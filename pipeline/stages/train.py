@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.common.io import ensure_writable, write_json
-from pipeline.common.params import RuntimeParams, StageParams
+from pipeline.common.params import ParamsError, RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
@@ -20,8 +20,8 @@ from pipeline.house_prices.experiment import (
     ExperimentParams,
     describe,
     fit_experiment,
-    model_names,
     read_experiment,
+    trained_histories,
 )
 from pipeline.house_prices.plots import write_curves
 from pipeline.house_prices.runs import train_run
@@ -46,16 +46,23 @@ def main() -> None:
     # With early stopping, the folds chose how long to train; there is no valid set left.
     stops_early = any(m.train.patience > 0 for m in (params.members or (params,)))
     epochs = cv["final_epochs"] if stops_early else None
+    # The blend weights the cv stage fit on every out-of-fold row (one model: none).
+    weights = None
+    if params.members:
+        if "weights" not in cv:
+            raise ParamsError(f"{paths.cv_metrics} holds no blend weights: rerun the cv stage")
+        weights = list(cv["weights"].values())
 
     with train_run(paths, params, raw, frame) as tracked:  # open from the start: live curves, true duration
-        members = fit_experiment(params, frame, test, epochs, device=runtime.device,
+        members = fit_experiment(params, frame, test, epochs, weights, device=runtime.device,
                                  member_epochs=tracked.member_epochs)
 
-        save_members(members, paths.model_dir, {"params": raw, "cv_log_rmse_mean": cv["log_rmse_mean"]})
+        save_members(members, paths.model_dir, {"params": raw, "cv_log_rmse_mean": cv["log_rmse_mean"],
+                                                "blend": params.model.blend if params.members else None})
         last = [float(m.history.train[-1, 0]) for m in members]
         metrics = {"train_log_rmse": float(np.mean(last)), "n_members": len(members),
                    "n_features": len(members[0].feature_names)}
-        histories = dict(zip(model_names(params), (m.history for m in members), strict=True))
+        histories = trained_histories(params, [m.history for m in members])
         write_curves(histories, paths.train_curves_dir, paths.train_curves_png,
                      f"final fit of {describe(params)} on every training row: train log-RMSE per epoch")
         write_json(metrics, paths.train_metrics)

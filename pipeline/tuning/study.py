@@ -67,6 +67,7 @@ class TuneParams:
     study_name: str
     pruner_startup_trials: int
     pruner_warmup_percent: int
+    cv_repeats: int  # every trial's cv.repeats: choices made on one fold layout flatter it
     space: dict[str, Any]
 
 
@@ -100,9 +101,15 @@ def load_tune(raw: Mapping[str, Any]) -> tuple[TuneParams, SearchSpace]:
     if "tune" not in raw:
         raise ParamsError("params lack the 'tune' section")
     tune = parse_section(raw["tune"], TuneParams, "tune")
-    if tune.n_trials < 1 or tune.timeout_s < 0 or tune.pruner_startup_trials < 0 or tune.pruner_warmup_percent < 0:
-        raise ParamsError("tune: n_trials must be >= 1; timeout_s and pruner_* must be >= 0")
+    if (tune.n_trials < 1 or tune.cv_repeats < 1 or tune.timeout_s < 0 or tune.pruner_startup_trials < 0
+            or tune.pruner_warmup_percent < 0):
+        raise ParamsError("tune: n_trials and cv_repeats must be >= 1; timeout_s and pruner_* must be >= 0")
     return tune, parse_space(tune.space, raw)
+
+
+def trial_params(raw: Mapping[str, Any], tune: TuneParams) -> dict[str, Any]:
+    """The params every trial starts from: `raw` scored on `tune.cv_repeats` repeats of its folds."""
+    return with_overrides(dict(raw), {"cv.repeats": tune.cv_repeats})
 
 
 def open_storage(spec: str, paths: ProjectPaths) -> optuna.storages.BaseStorage:
@@ -281,6 +288,7 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
     """Run (or join) the study, then write params.yaml with the best trial applied."""
     raw = read_params(paths.params)
     tune, space = load_tune(raw)
+    raw = trial_params(raw, tune)
     if options.apply and options.output is not None:
         raise TuningError("--apply writes params.yaml itself; leave out --output")
     if options.n_jobs < 1:
