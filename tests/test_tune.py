@@ -148,7 +148,8 @@ def test_a_tiny_study_writes_params_the_stages_accept(tune_repo: Path, mlflow_ur
     # trial 0 is params.yaml itself, scored first on the same folds; three searched trials follow
     incumbent = outcome.study.trials[0]
     assert incumbent.user_attrs["incumbent"] and incumbent.params == {} and len(outcome.study.trials) == 4
-    assert len(incumbent.user_attrs["fold_scores"]) == 2 and outcome.verdict.incumbent.number == 0
+    repeats_of_trials = read_params(paths.params)["tune"]["cv_repeats"]
+    assert len(incumbent.user_attrs["fold_scores"]) == 2 * repeats_of_trials and outcome.verdict.incumbent.number == 0
     assert outcome.verdict.better and outcome.verdict.delta < 0
     assert outcome.written == paths.tuned_params and paths.optuna_journal.exists()
     tuned = read_params(paths.tuned_params)
