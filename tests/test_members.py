@@ -115,6 +115,20 @@ def test_every_member_kind_round_trips_through_its_safe_file_format(clean_frames
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".joblib"))]
     assert json.loads((tmp_path / "model" / "member3" / "config.json").read_text())["model"]["kind"] == "lightgbm"
 
+    # Saved again, later and on another thread count, the same fit is the same bytes (DVC sees
+    # no change): no timestamps, memory addresses or thread counts in the files.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        save_members(fitted, tmp_path / "again", {"blend": "stack"})
+    finally:
+        torch.set_num_threads(threads)
+    for path in (tmp_path / "model").rglob("*"):
+        if path.is_file():
+            assert path.read_bytes() == (tmp_path / "again" / path.relative_to(tmp_path / "model")).read_bytes(), path
+
 
 def test_an_ensemble_across_families_blends_with_learned_weights(clean_frames) -> None:
     train, test = clean_frames

@@ -15,6 +15,7 @@ HistGradientBoosting which columns those are, so they split on sets of categorie
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Protocol
 
@@ -25,7 +26,9 @@ from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import ElasticNet, ElasticNetCV, Lasso, LassoCV, Ridge, RidgeCV
 from sklearn.svm import SVR
 
+from pipeline.common.io import write_text
 from pipeline.common.runtime import current_threads
+from pipeline.common.skops_files import dump_skops
 from pipeline.house_prices.params import LightGBMParams, SklearnParams
 
 ESTIMATOR_KINDS = ("sklearn", "lightgbm")
@@ -113,9 +116,7 @@ class SklearnRegressor:
         return np.asarray(self.estimator.predict(x), dtype=np.float64)
 
     def save(self, directory: Path) -> str:
-        import skops.io as sio
-
-        sio.dump(self.estimator, directory / SKLEARN_FILE)
+        dump_skops(self.estimator, directory / SKLEARN_FILE)
         return SKLEARN_FILE
 
     @classmethod
@@ -169,7 +170,11 @@ class LightGBMRegressor:
         return np.asarray(self.booster.predict(x, num_threads=current_threads()), dtype=np.float64)
 
     def save(self, directory: Path) -> str:
-        self.booster.save_model(str(directory / LIGHTGBM_FILE))
+        """LightGBM's text model, without the thread count it was trained with (a runtime
+        setting that changes no tree), so the same fit gives the same bytes."""
+        text = re.sub(r"^\[num_threads: \d+\]$", "[num_threads: 0]", self.booster.model_to_string(),
+                      flags=re.MULTILINE)
+        write_text(text, directory / LIGHTGBM_FILE)
         return LIGHTGBM_FILE
 
     @classmethod

@@ -12,10 +12,7 @@ training outliers is a row filter (`training_rows`), applied to training rows on
 
 from __future__ import annotations
 
-import json
-import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +22,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from pipeline.common.io import atomic_path
+from pipeline.common.skops_files import dump_skops
 from pipeline.house_prices.params import FeatureParams
 from pipeline.house_prices.schemas import ID, TARGET, FeatureMatrix
 
@@ -365,48 +362,9 @@ def _checked(transformer: Pipeline, values: np.ndarray, index: pd.Index) -> pd.D
 
 
 def save_transformer(transformer: Pipeline, path: Path) -> None:
-    """Persist with skops: a safe format (no arbitrary code at load), unlike pickle/joblib.
-
-    skops names its arrays and object ids after memory addresses and stamps the archive with
-    the current time, so two saves of one fit would differ in every byte and DVC would see a
-    new model each run. The archive is rewritten canonically (ids and array files numbered in
-    schema order, fixed timestamps, sorted members): the same fit gives the same bytes.
-    """
-    import skops.io as sio
-
-    with atomic_path(path) as tmp:
-        sio.dump(transformer, tmp)
-        _canonical_skops(tmp)
-
-
-def _canonical_skops(path: Path) -> None:
-    with zipfile.ZipFile(path) as archive:
-        schema = json.loads(archive.read("schema.json"))
-        arrays = {name: archive.read(name) for name in archive.namelist() if name != "schema.json"}
-    ids: dict[int, int] = {}
-    files: dict[str, str] = {}
-
-    def renumber(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("__id__"), int):
-                node["__id__"] = ids.setdefault(node["__id__"], len(ids))
-            if node.get("file") in arrays:
-                node["file"] = files.setdefault(node["file"], f"{len(files)}.npy")
-            for value in node.values():
-                renumber(value)
-        elif isinstance(node, list):
-            for value in node:
-                renumber(value)
-
-    renumber(schema)
-    members = {new: arrays[old] for old, new in files.items()}
-    members["schema.json"] = json.dumps(schema, indent=2).encode()
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(members):
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, members[name])
+    """Persist with skops: a safe format (no arbitrary code at load), unlike pickle/joblib;
+    written canonically, so the same fit gives the same bytes (`dump_skops`)."""
+    dump_skops(transformer, path)
 
 
 def load_transformer(path: Path) -> Pipeline:
