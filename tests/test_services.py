@@ -1,0 +1,126 @@
+"""The team services for real: Optuna's RDBStorage on PostgreSQL shared by two worker processes,
+and an MLflow client talking to `mlflow server` (PostgreSQL backend, artifacts proxied)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from services import STARTUP_SECONDS, MlflowServer, PostgresServer, mlflow_server, mlflow_service, postgres_server  # noqa: F401
+
+WORKER = textwrap.dedent("""
+    import sys
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, worker = sys.argv[1], sys.argv[2]
+    study = optuna.load_study(study_name="shared", storage=url)
+
+    def objective(trial):
+        trial.set_user_attr("worker", worker)
+        x = trial.suggest_float("x", -10, 10)
+        return (x - 2) ** 2
+
+    study.optimize(objective, n_trials=3)
+""")
+
+
+def test_postgres_databases_are_separate(postgres_server: PostgresServer) -> None:
+    import sqlalchemy as sa
+
+    first, second = postgres_server.create_database("first_db"), postgres_server.create_database("second_db")
+    assert first.startswith(f"postgresql+psycopg://{postgres_server.user}:") and "@127.0.0.1:" in first
+    engine = sa.create_engine(first)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (v int)"))
+            conn.execute(sa.text("INSERT INTO t VALUES (1), (2)"))
+            assert conn.execute(sa.text("SELECT sum(v) FROM t")).scalar() == 3
+    finally:
+        engine.dispose()
+    engine = sa.create_engine(second)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT to_regclass('t')")).scalar() is None
+    finally:
+        engine.dispose()
+
+
+def test_optuna_rdb_storage_shared_by_two_processes(postgres_server: PostgresServer, tmp_path: Path) -> None:
+    import optuna
+
+    url = postgres_server.create_database("optuna_shared")
+    storage = optuna.storages.RDBStorage(url)
+    optuna.create_study(study_name="shared", storage=storage, direction="minimize",
+                        sampler=optuna.samplers.RandomSampler(seed=0))
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    workers = [subprocess.Popen([sys.executable, str(script), url, name], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for name in ("a", "b")]
+    for proc in workers:
+        out, _ = proc.communicate(timeout=180)
+        assert proc.returncode == 0, out
+
+    study = optuna.load_study(study_name="shared", storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 6
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert sorted(t.user_attrs["worker"] for t in trials) == ["a", "a", "a", "b", "b", "b"]
+    assert study.best_value == min(t.value for t in trials)
+    storage.remove_session()
+    storage.engine.dispose()
+
+
+def test_mlflow_client_through_tracking_server(mlflow_service: MlflowServer, mlflow_server: str,
+                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    assert mlflow.get_tracking_uri() == mlflow_server
+    client = MlflowClient()
+    # No mlflow.set_experiment: it would leave its id active for the rest of the session's tests.
+    experiment_id = client.create_experiment("services-smoke")
+    note = tmp_path / "note.txt"
+    note.write_text("proxied through the tracking server\n")
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name="parent") as parent:
+        mlflow.log_params({"lr": 0.01, "layers": 3})
+        for step, loss in enumerate([1.0, 0.5, 0.25]):
+            mlflow.log_metric("loss", loss, step=step)
+        # A nested run takes experiment_id too: without it (and without set_experiment) it lands in
+        # the Default experiment, parent tag and all.
+        with mlflow.start_run(experiment_id=experiment_id, run_name="fold-0", nested=True) as child:
+            mlflow.log_metric("rmse", 0.14)
+        mlflow.log_artifact(str(note), artifact_path="notes")
+
+    run = client.get_run(parent.info.run_id)
+    assert run.data.params == {"lr": "0.01", "layers": "3"}
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(0, 1.0), (1, 0.5), (2, 0.25)]
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/")  # served by the server, not a local path
+
+    children = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert [c.info.run_id for c in children] == [child.info.run_id]
+    assert children[0].data.metrics == {"rmse": 0.14}
+
+    assert [f.path for f in client.list_artifacts(run.info.run_id, "notes")] == ["notes/note.txt"]
+    local = client.download_artifacts(run.info.run_id, "notes/note.txt", str(tmp_path / "download"))
+    assert Path(local).read_text() == note.read_text()
+    # ...and the server wrote it under its --artifacts-destination.
+    stored = list(mlflow_service.artifacts_dir.rglob("note.txt"))
+    assert len(stored) == 1 and stored[0].read_text() == note.read_text()
+
+
+def test_startup_times_are_reported(mlflow_service: MlflowServer, capsys: pytest.CaptureFixture) -> None:
+    # Not a benchmark: it only shows (with `pytest -s` or on failure) what the fixtures cost.
+    with capsys.disabled():
+        print(f"\nservices start-up: postgres {STARTUP_SECONDS['postgres']:.2f} s, "
+              f"mlflow server {STARTUP_SECONDS['mlflow']:.2f} s")
+    assert mlflow_service.process.poll() is None
