@@ -10,8 +10,8 @@ Plain context managers (usable from a script too):
 
 and the session-scoped pytest fixtures built on them: `postgres_server` (a PostgresServer),
 `mlflow_service` (an MlflowServer) and `mlflow_server` (its URL). A test module gets them with
-`from services import postgres_server, mlflow_server, mlflow_service  # noqa: F401` (or
-tests/conftest.py does, to share one server with every module).
+`pytest_plugins = ["services"]` (the plugin is registered once for the whole session, so every
+module that names it shares the same servers).
 
 PostgreSQL is Debian's `postgresql` package (`apt-get install postgresql`, which .ci/run does);
 where its binaries are missing the fixtures skip and the context managers raise
@@ -181,7 +181,7 @@ def running_postgres(*, start_timeout: float = PG_START_TIMEOUT_S) -> Iterator[P
         init = subprocess.run(
             [str(bindir / "initdb"), "-D", str(base / "data"), "-U", PG_USER, "--auth=trust",
              "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"],
-            capture_output=True, text=True, cwd=base, **as_pg)
+            check=False, capture_output=True, text=True, cwd=base, **as_pg)
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed ({init.returncode}):\n{init.stdout}\n{init.stderr}")
         log_path = base / "postgres.log"

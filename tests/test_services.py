@@ -3,15 +3,21 @@ and an MLflow client talking to `mlflow server` (PostgreSQL backend, artifacts p
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from services import STARTUP_SECONDS, MlflowServer, PostgresServer, mlflow_server, mlflow_service, postgres_server  # noqa: F401
+if TYPE_CHECKING:
+    from services import MlflowServer, PostgresServer
+
+# tests/services.py as a plugin: its session fixtures postgres_server, mlflow_service and
+# mlflow_server (imported by pytest, with assert rewriting, not by a plain import here).
+pytest_plugins = ["services"]
 
 WORKER = textwrap.dedent("""
     import sys
@@ -119,8 +125,73 @@ def test_mlflow_client_through_tracking_server(mlflow_service: MlflowServer, mlf
 
 
 def test_startup_times_are_reported(mlflow_service: MlflowServer, capsys: pytest.CaptureFixture) -> None:
+    from services import STARTUP_SECONDS
+
     # Not a benchmark: it only shows (with `pytest -s` or on failure) what the fixtures cost.
     with capsys.disabled():
         print(f"\nservices start-up: postgres {STARTUP_SECONDS['postgres']:.2f} s, "
               f"mlflow server {STARTUP_SECONDS['mlflow']:.2f} s")
     assert mlflow_service.process.poll() is None
+
+
+HEARTBEAT_WORKER = textwrap.dedent("""
+    import pathlib, sys, time, warnings
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    warnings.simplefilter("ignore")  # heartbeat and the retry callback are experimental
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, mode, marker = sys.argv[1:]
+    storage = RDBStorage(url, heartbeat_interval=1, grace_period=2,
+                         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+    study = optuna.load_study(study_name="heartbeat", storage=storage)
+
+    def objective(trial):
+        x = trial.suggest_float("x", -10, 10)
+        if mode == "hang":
+            pathlib.Path(marker).write_text(str(x))
+            time.sleep(600)  # SIGKILLed here
+        time.sleep(0.5)
+        return (x - 2) ** 2
+
+    def stop_after_retry(study, trial):
+        if RetryHeartbeatStaleTrialCallback.retried_trial_number(trial) is not None:
+            study.stop()
+
+    study.optimize(objective, n_trials=1 if mode == "hang" else 60, timeout=60, callbacks=[stop_after_retry])
+""")
+
+
+def test_optuna_heartbeat_fails_and_retries_a_killed_workers_trial(postgres_server: PostgresServer,
+                                                                   tmp_path: Path) -> None:
+    """A worker SIGKILLed mid-trial leaves it RUNNING; another worker's optimize() (each of its
+    trials starts with fail_stale_trials) marks it FAIL once the grace period has passed since
+    its last heartbeat, and RetryHeartbeatStaleTrialCallback re-queues its params as a new trial."""
+    import optuna
+
+    url = postgres_server.create_database("optuna_heartbeat")
+    optuna.create_study(study_name="heartbeat", storage=url)
+    script, marker = tmp_path / "worker.py", tmp_path / "started"
+    script.write_text(HEARTBEAT_WORKER)
+    hang = subprocess.Popen([sys.executable, str(script), url, "hang", str(marker)])
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert hang.poll() is None and time.monotonic() < deadline, "the worker never started its trial"
+            time.sleep(0.05)
+        time.sleep(1.5)  # a heartbeat or two
+    finally:
+        hang.kill()
+        hang.wait()
+    study = optuna.load_study(study_name="heartbeat", storage=url)
+    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.RUNNING]
+
+    subprocess.run([sys.executable, str(script), url, "run", str(marker)], check=True, timeout=120)
+
+    trials = optuna.load_study(study_name="heartbeat", storage=url).get_trials()
+    killed, retry = trials[0], trials[-1]
+    assert killed.state == optuna.trial.TrialState.FAIL and killed.params["x"] == float(marker.read_text())
+    assert retry.number > 0 and retry.state == optuna.trial.TrialState.COMPLETE
+    assert retry.params == killed.params
+    assert retry.system_attrs == {"failed_trial": 0, "retry_history": [0]}
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials[1:])
