@@ -3,6 +3,7 @@ and an MLflow client talking to `mlflow server` (PostgreSQL backend, artifacts p
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -83,13 +84,23 @@ def test_optuna_rdb_storage_shared_by_two_processes(postgres_server: PostgresSer
     storage.engine.dispose()
 
 
+def use_tracking_uri(monkeypatch: pytest.MonkeyPatch, uri: str) -> None:
+    """MLFLOW_TRACKING_URI=uri for this test, as a user sets it. An earlier test's
+    mlflow.set_tracking_uri() would win over the variable (and it sets the variable too), so
+    that global goes back to unset first; monkeypatch then leaves the variable unset after."""
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert mlflow.get_tracking_uri() == uri
+
+
 def test_mlflow_client_through_tracking_server(mlflow_service: MlflowServer, mlflow_server: str,
                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    assert mlflow.get_tracking_uri() == mlflow_server
+    use_tracking_uri(monkeypatch, mlflow_server)
     client = MlflowClient()
     # No mlflow.set_experiment: it would leave its id active for the rest of the session's tests.
     experiment_id = client.create_experiment("services-smoke")
@@ -195,3 +206,30 @@ def test_optuna_heartbeat_fails_and_retries_a_killed_workers_trial(postgres_serv
     assert retry.params == killed.params
     assert retry.system_attrs == {"failed_trial": 0, "retry_history": [0]}
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials[1:])
+
+
+# What bounds a client's time on a dead tracking server (MLflow 3.17): one REST call makes
+# 1 + MAX_RETRIES attempts, each up to TIMEOUT s (connect and read), with a sleep of
+# BACKOFF_FACTOR * 2**(n-1) (+ up to JITTER s) before the n-th retry after the first. The
+# defaults (7 retries, factor 2, jitter 1, 120 s) keep start_run() on a closed port for ~4 min.
+FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "1",
+             "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0"}
+
+
+def test_mlflow_client_fails_fast_on_a_hung_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with socket.socket() as hung:  # completes TCP handshakes (backlog), never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        use_tracking_uri(monkeypatch, url)
+        for name, value in FAIL_FAST.items():
+            monkeypatch.setenv(name, value)
+        start = time.monotonic()
+        with pytest.raises(MlflowException, match=f"API request to {url}/"):
+            mlflow.start_run()
+        elapsed = time.monotonic() - start
+    assert mlflow.active_run() is None
+    assert 1.5 < elapsed < 10, elapsed  # two attempts of 1 s each
