@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from services import MlflowServer, PostgresServer
+    from pipeline.team.services import MlflowServer, PostgresServer
 
 # tests/services.py as a plugin: its session fixtures postgres_server, mlflow_service and
 # mlflow_server (imported by pytest, with assert rewriting, not by a plain import here).
