@@ -109,6 +109,8 @@ def tune(
                                                 "give each extra worker its own."),
     output: Path = typer.Option(None, help="Params file with the best values (default: params.tuned.yaml)."),
     apply: bool = typer.Option(False, "--apply", help="Write the best values into params.yaml itself (comments kept)."),
+    status: bool = typer.Option(False, "--status", help="Run nothing: print the study's trials by state, the best "
+                                                        "values and the workers that contributed."),
 ) -> None:
     """Optuna study of the CV log-RMSE over `tune.space`; writes the best params for `dvc repro`."""
     import os
@@ -118,6 +120,10 @@ def tune(
     from pipeline.common.errors import PipelineError
     from pipeline.tuning.study import TuneOptions, run_tuning, summary
 
+    if status:
+        _print_study_status(storage, study_name)
+        return
+
     options = TuneOptions(n_trials=n_trials, timeout_s=timeout, storage=storage, study_name=study_name,
                           sampler_seed=sampler_seed, n_jobs=n_jobs, output=output, apply=apply)
     try:
@@ -126,6 +132,19 @@ def tune(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(summary(outcome))
+
+
+def _print_study_status(storage: str | None, study_name: str | None) -> None:
+    """`kpipe tune --status`: the shared study as it stands, from any machine with the project."""
+    from pipeline.common.errors import PipelineError
+    from pipeline.tuning.status import study_status
+
+    try:
+        text = study_status(ProjectPaths.here(), storage, study_name)
+    except PipelineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(text)
 
 
 if __name__ == "__main__":
