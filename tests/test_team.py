@@ -4,10 +4,7 @@ teammate's fresh clone the outputs without running a stage."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,14 +13,14 @@ from typing import TYPE_CHECKING
 import optuna
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from conftest import ROOT, edit_params, run_dvc
 from mlflow.tracking import MlflowClient
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.common.paths import ProjectPaths
+from pipeline.team.workers import kill_mid_trial, start_tune_worker
 from pipeline.tuning.apply import write_params
 from pipeline.tuning.status import study_status
 from pipeline.tuning.study import WORKER_ATTR, open_storage
@@ -65,54 +62,6 @@ def team_repo(repo_copy: Path, clean_frames: tuple[pd.DataFrame, pd.DataFrame]) 
     return repo_copy
 
 
-def start_worker(repo: Path, storage: str, seed: int, n_trials: int, tracking_uri: str, log: Path) -> subprocess.Popen:
-    """`kpipe tune` as a separate process (the copy's own code), logging to the tracking server."""
-    env = {**os.environ, "PYTHONPATH": str(repo), "MLFLOW_TRACKING_URI": tracking_uri, "TQDM_DISABLE": "1"}
-    with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "tune", "--n-trials", str(n_trials),
-                                 "--storage", storage, "--study-name", STUDY, "--sampler-seed", str(seed)],
-                                cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def kill_mid_trial(worker: subprocess.Popen, url: str, timeout: float = 120) -> FrozenTrial:
-    """SIGKILL `worker` while one of its trials is training (RUNNING, params drawn, an epoch
-    reported) and has a heartbeat on record (Optuna can fail only such a trial); that trial.
-
-    The worker is stopped (SIGSTOP) before its trial is checked, so the trial cannot finish
-    between the check and the kill; if it finished first, the worker goes on and we wait for
-    its next trial."""
-    engine = sa.create_engine(url)
-    study = optuna.load_study(study_name=STUDY, storage=url)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            assert worker.poll() is None, f"worker {worker.pid} ended before it could be killed mid-trial"
-            if _own_running_trial(study, worker.pid) is not None:
-                worker.send_signal(signal.SIGSTOP)
-                trial = _own_running_trial(study, worker.pid)
-                if trial is not None and _has_heartbeat(engine, trial):
-                    worker.kill()
-                    worker.wait()
-                    return trial
-                worker.send_signal(signal.SIGCONT)
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
-    raise AssertionError(f"worker {worker.pid} never had a running trial to kill")
-
-
-def _own_running_trial(study: optuna.Study, pid: int) -> FrozenTrial | None:
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return next((t for t in running if t.intermediate_values
-                 and str(t.user_attrs.get(WORKER_ATTR, "")).endswith(f":{pid}")), None)
-
-
-def _has_heartbeat(engine: sa.Engine, trial: FrozenTrial) -> bool:
-    with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT count(*) FROM trial_heartbeats WHERE trial_id = :id"),
-                            {"id": trial._trial_id}).scalar() == 1
-
-
 @pytest.mark.e2e
 def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
         team_repo: Path, postgres_server: PostgresServer, mlflow_server: str, tmp_path: Path,
@@ -121,11 +70,12 @@ def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
     optuna.create_study(study_name=STUDY, storage=url, direction="minimize")
 
     # A third worker dies (SIGKILL) in the middle of a trial...
-    doomed = start_worker(team_repo, url, 3, 100, mlflow_server, tmp_path / "doomed.log")
-    killed = kill_mid_trial(doomed, url)
+    doomed = start_tune_worker(team_repo, url, STUDY, 3, 100, mlflow_server, tmp_path / "doomed.log")
+    killed = kill_mid_trial(doomed, url, STUDY)  # SIGSTOP, check the trial still trains, SIGKILL
     # ...and two live workers start once its last heartbeat is older than the grace period.
     time.sleep(3)
-    live = [start_worker(team_repo, url, seed, 3, mlflow_server, tmp_path / f"worker{seed}.log") for seed in (1, 2)]
+    live = [start_tune_worker(team_repo, url, STUDY, seed, 3, mlflow_server, tmp_path / f"worker{seed}.log")
+            for seed in (1, 2)]
     for worker in live:
         worker.wait(timeout=300)
     logs = {p.name: p.read_text() for p in tmp_path.glob("*.log")}
