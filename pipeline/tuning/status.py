@@ -67,9 +67,9 @@ def format_status(name: str, where: str, trials: Sequence[FrozenTrial], space: S
         lines.append("best: no completed trial yet")
     if trials:
         table = pd.crosstab(pd.Series([_worker(t) for t in trials], name="worker"),
-                            pd.Series([t.state.name.lower() for t in trials], name="trials"))
+                            pd.Series([t.state.name.lower() for t in trials]))
         table = table.reindex(columns=[s.name.lower() for s in STATES if counts[s]], fill_value=0)
-        lines += ["workers:", table.to_string()]
+        lines += ["trials by worker:", *("  " + row for row in table.reset_index().to_string(index=False).splitlines())]
     reruns = {origin: t.number for t in trials if (origin := retried_from(t)) is not None}
     for trial in trials:
         if trial.state == TrialState.RUNNING:
