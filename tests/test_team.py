@@ -113,9 +113,11 @@ def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
         assert run.data.metrics["log_rmse_mean"] == pytest.approx(finished[number].value)
     assert logged[retry.number].data.tags["optuna.retry_of"] == str(killed.number)
 
-    # Anyone with the project and the URL sees the study: states, best, workers, the retry.
+    # Anyone with the project and the URL sees the study: states, best, workers, the retry
+    # (a plain postgresql:// URL means the psycopg driver the team extra installs).
     monkeypatch.chdir(team_repo)
-    result = CliRunner().invoke(app, ["tune", "--status", "--storage", url, "--study-name", STUDY])
+    plain_url = url.replace("postgresql+psycopg://", "postgresql://")
+    result = CliRunner().invoke(app, ["tune", "--status", "--storage", plain_url, "--study-name", STUDY])
     assert result.exit_code == 0, result.output
     best = min(finished.values(), key=lambda t: t.value)
     assert f"{len(trials)} trials: {len(finished)} complete, 0 pruned, 1 fail, 0 running, 0 waiting" in result.output

@@ -129,12 +129,20 @@ def open_storage(spec: str, paths: ProjectPaths, heartbeat_s: int = 0) -> optuna
     """
     if "://" in spec:
         kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if spec.startswith("sqlite") else {}
-        return _retrying(lambda: _rdb_storage(spec, kwargs, heartbeat_s))
+        return _retrying(lambda: _rdb_storage(database_url(spec), kwargs, heartbeat_s))
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     path = journal_path(spec, paths)
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def database_url(url: str) -> str:
+    """`postgresql://...` with the driver the `team` extra installs (psycopg 3): SQLAlchemy's
+    default for a bare `postgresql://` is psycopg2, which this project does not install. An
+    explicit driver (`postgresql+psycopg2://`) is kept."""
+    prefix = "postgresql://"
+    return "postgresql+psycopg://" + url.removeprefix(prefix) if url.startswith(prefix) else url
 
 
 def journal_path(spec: str, paths: ProjectPaths) -> Path:
