@@ -103,6 +103,7 @@ def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
     experiment = client.get_experiment_by_name("house-prices").experiment_id
     parents = client.search_runs([experiment], f"tags.`optuna.study` = '{STUDY}'")
     assert {p.data.tags["optuna.worker"] for p in parents} == live_ids | {doomed_id}
+    assert {p.data.params["tune.storage"] for p in parents} == {url.replace(":kp@", ":***@")}  # no password
     children = [run for p in parents
                 for run in client.search_runs([experiment], f"tags.mlflow.parentRunId = '{p.info.run_id}'")]
     logged = {int(run.data.tags["optuna.trial"]): run for run in children}

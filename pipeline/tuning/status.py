@@ -16,7 +16,15 @@ from optuna.trial import FrozenTrial, TrialState
 from pipeline.common.params import ParamsError, read_params
 from pipeline.common.paths import ProjectPaths
 from pipeline.tuning.space import SearchSpace
-from pipeline.tuning.study import WORKER_ATTR, TuningError, journal_path, load_tune, open_storage, retried_from
+from pipeline.tuning.study import (
+    WORKER_ATTR,
+    TuningError,
+    journal_path,
+    load_tune,
+    open_storage,
+    redact_storage,
+    retried_from,
+)
 
 STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
 
@@ -42,14 +50,7 @@ def study_status(paths: ProjectPaths, storage: str | None = None, study_name: st
 
 def describe_storage(spec: str, paths: ProjectPaths) -> str:
     """The storage as it may be printed: a URL without its password, or the journal file."""
-    if "://" in spec:
-        from sqlalchemy.engine import make_url
-
-        try:
-            return make_url(spec).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - not an SQLAlchemy URL: opening it will say why
-            return spec
-    return str(journal_path(spec, paths))
+    return redact_storage(spec) if "://" in spec else str(journal_path(spec, paths))
 
 
 def format_status(name: str, where: str, trials: Sequence[FrozenTrial], space: SearchSpace) -> str:

@@ -145,6 +145,19 @@ def database_url(url: str) -> str:
     return "postgresql+psycopg://" + url.removeprefix(prefix) if url.startswith(prefix) else url
 
 
+def redact_storage(spec: str) -> str:
+    """A storage spec as it may be printed or logged (MLflow params, error messages): a
+    database URL without its password."""
+    if "://" not in spec:
+        return spec
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(spec).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not an SQLAlchemy URL: nothing to hide that we can find
+        return spec
+
+
 def journal_path(spec: str, paths: ProjectPaths) -> Path:
     """The journal file of a storage spec that is not a URL ("" = the default one)."""
     path = Path(spec) if spec else paths.optuna_journal
@@ -353,9 +366,10 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
         study = make_study(open_storage(settings.storage, paths, settings.heartbeat_s), settings.study_name,
                            settings, settings.sampler_seed)
     except Exception as exc:  # a bad URL, a missing database driver, an unreachable server
-        raise TuningError(f"cannot open the Optuna storage {settings.storage or 'optuna.journal'!r}: "
+        raise TuningError(f"cannot open the Optuna storage {redact_storage(settings.storage) or 'optuna.journal'!r}: "
                           f"{type(exc).__name__}: {exc}") from exc
-    record = RunRecord(name="tune", params={**{s: raw[s] for s in SECTIONS}, "tune": dataclasses.asdict(settings)},
+    logged = dataclasses.asdict(dataclasses.replace(settings, storage=redact_storage(settings.storage)))
+    record = RunRecord(name="tune", params={**{s: raw[s] for s in SECTIONS}, "tune": logged},
                        tags={"stage": "tune", "optuna.study": settings.study_name, "n_jobs": str(options.n_jobs),
                              "optuna.worker": worker_id()})
     with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as parent:
