@@ -71,13 +71,20 @@ def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
 
     # A third worker dies (SIGKILL) in the middle of a trial...
     doomed = start_tune_worker(team_repo, url, STUDY, 3, 100, mlflow_server, tmp_path / "doomed.log")
-    killed = kill_mid_trial(doomed, url, STUDY)  # SIGSTOP, check the trial still trains, SIGKILL
-    # ...and two live workers start once its last heartbeat is older than the grace period.
-    time.sleep(3)
-    live = [start_tune_worker(team_repo, url, STUDY, seed, 3, mlflow_server, tmp_path / f"worker{seed}.log")
-            for seed in (1, 2)]
-    for worker in live:
-        worker.wait(timeout=300)
+    live: list[subprocess.Popen] = []
+    try:
+        killed = kill_mid_trial(doomed, url, STUDY)  # SIGSTOP, check the trial still trains, SIGKILL
+        # ...and two live workers start once its last heartbeat is older than the grace period.
+        time.sleep(3)
+        live = [start_tune_worker(team_repo, url, STUDY, seed, 3, mlflow_server, tmp_path / f"worker{seed}.log")
+                for seed in (1, 2)]
+        for worker in live:
+            worker.wait(timeout=300)
+    finally:  # a failed step leaves no worker behind
+        for worker in (doomed, *live):
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
     logs = {p.name: p.read_text() for p in tmp_path.glob("*.log")}
     assert [w.returncode for w in live] == [0, 0], logs
 
