@@ -88,20 +88,23 @@ def run_workers(repo: Path, storage: str, tracking_uri: str, folder: Path, trial
     logs.mkdir()
     doomed = start_tune_worker(repo, storage, STUDY, 3, 100, tracking_uri, logs / "worker3.log")
     say(f"worker 3 (pid {doomed.pid}) started; it will be killed in the middle of a trial")
+    workers: list[subprocess.Popen] = []
     try:
         killed = kill_mid_trial(doomed, storage, STUDY, timeout=300)
-    finally:
-        if doomed.poll() is None:
-            doomed.kill()
-    say(f"SIGKILL sent to worker 3 during trial {killed.number}: that trial is RUNNING, and nobody will end it")
-    time.sleep(5)  # past the grace period (2 x tune.heartbeat_s) since its last heartbeat
-    workers = [start_tune_worker(repo, storage, STUDY, seed, trials, tracking_uri, logs / f"worker{seed}.log")
-               for seed in (1, 2)]
-    say(f"workers 1 and 2 (pids {workers[0].pid}, {workers[1].pid}) started, {trials} trials each; "
-        "the first to start a trial fails the dead worker's trial and queues its params again")
-    for number, worker in enumerate(workers, 1):
-        if worker.wait() != 0:
-            raise RuntimeError(f"worker {number} failed:\n{(logs / f'worker{number}.log').read_text()[-3000:]}")
+        say(f"SIGKILL sent to worker 3 during trial {killed.number}: that trial is RUNNING, and nobody will end it")
+        time.sleep(5)  # past the grace period (2 x tune.heartbeat_s) since its last heartbeat
+        workers = [start_tune_worker(repo, storage, STUDY, seed, trials, tracking_uri, logs / f"worker{seed}.log")
+                   for seed in (1, 2)]
+        say(f"workers 1 and 2 (pids {workers[0].pid}, {workers[1].pid}) started, {trials} trials each; "
+            "the first to start a trial fails the dead worker's trial and queues its params again")
+        for number, worker in enumerate(workers, 1):
+            if worker.wait() != 0:
+                raise RuntimeError(f"worker {number} failed:\n{(logs / f'worker{number}.log').read_text()[-3000:]}")
+    finally:  # an error or Ctrl-C leaves no worker behind
+        for worker in (doomed, *workers):
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
     say("workers 1 and 2 finished")
 
 
