@@ -12,7 +12,7 @@ export VIRTUAL_ENV := $(VENV)
 export DVC_NO_ANALYTICS := 1
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: all house-prices fashion setup test test-fast repro lint
+.PHONY: all house-prices fashion setup test test-fast repro lint team-demo
 
 all: house-prices
 
@@ -56,3 +56,9 @@ test-fast: setup
 # Style: ruff's pycodestyle, pyflakes, import-order, pyupgrade and bugbear rules (pyproject.toml).
 lint: setup
 	ruff check .
+
+# The team setup on this machine (docs/team.md): PostgreSQL and mlflow server on 127.0.0.1, two
+# `kpipe tune` workers and a third killed mid-trial on one study, the study's status, then
+# everything stopped. Needs Debian's postgresql package.
+team-demo: setup
+	python scripts/team_demo.py

@@ -170,13 +170,21 @@ def tune(
                                                       "kept), only if they beat it by more than the fold noise."),
     force: bool = typer.Option(False, "--force", help="With --apply: write the best trial even if it does not "
                                                       "beat params.yaml."),
+    status: bool = typer.Option(False, "--status", help="Run nothing: print the study's trials by state, the best "
+                                                        "values and the workers that contributed."),
 ) -> None:
     """Optuna study of the CV log-RMSE over `tune.space`; writes the best params for `dvc repro`."""
     import os
 
     # Per-trial progress bars would bury Optuna's log; tqdm reads this when first imported.
     os.environ.setdefault("TQDM_DISABLE", "1")
+
     def command() -> None:
+        if status:
+            from pipeline.tuning.status import study_status
+
+            typer.echo(study_status(ProjectPaths.here(), storage, study_name))
+            return
         from pipeline.tuning.study import TuneOptions, run_tuning, summary
 
         options = TuneOptions(n_trials=n_trials, timeout_s=timeout, storage=storage, study_name=study_name,

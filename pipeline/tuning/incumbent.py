@@ -38,11 +38,11 @@ def find_incumbent(study: optuna.Study, digest: str) -> FrozenTrial | None:
 
 
 def add_incumbent(study: optuna.Study, digest: str, mean: float, fold_scores: list[float],
-                  std: float) -> FrozenTrial:
+                  std: float, worker: str) -> FrozenTrial:
     """Store the incumbent's score as a completed trial (no search params) and return it."""
     study.add_trial(optuna.trial.create_trial(
         value=mean, params={}, distributions={},
-        user_attrs={INCUMBENT: digest, FOLD_SCORES: fold_scores, "cv_std": std}))
+        user_attrs={INCUMBENT: digest, FOLD_SCORES: fold_scores, "cv_std": std, "worker": worker}))
     found = find_incumbent(study, digest)
     assert found is not None
     return found

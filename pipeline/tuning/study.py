@@ -8,6 +8,10 @@ Distribution is Optuna's own: every worker (a thread of `--n-jobs`, or another `
 process, here or on another machine) opens the same storage and study
 (`load_if_exists=True`) and asks it for trials; the storage hands out trial numbers, and TPE
 with its default `constant_liar` treats running trials as pending so workers spread out.
+
+Workers die (a preempted machine, an out-of-memory kill). On a database storage, Optuna's
+heartbeat (`tune.heartbeat_s`) lets the surviving workers fail a dead worker's RUNNING trial and
+queue its params again; every trial records the worker that ran it (`worker`: host:pid).
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import shlex
+import socket
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +35,15 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.common.errors import PipelineError
-from pipeline.common.params import RUNTIME, ParamsError, RuntimeParams, parse_section, read_params, with_overrides
+from pipeline.common.params import (
+    RUNTIME,
+    ParamsError,
+    RuntimeParams,
+    at_least,
+    parse_section,
+    read_params,
+    with_overrides,
+)
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
@@ -52,6 +67,11 @@ log = logging.getLogger(__name__)
 
 # An RDB storage (several processes or machines) gets this long to wait for a locked SQLite file.
 SQLITE_TIMEOUT_S = 60
+# A dead worker's params are queued again this many times: a worker lost to a preempted machine
+# gets its trial rerun, a trial that kills every worker it lands on (out of memory) is given up.
+STALE_TRIAL_RETRIES = 2
+# The user attribute naming the worker (host:pid) that ran a trial.
+WORKER_ATTR = "worker"
 
 
 class TuningError(PipelineError):
@@ -68,6 +88,7 @@ class TuneParams:
     pruner_startup_trials: int
     pruner_warmup_percent: int
     cv_repeats: int  # every trial's cv.repeats: choices made on one fold layout flatter it
+    heartbeat_s: int = at_least(0)  # RDB storages: seconds between a trial's heartbeats; 0 = off
     space: dict[str, Any]
 
 
@@ -112,23 +133,102 @@ def trial_params(raw: Mapping[str, Any], tune: TuneParams) -> dict[str, Any]:
     return with_overrides(dict(raw), {"cv.repeats": tune.cv_repeats})
 
 
-def open_storage(spec: str, paths: ProjectPaths) -> optuna.storages.BaseStorage:
+def open_storage(spec: str, paths: ProjectPaths, heartbeat_s: int = 0) -> optuna.storages.BaseStorage:
     """A storage from its URL: "" = the default journal file, a path = a journal file there,
     `sqlite:///...`, `postgresql://...` (any SQLAlchemy URL) = a database.
 
     Journal files work for several processes on one machine (file locks); a database server
     lets workers on several machines share one study. SQLite waits for its lock instead of
-    failing at once, since several local workers write to it together.
+    failing at once, since several local workers write to it together. `heartbeat_s` applies to
+    database storages only: Optuna's journal storage has no heartbeat.
     """
     if "://" in spec:
         kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if spec.startswith("sqlite") else {}
-        return _retrying(lambda: optuna.storages.RDBStorage(spec, engine_kwargs=kwargs))
+        return _retrying(lambda: _rdb_storage(database_url(spec), kwargs, heartbeat_s))
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    path = Path(spec) if spec else paths.optuna_journal
-    path = path if path.is_absolute() else paths.root / path
+    path = journal_path(spec, paths)
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def database_url(url: str) -> str:
+    """`postgresql://...` with the driver the `team` extra installs (psycopg 3): SQLAlchemy's
+    default for a bare `postgresql://` is psycopg2, which this project does not install. An
+    explicit driver (`postgresql+psycopg2://`) is kept."""
+    prefix = "postgresql://"
+    return "postgresql+psycopg://" + url.removeprefix(prefix) if url.startswith(prefix) else url
+
+
+def redact_storage(spec: str) -> str:
+    """A storage spec as it may be printed or logged (MLflow params, error messages): a
+    database URL without its password."""
+    if "://" not in spec:
+        return spec
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(spec).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not an SQLAlchemy URL: nothing to hide that we can find
+        return spec
+
+
+def journal_path(spec: str, paths: ProjectPaths) -> Path:
+    """The journal file of a storage spec that is not a URL ("" = the default one)."""
+    path = Path(spec) if spec else paths.optuna_journal
+    return path if path.is_absolute() else paths.root / path
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_s: int) -> optuna.storages.RDBStorage:
+    """A database storage, with Optuna's heartbeat unless `heartbeat_s` is 0.
+
+    A running trial records a heartbeat every `heartbeat_s` seconds. A worker that starts a trial
+    fails every RUNNING trial whose last heartbeat is older than the grace period (Optuna's
+    default, twice the interval), and the retry callback queues that trial's params as a WAITING
+    trial, which the next `ask()` of any worker picks up. Optuna marks the heartbeat and the
+    callback experimental; they are the mechanism this project relies on, so the warning is not
+    shown on every start.
+    """
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    if heartbeat_s <= 0:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=STALE_TRIAL_RETRIES))
+
+
+def retried_from(trial: FrozenTrial) -> int | None:
+    """The number of the dead worker's trial that `trial` reruns, if it is such a retry (the
+    latest of a chain of retries: a retry's worker may die too)."""
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        history = RetryHeartbeatStaleTrialCallback.retry_history(trial)
+    return history[-1] if history else None
+
+
+def worker_id() -> str:
+    """This process as the team sees it: `host:pid` (threads of `--n-jobs` share it)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def tag_worker(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
+    """`objective`, recording first which worker runs the trial (a retried trial inherits the
+    dead worker's user attributes; this overwrites the name). Set before the trial computes, so
+    a trial whose worker dies mid-run still names it."""
+    worker = worker_id()
+
+    def tagged(trial: optuna.Trial) -> float:
+        trial.set_user_attr(WORKER_ATTR, worker)
+        return objective(trial)
+
+    return tagged
 
 
 def make_study(storage: optuna.storages.BaseStorage, name: str, tune: TuneParams, sampler_seed: int) -> optuna.Study:
@@ -224,7 +324,8 @@ def ensure_incumbent(study: optuna.Study, raw: Mapping[str, Any], train: pd.Data
         return found
     log.info("scoring the incumbent (params.yaml) first, on the same folds as every trial")
     result = run_cv(parse_experiment(dict(raw)), train, test, cache=cache, device=device)
-    trial = add_incumbent(study, digest, result.mean, [float(s) for s in result.fold_scores], result.std)
+    trial = add_incumbent(study, digest, result.mean, [float(s) for s in result.fold_scores], result.std,
+                          worker_id())
     log.info("incumbent (params.yaml) is trial %d: CV log-RMSE %.5f", trial.number, trial.value)
     return trial
 
@@ -239,6 +340,10 @@ def trial_record(trial: FrozenTrial, space: SearchSpace, incumbent: FrozenTrial 
             metrics["log_rmse_vs_incumbent"] = trial.value - incumbent.value
     curve = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
     tags = {"stage": "tune-trial", "optuna.trial": str(trial.number), "optuna.state": trial.state.name}
+    if WORKER_ATTR in trial.user_attrs:
+        tags["optuna.worker"] = str(trial.user_attrs[WORKER_ATTR])
+    if (retry_of := retried_from(trial)) is not None:
+        tags["optuna.retry_of"] = str(retry_of)
     if "error" in trial.user_attrs:
         tags["optuna.error"] = str(trial.user_attrs["error"])[:5000]
     status = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}.get(trial.state, "FAILED")
@@ -305,18 +410,20 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
                                    "storage": options.storage, "study_name": options.study_name,
                                    "sampler_seed": options.sampler_seed}.items() if v is not None})
     try:
-        study = make_study(open_storage(settings.storage, paths), settings.study_name, settings,
-                           settings.sampler_seed)
+        study = make_study(open_storage(settings.storage, paths, settings.heartbeat_s), settings.study_name,
+                           settings, settings.sampler_seed)
     except Exception as exc:  # a bad URL, a missing database driver, an unreachable server
-        raise TuningError(f"cannot open the Optuna storage {settings.storage or 'optuna.journal'!r}: "
+        raise TuningError(f"cannot open the Optuna storage {redact_storage(settings.storage) or 'optuna.journal'!r}: "
                           f"{type(exc).__name__}: {exc}") from exc
-    record = RunRecord(name="tune", params={**{s: raw[s] for s in SECTIONS}, "tune": dataclasses.asdict(settings)},
-                       tags={"stage": "tune", "optuna.study": settings.study_name, "n_jobs": str(options.n_jobs)})
+    logged = dataclasses.asdict(dataclasses.replace(settings, storage=redact_storage(settings.storage)))
+    record = RunRecord(name="tune", params={**{s: raw[s] for s in SECTIONS}, "tune": logged},
+                       tags={"stage": "tune", "optuna.study": settings.study_name, "n_jobs": str(options.n_jobs),
+                             "optuna.worker": worker_id()})
     cache = FoldFeatureCache()
     with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as parent:
         incumbent = ensure_incumbent(study, raw, train, test, runtime.device, cache)
-        optimize(study, make_objective(raw, space, train, test, runtime.device, cache), settings.n_trials,
-                 settings.timeout_s, options.n_jobs, parent, space, incumbent)
+        objective = tag_worker(make_objective(raw, space, train, test, runtime.device, cache))
+        optimize(study, objective, settings.n_trials, settings.timeout_s, options.n_jobs, parent, space, incumbent)
         counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,)))
                   for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
         top = best_trials(study, 1)

@@ -1,0 +1,135 @@
+"""The team setup on one machine, start to finish (`make team-demo`).
+
+Starts PostgreSQL and `mlflow server` (PostgreSQL backend, proxied artifacts) on 127.0.0.1,
+clones the project's committed HEAD into a temporary folder (your checkout is not touched) and
+runs `dvc repro validate` there, then runs three `kpipe tune` workers on one PostgreSQL study:
+the third is killed with SIGKILL in the middle of a trial, the other two start after its
+heartbeat's grace period, fail its trial and rerun its params. It prints `kpipe tune --status`
+and what the tracking server holds, then stops everything it started and deletes the folders
+(`--keep` waits for Enter first, so that the MLflow UI can be opened at the printed URL).
+
+Demo settings, so that it takes a minute or two on 2 cores: 3 CV folds, 10-40 epochs, a
+heartbeat every 2 s; the rest of the search space is params.yaml's.
+
+Run: python scripts/team_demo.py [--trials 3] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from pipeline.common.params import read_params
+from pipeline.common.paths import ProjectPaths
+from pipeline.team.services import ServiceUnavailable, running_mlflow, running_postgres
+from pipeline.team.workers import kill_mid_trial, start_tune_worker
+from pipeline.tuning.apply import write_params
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = "team-demo"
+DEMO_EPOCHS = {"type": "int", "low": 10, "high": 40, "step": 10}
+
+
+def say(message: str) -> None:
+    print(f"[team-demo] {message}", flush=True)
+
+
+def prepare_clone(folder: Path) -> Path:
+    """A clone of HEAD with the demo settings and the validated data the workers train on."""
+    repo = folder / "project"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(repo)], check=True)
+    paths = ProjectPaths(repo)
+    space = {**read_params(paths.params)["tune"]["space"], "train.epochs": DEMO_EPOCHS}
+    write_params(paths.params, {"cv.folds": 3, "tune.space": space, "tune.heartbeat_s": 2}, paths.params)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "DVC_NO_ANALYTICS": "1"}
+    subprocess.run([str(Path(sys.executable).parent / "dvc"), "repro", "--quiet", "validate"], cwd=repo, env=env,
+                   check=True)
+    return repo
+
+
+def run_demo(trials: int, keep: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="kp-team-demo-") as tmp:
+        folder = Path(tmp)
+        say("starting PostgreSQL on 127.0.0.1 (a throwaway cluster)")
+        with running_postgres() as pg:
+            storage = pg.create_database("optuna")
+            say(f"PostgreSQL ready in {pg.startup_s:.1f} s; Optuna storage {pg.url('optuna')}")
+            say("starting mlflow server (backend: PostgreSQL database 'mlflow', artifacts proxied)")
+            with running_mlflow(pg) as mlflow:
+                say(f"mlflow server ready in {mlflow.startup_s:.1f} s at {mlflow.url}")
+                say(f"cloning the project into {folder / 'project'} and running `dvc repro validate`")
+                repo = prepare_clone(folder)
+                run_workers(repo, storage, mlflow.url, folder, trials)
+                status = subprocess.run([sys.executable, "-m", "pipeline.cli", "tune", "--status", "--storage",
+                                         storage, "--study-name", STUDY], cwd=repo, capture_output=True, text=True,
+                                        env={**os.environ, "PYTHONPATH": str(repo)})
+                print("\n$ kpipe tune --status --storage", storage, "--study-name", STUDY)
+                print(status.stdout + status.stderr)
+                print(describe_tracking(mlflow.url))
+                if keep:
+                    input(f"[team-demo] open {mlflow.url} in a browser; press Enter to stop everything ")
+                say("stopping mlflow server and PostgreSQL")
+        say("stopped; temporary folders deleted")
+
+
+def run_workers(repo: Path, storage: str, tracking_uri: str, folder: Path, trials: int) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.create_study(study_name=STUDY, storage=storage, direction="minimize")
+    logs = folder / "logs"
+    logs.mkdir()
+    doomed = start_tune_worker(repo, storage, STUDY, 3, 100, tracking_uri, logs / "worker3.log")
+    say(f"worker 3 (pid {doomed.pid}) started; it will be killed in the middle of a trial")
+    workers: list[subprocess.Popen] = []
+    try:
+        killed = kill_mid_trial(doomed, storage, STUDY, timeout=300)
+        say(f"SIGKILL sent to worker 3 during trial {killed.number}: that trial is RUNNING, and nobody will end it")
+        time.sleep(5)  # past the grace period (2 x tune.heartbeat_s) since its last heartbeat
+        workers = [start_tune_worker(repo, storage, STUDY, seed, trials, tracking_uri, logs / f"worker{seed}.log")
+                   for seed in (1, 2)]
+        say(f"workers 1 and 2 (pids {workers[0].pid}, {workers[1].pid}) started, {trials} trials each; "
+            "the first to start a trial fails the dead worker's trial and queues its params again")
+        for number, worker in enumerate(workers, 1):
+            if worker.wait() != 0:
+                raise RuntimeError(f"worker {number} failed:\n{(logs / f'worker{number}.log').read_text()[-3000:]}")
+    finally:  # an error or Ctrl-C leaves no worker behind
+        for worker in (doomed, *workers):
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    say("workers 1 and 2 finished")
+
+
+def describe_tracking(url: str) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(url)
+    experiment = client.get_experiment_by_name("house-prices")
+    runs = client.search_runs([experiment.experiment_id], "tags.stage = 'tune-trial'") if experiment else []
+    by_worker = Counter(run.data.tags.get("optuna.worker", "?") for run in runs)
+    per_worker = ", ".join(f"{worker}: {n}" for worker, n in sorted(by_worker.items()))
+    return (f"MLflow: {url} (experiment 'house-prices'): {len(runs)} trial runs ({per_worker}); "
+            f"on each machine: export MLFLOW_TRACKING_URI={url}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=3, help="Trials for each of the two live workers.")
+    parser.add_argument("--keep", action="store_true", help="Wait for Enter before stopping the services.")
+    args = parser.parse_args()
+    try:
+        run_demo(args.trials, args.keep)
+    except ServiceUnavailable as exc:
+        sys.exit(f"team-demo: {exc}")
+
+
+if __name__ == "__main__":
+    main()
