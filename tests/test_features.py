@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -245,9 +247,20 @@ def test_saving_the_same_fit_gives_the_same_bytes_in_any_process(tmp_path) -> No
 
     from conftest import BUNDLED_ZIP
 
-    for name in ("first.skops", "second.skops"):
-        subprocess.run([sys.executable, "-c", SAVE_ONE_FIT, str(BUNDLED_ZIP), str(tmp_path / name),
-                        str(BUNDLED_ZIP.parents[2] / "params.yaml")], check=True)
+    params_file = BUNDLED_ZIP.parents[2] / "params.yaml"
+    subprocess.run([sys.executable, "-c", SAVE_ONE_FIT, str(BUNDLED_ZIP), str(tmp_path / "first.skops"),
+                    str(params_file)], check=True)
+    # The same fit saved in this process: other memory addresses, a later time, the same bytes.
+    from pipeline.common.params import StageParams
+    from pipeline.house_prices.features import save_transformer
+    from pipeline.house_prices.params import FeatureParams
+    from pipeline.house_prices.validation import validate_raw
+
+    with zipfile.ZipFile(BUNDLED_ZIP) as archive:
+        train, test, _ = validate_raw(pd.read_csv(archive.open("train.csv")).head(200),
+                                      pd.read_csv(archive.open("test.csv")).head(50))
+    params = StageParams(params_file).section("features", FeatureParams)
+    save_transformer(fit_transformer(train, test, params), tmp_path / "second.skops")
     assert (tmp_path / "first.skops").read_bytes() == (tmp_path / "second.skops").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first.skops", "second.skops"]  # no temp files
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 # tests/services.py as a plugin: its session fixtures postgres_server, mlflow_service and
 # mlflow_server (imported by pytest, with assert rewriting, not by a plain import here).
+# Real PostgreSQL and `mlflow server` processes: end-to-end, out of the edit-test loop.
+pytestmark = pytest.mark.e2e
 pytest_plugins = ["services"]
 
 WORKER = textwrap.dedent("""

@@ -207,6 +207,7 @@ def test_tune_without_validated_data_says_to_run_validate(repo_copy: Path, monke
     assert result.exit_code == 1 and "dvc repro validate" in result.output
 
 
+@pytest.mark.e2e  # worker processes running the whole CLI
 @pytest.mark.parametrize("storage", ["workers.journal", "sqlite:///workers.db"])
 def test_two_worker_processes_share_one_study(tune_repo: Path, mlflow_uri: str, storage: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(tune_repo)}  # the copy's own code, not an installed one
