@@ -171,7 +171,8 @@ def test_a_tiny_study_writes_params_the_stages_accept(tune_repo: Path, mlflow_ur
     assert len(parents) == 1 and parents["metrics.best_log_rmse"].iloc[0] == pytest.approx(outcome.best.value)
     children = mlflow.search_runs(experiment_names=["house-prices"],
                                   filter_string=f"tags.mlflow.parentRunId = '{parents['run_id'].iloc[0]}'")
-    assert sorted(children["tags.optuna.trial"].astype(int)) == [1, 2, 3]
+    assert sorted(children["tags.optuna.trial"].astype(int)) == [0, 1, 2, 3]  # the incumbent too
+    assert children.loc[children["tags.optuna.trial"] == "0", "tags.optuna.incumbent"].tolist() == ["true"]
     best = children[children["tags.optuna.trial"] == str(outcome.best.number)].iloc[0]
     assert best["tags.optuna.state"] == "COMPLETE"
     assert best["metrics.log_rmse_mean"] == pytest.approx(outcome.best.value)

@@ -314,9 +314,11 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
 
 
 def ensure_incumbent(study: optuna.Study, raw: Mapping[str, Any], train: pd.DataFrame,
-                     test: pd.DataFrame | None, device: str, cache: FoldFeatureCache) -> FrozenTrial:
+                     test: pd.DataFrame | None, device: str, cache: FoldFeatureCache,
+                     parent: OpenRun | None = None, space: SearchSpace | None = None) -> FrozenTrial:
     """The study's trial for the current params.yaml: found when it was scored before, else
-    cross-validated now (on the folds every trial uses) and added before any search."""
+    cross-validated now (on the folds every trial uses), added before any search and logged
+    under `parent` like every trial (tagged `optuna.incumbent`)."""
     digest = params_digest({s: raw[s] for s in SECTIONS})
     found = find_incumbent(study, digest)
     if found is not None:
@@ -327,6 +329,10 @@ def ensure_incumbent(study: optuna.Study, raw: Mapping[str, Any], train: pd.Data
     trial = add_incumbent(study, digest, result.mean, [float(s) for s in result.fold_scores], result.std,
                           worker_id())
     log.info("incumbent (params.yaml) is trial %d: CV log-RMSE %.5f", trial.number, trial.value)
+    if parent is not None and space is not None:
+        record, status = trial_record(trial, space)
+        parent.log_child(dataclasses.replace(record, name=f"trial-{trial.number} (params.yaml)",
+                                             tags={**record.tags, "optuna.incumbent": "true"}), status)
     return trial
 
 
@@ -421,7 +427,7 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
                              "optuna.worker": worker_id()})
     cache = FoldFeatureCache()
     with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as parent:
-        incumbent = ensure_incumbent(study, raw, train, test, runtime.device, cache)
+        incumbent = ensure_incumbent(study, raw, train, test, runtime.device, cache, parent, space)
         objective = tag_worker(make_objective(raw, space, train, test, runtime.device, cache))
         optimize(study, objective, settings.n_trials, settings.timeout_s, options.n_jobs, parent, space, incumbent)
         counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,)))
