@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.common.paths import ProjectPaths
+from pipeline.house_prices.serving import MODEL_ARTIFACT, REGISTERED_MODEL
 from pipeline.team.workers import kill_mid_trial, start_tune_worker
 from pipeline.tuning.apply import write_params
 from pipeline.tuning.status import study_status
@@ -199,7 +200,15 @@ def test_stages_log_params_metrics_fold_runs_and_artifacts_to_the_tracking_serve
     picture = client.download_artifacts(cv.info.run_id, "cv_curves.png", str(tmp_path / "cv"))
     assert Path(picture).read_bytes() == (member_run / "plots/house_prices/cv_curves.png").read_bytes()
     [train] = client.search_runs([experiment], "tags.stage = 'train'")
-    model = Path(client.download_artifacts(train.info.run_id, "house_prices", str(tmp_path / "train")))
+    # The registered model (logged by the train run) carries the whole model folder, through the server.
+    [version] = client.search_model_versions(f"name = '{REGISTERED_MODEL}'")
+    assert version.run_id == train.info.run_id
+    import mlflow.artifacts
+
+    source = client.get_model_version_download_uri(REGISTERED_MODEL, version.version)  # on the server
+    downloaded = Path(mlflow.artifacts.download_artifacts(source, dst_path=str(tmp_path / "train"),
+                                                          tracking_uri=mlflow_server))
+    model = downloaded / "artifacts" / MODEL_ARTIFACT
     local = member_run / "models/house_prices"
     assert sorted(str(p.relative_to(model)) for p in model.rglob("*")) == \
         sorted(str(p.relative_to(local)) for p in local.rglob("*"))
