@@ -46,12 +46,16 @@ fashion: setup
 repro: setup
 	dvc repro
 
-test: setup
-	python -m pytest
+# One pytest worker per core (pytest-xdist); a test file stays on one worker, so module
+# fixtures (a trained model, a pipeline run against the tracking server) are built once.
+PYTEST := python -m pytest -n auto --dist loadfile
 
-# The edit-test loop: everything but the end-to-end `dvc repro` runs.
+test: setup
+	$(PYTEST)
+
+# The edit-test loop: everything but the end-to-end runs (`dvc repro`, real services).
 test-fast: setup
-	python -m pytest -m "not e2e"
+	$(PYTEST) -m "not e2e"
 
 # Style: ruff's pycodestyle, pyflakes, import-order, pyupgrade and bugbear rules (pyproject.toml).
 lint: setup

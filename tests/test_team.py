@@ -173,7 +173,8 @@ def member_run(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> 
     result = run_dvc(repo, "repro", "predict", env={"MLFLOW_TRACKING_URI": mlflow_server})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "MLflow tracking failed" not in result.stderr, result.stderr
-    git(repo, "commit", "--quiet", "-am", "repro predict")
+    git(repo, "add", "--all")  # what DVC asks to track: dvc.lock, params, metrics, curve folders
+    git(repo, "commit", "--quiet", "-m", "repro predict")
     return repo
 
 
