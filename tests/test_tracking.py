@@ -43,6 +43,18 @@ def test_flatten_turns_sections_into_dotted_params() -> None:
     assert flatten({"train": {"lr": 0.1}, "model": {"hidden": [8, 4]}}) == {"train.lr": 0.1, "model.hidden": "8,4"}
 
 
+def test_every_shipped_param_is_a_legal_mlflow_param(tmp_path: Path, mlflow_uri: str, caplog) -> None:
+    """The tuning space names ensemble members as `model.members[1].<key>`; MLflow refuses
+    brackets in a param name, which would switch tracking off for a whole study."""
+    caplog.set_level(logging.WARNING)
+    flat = flatten(SHIPPED_PARAMS)
+    assert "tune.space.model.members.1.model.dropout.low" in flat
+    run_id = log_record(ProjectPaths(tmp_path), "house-prices", RunRecord("tune", params=SHIPPED_PARAMS))
+    assert run_id is not None and "tracking failed" not in caplog.text
+    logged = MlflowClient(mlflow_uri).get_run(run_id).data.params
+    assert set(logged) == set(flat)
+
+
 def test_nested_runs_carry_steps_and_the_runs_table_sorts_by_score(tmp_path: Path, mlflow_uri: str,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     paths = ProjectPaths(tmp_path)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import threading
 import time
 import warnings
@@ -131,11 +132,15 @@ class RunRecord:
     log_model: Callable[[], None] | None = None
 
 
+_INDEX = re.compile(r"\[(\d+)\]")  # `[1]` in a dotted key
+
+
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"train": {"lr": 0.1}}` -> `{"train.lr": 0.1}`: MLflow params are flat."""
+    """`{"train": {"lr": 0.1}}` -> `{"train.lr": 0.1}`: MLflow params are flat, and their names
+    may not hold brackets, so a member's key `model.members[1].lr` is logged as `model.members.1.lr`."""
     flat: dict[str, Any] = {}
     for key, value in params.items():
-        name = f"{prefix}{key}"
+        name = _INDEX.sub(r".\1", f"{prefix}{key}")
         if isinstance(value, Mapping):
             flat.update(flatten(value, f"{name}."))
         elif isinstance(value, (list, tuple)):
