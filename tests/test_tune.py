@@ -260,6 +260,7 @@ def test_apply_refuses_a_result_that_does_not_beat_params_yaml(tune_repo: Path, 
     result = CliRunner().invoke(app, ["tune", "--n-trials", "2", "--apply"])
     assert result.exit_code == 0, result.output
     assert "no trial beat the incumbent" in result.output and "params.yaml left as it is" not in result.output
+    assert "nothing written: params.yaml is still the best this study knows" in result.output
     assert paths.params.read_text() == before
 
 

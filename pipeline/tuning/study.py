@@ -461,12 +461,16 @@ def summary(outcome: TuneOutcome, top: int = 5) -> str:
              **({"params": "params.yaml (incumbent)"} if is_incumbent(t) else outcome.space.decode(t.params))}
             for t in best_trials(outcome.study, top)]
     states = pd.Series([t.state.name for t in outcome.study.trials]).value_counts().to_dict()
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    table = pd.DataFrame([{key: row.get(key, "") for key in columns} for row in rows])  # "" keeps ints ints
     lines = [f"study '{outcome.study.study_name}': {len(outcome.study.trials)} trials "
              + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())),
-             pd.DataFrame(rows).fillna("").to_string(index=False), outcome.verdict.explain()]
+             table.to_string(index=False), outcome.verdict.explain()]
     if outcome.written is not None:
         lines.append(f"best trial {outcome.best.number} written to {outcome.written}")
-    elif not is_incumbent(outcome.best):
+    elif is_incumbent(outcome.best):
+        lines.append("nothing written: params.yaml is still the best this study knows")
+    else:
         lines.append("params.yaml left as it is (--apply --force writes the best trial anyway)")
     if outcome.best_overrides and not is_incumbent(outcome.best):
         flags = " ".join(f"-S {shlex.quote(f'{k}={_dvc_value(v)}')}" for k, v in outcome.best_overrides.items())
