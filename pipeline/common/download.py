@@ -85,8 +85,8 @@ def _why(exc: requests.RequestException) -> str:
 
 
 def _too_large(origin: str, max_bytes: int) -> TooLarge:
-    return TooLarge(f"{origin} is larger than the {describe_size(max_bytes)} cap (the *.max_file_mb param): "
-                    "not the expected file. Nothing was written.")
+    return TooLarge(f"{origin} is larger than the {describe_size(max_bytes)} cap (params: data.max_file_mb, "
+                    "fashion_data.max_file_mb): not the expected file. Nothing was written.")
 
 
 def _blocks(stream: BinaryIO) -> Iterator[bytes]:
