@@ -96,13 +96,22 @@ class CVRun:
 
 
 @contextmanager
-def cv_run(paths: ProjectPaths, params: ExperimentParams, raw: dict[str, Any],
-           frame: pd.DataFrame) -> Iterator[CVRun]:
-    """The `cv` stage's runs, open for the block (named by `run_name`, tagged stage `cv`)."""
-    record = RunRecord(run_name("cv", params, git_commit(paths.root)), params=raw,
-                       tags={"stage": "cv", "model.kind": params.model.kind})
+def _stage_run(stage: str, paths: ProjectPaths, params: ExperimentParams, raw: dict[str, Any],
+               frame: pd.DataFrame) -> Iterator[OpenRun]:
+    """A stage's run, open for the block: named by `run_name`, tagged with the stage and the
+    model kind, every param logged and the training data attached."""
+    record = RunRecord(run_name(stage, params, git_commit(paths.root)), params=raw,
+                       tags={"stage": stage, "model.kind": params.model.kind})
     with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as run:
         log_training_data(run, paths, frame)
+        yield run
+
+
+@contextmanager
+def cv_run(paths: ProjectPaths, params: ExperimentParams, raw: dict[str, Any],
+           frame: pd.DataFrame) -> Iterator[CVRun]:
+    """The `cv` stage's runs: its own and one child per fold."""
+    with _stage_run("cv", paths, params, raw, frame) as run:
         folds = [run.open_child(RunRecord(name, params={"fold": i + 1}, tags={"stage": "cv-fold"}))
                  for i, name in enumerate(fold_names(params.cv.folds, params.cv.repeats))]
         yield CVRun(run, folds, model_names(params))
@@ -111,11 +120,8 @@ def cv_run(paths: ProjectPaths, params: ExperimentParams, raw: dict[str, Any],
 @contextmanager
 def train_run(paths: ProjectPaths, params: ExperimentParams, raw: dict[str, Any],
               frame: pd.DataFrame) -> Iterator[TrainRun]:
-    """The `train` stage's run, open for the block (named by `run_name`, tagged stage `train`)."""
-    record = RunRecord(run_name("train", params, git_commit(paths.root)), params=raw,
-                       tags={"stage": "train", "model.kind": params.model.kind})
-    with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as run:
-        log_training_data(run, paths, frame)
+    """The `train` stage's run."""
+    with _stage_run("train", paths, params, raw, frame) as run:
         yield TrainRun(run, model_names(params))
 
 
