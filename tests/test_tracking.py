@@ -55,6 +55,22 @@ def test_every_shipped_param_is_a_legal_mlflow_param(tmp_path: Path, mlflow_uri:
     assert set(logged) == set(flat)
 
 
+def test_a_records_files_and_folders_arrive_as_artifacts_by_either_way_in(tmp_path: Path, mlflow_uri: str) -> None:
+    picture = tmp_path / "curves.png"
+    picture.write_bytes(b"png")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"w")
+    record = RunRecord("files", artifacts=[picture, folder, tmp_path / "missing.csv"])
+    finished = log_record(ProjectPaths(tmp_path), "house-prices", record)
+    with open_run(ProjectPaths(tmp_path), "house-prices", RunRecord("open")) as run:
+        run.log(record)
+    client = MlflowClient(mlflow_uri)
+    for run_id in (finished, run.run_id):
+        assert sorted(f.path for f in client.list_artifacts(run_id)) == ["curves.png", "model"]
+        assert [f.path for f in client.list_artifacts(run_id, "model")] == ["model/weights.bin"]
+
+
 def test_nested_runs_carry_steps_and_the_runs_table_sorts_by_score(tmp_path: Path, mlflow_uri: str,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     paths = ProjectPaths(tmp_path)

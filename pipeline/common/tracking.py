@@ -129,7 +129,6 @@ class RunRecord:
     tags: Mapping[str, str] = field(default_factory=dict)
     artifacts: Sequence[Path] = ()
     children: Sequence[RunRecord] = ()
-    log_model: Callable[[], None] | None = None
 
 
 _INDEX = re.compile(r"\[(\d+)\]")  # `[1]` in a dotted key
@@ -188,18 +187,14 @@ def log_record(paths: ProjectPaths, experiment: str, record: RunRecord) -> str |
 def _log(mlflow: Any, record: RunRecord, nested: bool) -> str:
     with mlflow.start_run(run_name=record.name, nested=nested) as run:
         _log_data(mlflow.tracking.MlflowClient(), run.info.run_id, record)
-        for artifact in record.artifacts:
-            if artifact.is_dir():
-                mlflow.log_artifacts(str(artifact), artifact.name)
-            elif artifact.exists():
-                mlflow.log_artifact(str(artifact))
         for child in record.children:
             _log(mlflow, child, nested=True)
         return run.info.run_id
 
 
 def _log_data(client: Any, run_id: str, record: RunRecord) -> None:
-    """The params, tags, metrics and curves of `record`, through the client (no fluent state)."""
+    """The params, tags, metrics, curves and artifacts of `record`, through the client (no
+    fluent state)."""
     from mlflow.entities import Metric, Param, RunTag
 
     now = _millis()
@@ -214,6 +209,11 @@ def _log_data(client: Any, run_id: str, record: RunRecord) -> None:
         client.log_batch(run_id, params=params[start:start + 100])
     for start in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[start:start + 1000])
+    for artifact in record.artifacts:
+        if artifact.is_dir():
+            client.log_artifacts(run_id, str(artifact), artifact.name)
+        elif artifact.exists():
+            client.log_artifact(run_id, str(artifact))
 
 
 class OpenRun:
@@ -275,11 +275,6 @@ class OpenRun:
         try:
             with _quiet():
                 _log_data(self._client, self.run_id, record)
-                for artifact in record.artifacts:
-                    if artifact.is_dir():
-                        self._client.log_artifacts(self.run_id, str(artifact), artifact.name)
-                    elif artifact.exists():
-                        self._client.log_artifact(self.run_id, str(artifact))
         except Exception as exc:  # noqa: BLE001
             _disable(self._uri, exc)
 
