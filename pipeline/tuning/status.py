@@ -19,10 +19,10 @@ from pipeline.tuning.space import SearchSpace
 from pipeline.tuning.study import (
     WORKER_ATTR,
     TuningError,
+    describe_storage,
     journal_path,
     load_tune,
     open_storage,
-    redact_storage,
     retried_from,
 )
 
@@ -46,11 +46,6 @@ def study_status(paths: ProjectPaths, storage: str | None = None, study_name: st
         raise TuningError(f"no study '{name}' in {where}; studies there: {', '.join(sorted(names)) or 'none'}")
     study = optuna.load_study(study_name=name, storage=opened)
     return format_status(name, where, study.get_trials(deepcopy=False), space)
-
-
-def describe_storage(spec: str, paths: ProjectPaths) -> str:
-    """The storage as it may be printed: a URL without its password, or the journal file."""
-    return redact_storage(spec) if "://" in spec else str(journal_path(spec, paths))
 
 
 def format_status(name: str, where: str, trials: Sequence[FrozenTrial], space: SearchSpace) -> str:

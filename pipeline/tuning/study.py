@@ -173,6 +173,11 @@ def redact_storage(spec: str) -> str:
         return spec
 
 
+def describe_storage(spec: str, paths: ProjectPaths) -> str:
+    """The storage as it may be printed: a URL without its password, or the journal file."""
+    return redact_storage(spec) if "://" in spec else str(journal_path(spec, paths))
+
+
 def journal_path(spec: str, paths: ProjectPaths) -> Path:
     """The journal file of a storage spec that is not a URL ("" = the default one)."""
     path = Path(spec) if spec else paths.optuna_journal
@@ -419,7 +424,7 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
         study = make_study(open_storage(settings.storage, paths, settings.heartbeat_s), settings.study_name,
                            settings, settings.sampler_seed)
     except Exception as exc:  # a bad URL, a missing database driver, an unreachable server
-        raise TuningError(f"cannot open the Optuna storage {redact_storage(settings.storage) or 'optuna.journal'!r}: "
+        raise TuningError(f"cannot open the Optuna storage {describe_storage(settings.storage, paths)!r}: "
                           f"{type(exc).__name__}: {exc}") from exc
     logged = dataclasses.asdict(dataclasses.replace(settings, storage=redact_storage(settings.storage)))
     record = RunRecord(name="tune", params={**{s: raw[s] for s in SECTIONS}, "tune": logged},
