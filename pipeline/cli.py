@@ -97,7 +97,7 @@ def submit(
 ) -> None:
     """Validate the submission against the test ids, submit it with the Kaggle API, wait for its score."""
     from pipeline.house_prices import kaggle_submit
-    from pipeline.house_prices.kaggle_api import KaggleSubmission, KaggleUnavailable, submit_command
+    from pipeline.house_prices.kaggle_api import KaggleSubmission, KaggleUnavailable, submit_command, wait_for_score
 
     paths = ProjectPaths.here()
     path = file or paths.submission
@@ -121,7 +121,7 @@ def submit(
         typer.echo(f"submitted {path} as submission {ref}: {answer}")
         if wait <= 0:
             return
-        scored = kaggle_submit.follow(ref, wait, progress, poll_interval)
+        scored = wait_for_score(ref, wait, poll_interval, on_poll=progress)
         typer.echo("", err=True)  # ends the progress line
         typer.echo(kaggle_submit.describe(scored))
         if scored.status == "ERROR":

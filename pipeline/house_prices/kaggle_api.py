@@ -182,12 +182,6 @@ def list_submissions(competition: str = COMPETITION, limit: int = 20) -> list[Ka
     return [_submission(s) for s in found if s is not None][:limit]
 
 
-def get_submission(ref: int, competition: str = COMPETITION) -> KaggleSubmission:
-    api = _api(competition)
-    with _answers(f"read submission {ref}", competition):
-        return _submission(api.get_submission(ref))
-
-
 def wait_for_score(ref: int, timeout_s: float, poll_s: float = 5.0, competition: str = COMPETITION,
                    on_poll: Callable[[KaggleSubmission, float], None] | None = None) -> KaggleSubmission:
     """Poll submission `ref` until Kaggle has scored it (or failed to), at most `timeout_s`

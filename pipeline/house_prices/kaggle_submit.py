@@ -1,5 +1,6 @@
 """`kpipe submit` and `kpipe submissions`: the submission file checked against the test ids,
-sent with the Kaggle API, followed until Kaggle has scored it; past submissions as a table.
+sent with the Kaggle API (`kaggle_api.wait_for_score` then follows it until scored); past
+submissions as a table.
 
 Without credentials the file is still checked, and the equivalent `kaggle` command is printed.
 """
@@ -7,7 +8,6 @@ Without credentials the file is still checked, and the equivalent `kaggle` comma
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +18,6 @@ from pipeline.house_prices.kaggle_api import (
     KaggleSubmission,
     list_submissions,
     submit_file,
-    wait_for_score,
 )
 from pipeline.house_prices.schemas import ID
 from pipeline.house_prices.submission import InvalidSubmission, check_submission, read_submission
@@ -51,12 +50,6 @@ def submit(paths: ProjectPaths, path: Path, message: str | None, max_bytes: int)
     """
     validate_submission_file(paths, path, max_bytes)
     return submit_file(path, message or default_message(paths))
-
-
-def follow(ref: int, wait_s: float, on_poll: Callable[[KaggleSubmission, float], None] | None = None,
-           poll_s: float = 5.0) -> KaggleSubmission:
-    """Submission `ref` once Kaggle has scored it, or as it stands after `wait_s` seconds."""
-    return wait_for_score(ref, wait_s, poll_s, on_poll=on_poll)
 
 
 def describe(submission: KaggleSubmission) -> str:
