@@ -106,16 +106,21 @@ class PostgresServer:
 
     def create_database(self, name: str) -> str:
         """CREATE DATABASE `name` (a fresh, empty one: an earlier one of that name is dropped)."""
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-            raise ValueError(f"database name must be a plain lower-case identifier, got {name!r}")
+        self.drop_database(name)
         with self.connect() as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
+            conn.execute(f"CREATE DATABASE {_identifier(name)}")
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
         with self.connect() as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"DROP DATABASE IF EXISTS {_identifier(name)} WITH (FORCE)")
+
+
+def _identifier(name: str) -> str:
+    """`name`, checked to be a plain identifier: it goes into SQL unquoted."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise ValueError(f"database name must be a plain lower-case identifier, got {name!r}")
+    return name
 
 
 def _as_postgres() -> dict:
