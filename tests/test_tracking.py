@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 from conftest import BUNDLED_ZIP, SHIPPED_PARAMS
 from mlflow.tracking import MlflowClient
@@ -22,7 +23,8 @@ from pipeline.common.provenance import Commit
 from pipeline.common.tracking import RunRecord, flatten, log_record, open_run, tracking_uri
 from pipeline.house_prices.dataset import HOUSE_PRICES
 from pipeline.house_prices.experiment import parse_experiment
-from pipeline.house_prices.runs import cv_runs, log_training_data, run_name, runs_table
+from pipeline.house_prices.runs import CVRun, cv_runs, log_training_data, run_name, runs_table
+from pipeline.house_prices.training import History
 
 
 def _cv_record(lr: float, score: float) -> RunRecord:
@@ -210,6 +212,23 @@ def test_logging_a_model_that_fails_only_warns(tmp_path: Path, mlflow_uri: str, 
         assert run.log_model(broken) is None
     assert "MLflow could not log the model (OSError: disk full)" in caplog.text
     assert MlflowClient(mlflow_uri).get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_an_ensembles_mean_curves_have_the_names_of_its_live_fold_metrics(tmp_path: Path, mlflow_uri: str) -> None:
+    """Even when only one member (of two) trains epoch by epoch: `member0-mlp/...` both ways."""
+    names = ["member0-mlp", "member1-sklearn"]
+    history = History(np.array([[0.4, 0.6], [0.2, 0.4]]), np.array([[0.5, 0.7], [0.3, np.nan]]))
+    with open_run(ProjectPaths(tmp_path), "house-prices", RunRecord("cv")) as run:
+        tracked = CVRun(run, [run.open_child(RunRecord("fold1"))], names)
+        tracked.member_epochs(0)(0, np.array([0.4]), np.array([0.5]))
+        curves = tracked.mean_curves({"member0-mlp": history})
+        fold_id = tracked.folds[0].run_id
+    assert list(curves) == ["member0-mlp/train_log_rmse", "member0-mlp/valid_log_rmse"]
+    assert curves["member0-mlp/train_log_rmse"].tolist() == pytest.approx([0.5, 0.3])
+    assert curves["member0-mlp/valid_log_rmse"].tolist() == pytest.approx([0.6, 0.3])
+    assert set(MlflowClient(mlflow_uri).get_run(fold_id).data.metrics) == set(curves)
+    single = CVRun(run, [], ["mlp"])
+    assert list(single.mean_curves({"mlp": history})) == ["train_log_rmse", "valid_log_rmse"]
 
 
 def test_run_names_say_what_ran_on_which_code() -> None:

@@ -66,16 +66,3 @@ def plot_models(frames: Mapping[str, pd.DataFrame], png: Path, title: str) -> No
     ax.legend(fontsize=7, ncol=2 if len(frames) > 3 else 1)
     save_figure(fig, png)
 
-
-def curve_metrics(histories: Mapping[str, History], fold: int | None = None) -> dict[str, np.ndarray]:
-    """The same curves as MLflow metrics (one value per epoch): `train_log_rmse` and
-    `valid_log_rmse` for one model, grouped under each model's name for several
-    (`member0-mlp/valid_log_rmse`); one fold's, or (`fold=None`) the mean over folds."""
-    out: dict[str, np.ndarray] = {}
-    for name, history in histories.items():
-        prefix = "" if len(histories) == 1 else f"{name}/"
-        for split, curve in (("train", history.train), ("valid", history.valid)):
-            if np.isnan(curve).all():
-                continue
-            out[f"{prefix}{split}_log_rmse"] = curve[:, fold] if fold is not None else np.nanmean(curve, axis=1)
-    return out

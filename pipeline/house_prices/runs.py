@@ -28,7 +28,6 @@ from pipeline.common.tracking import (
 )
 from pipeline.house_prices.cv import fold_names
 from pipeline.house_prices.experiment import model_names
-from pipeline.house_prices.plots import curve_metrics
 
 if TYPE_CHECKING:
     from pipeline.house_prices.cv import CVResult
@@ -91,8 +90,19 @@ class CVRun:
         members = {f"{k}_log_rmse_mean": v for k, v in metrics.get("members", {}).items()}
         weights = {f"weight_{k}": v for k, v in metrics.get("weights", {}).items()}
         blends = {f"blend_{k}_log_rmse_mean": v for k, v in metrics.get("blends", {}).items()}
-        self.run.log(RunRecord("cv", metrics={**flat, **members, **weights, **blends}, curves=curve_metrics(histories),
-                               artifacts=[picture]))
+        self.run.log(RunRecord("cv", metrics={**flat, **members, **weights, **blends},
+                               curves=self.mean_curves(histories), artifacts=[picture]))
+
+    def mean_curves(self, histories: Mapping[str, History]) -> dict[str, np.ndarray]:
+        """Each trained model's train and valid log-RMSE per epoch, averaged over the folds,
+        under the same names as the folds' live metrics (`member0-mlp/valid_log_rmse`)."""
+        curves: dict[str, np.ndarray] = {}
+        for name, history in histories.items():
+            prefix = member_prefix(self.names.index(name), self.names)
+            for split, curve in (("train", history.train), ("valid", history.valid)):
+                if not np.isnan(curve).all():
+                    curves[f"{prefix}{split}_log_rmse"] = np.nanmean(curve, axis=1)
+        return curves
 
 
 @contextmanager
