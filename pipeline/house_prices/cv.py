@@ -37,6 +37,7 @@ from pipeline.house_prices.schemas import TARGET
 from pipeline.house_prices.training import (
     EpochCallback,
     History,
+    chain_epochs,
     check_converged,
     epoch_progress,
     fit_stacked,
@@ -212,15 +213,9 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     spec = model_spec(model, x.shape[2], folds)
     generator = torch.Generator().manual_seed(seed)
     bar, show = epoch_progress(params.epochs, f"cv {model.kind} x{folds} folds")
-
-    def each_epoch(epoch: int, train_scores: np.ndarray, valid_scores: np.ndarray) -> None:
-        show(epoch, train_scores, valid_scores)
-        if on_epoch is not None:
-            on_epoch(epoch, train_scores, valid_scores)
-
     with bar:
-        fitted, history = fit_stacked(x, prices, train_mask, spec, params, generator, valid_mask, each_epoch,
-                                      device=device)
+        fitted, history = fit_stacked(x, prices, train_mask, spec, params, generator, valid_mask,
+                                      chain_epochs(show, on_epoch), device=device)
     check_converged(history, f"cv of {model.kind}", params)
     outputs = predict_outputs(fitted, x).double().numpy()
     repeat = repeat_of(splits, n)

@@ -40,7 +40,7 @@ from pipeline.house_prices.params import (
     SklearnParams,
     TrainParams,
 )
-from pipeline.house_prices.training import EpochCallback, History
+from pipeline.house_prices.training import EpochCallback, History, chain_epochs
 
 # The params sections that define a CV score: what the `cv` and `train` stages declare.
 SECTIONS: dict[str, type] = {"base": BaseParams, "features": FeatureParams, "model": ModelParams,
@@ -133,8 +133,9 @@ def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | N
     """
     splits = experiment_folds(params, len(train))
     if params.model.kind != "ensemble":
-        return _member_cv(params, train, test, splits, _both(on_epoch, member_epochs, 0), cache, device)
-    results = [_member_cv(m, train, test, splits, _both(None, member_epochs, i), cache, device)
+        on_epochs = chain_epochs(on_epoch, _member(member_epochs, 0))
+        return _member_cv(params, train, test, splits, on_epochs, cache, device)
+    results = [_member_cv(m, train, test, splits, _member(member_epochs, i), cache, device)
                for i, m in enumerate(params.members)]
     member_oof = np.stack([r.oof_repeats for r in results])
     prices = results[0].prices
@@ -231,19 +232,10 @@ def fit_experiment(params: ExperimentParams, train: pd.DataFrame, test: pd.DataF
         else:
             train_params = m.train if epochs is None else dataclasses.replace(m.train, epochs=epochs[i], patience=0)
             final = fit_final(train, test, m.features, m.model, train_params, m.base.seed, device=device,
-                              on_epoch=_both(None, member_epochs, i))
+                              on_epoch=_member(member_epochs, i))
         fitted.append(dataclasses.replace(final, weight=float(weights[i])))
     return fitted
 
 
-def _both(on_epoch: EpochCallback | None, member_epochs: MemberEpochs | None, member: int) -> EpochCallback | None:
-    """One callback calling `on_epoch` and member `member`'s callback (either may be absent)."""
-    callbacks = [c for c in (on_epoch, member_epochs(member) if member_epochs else None) if c is not None]
-    if len(callbacks) < 2:
-        return callbacks[0] if callbacks else None
-
-    def each_epoch(epoch: int, train: np.ndarray, valid: np.ndarray) -> None:
-        for callback in callbacks:
-            callback(epoch, train, valid)
-
-    return each_epoch
+def _member(member_epochs: MemberEpochs | None, member: int) -> EpochCallback | None:
+    return member_epochs(member) if member_epochs is not None else None

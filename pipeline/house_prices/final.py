@@ -25,6 +25,7 @@ from pipeline.house_prices.schemas import ID, TARGET
 from pipeline.house_prices.training import (
     EpochCallback,
     History,
+    chain_epochs,
     check_converged,
     epoch_progress,
     fit_stacked,
@@ -57,15 +58,10 @@ def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureP
     mask = torch.ones(1, len(train), dtype=torch.bool)
     spec = model_spec(model, x.shape[2], 1)
     bar, show = epoch_progress(params.epochs, f"final fit {model.kind}")
-
-    def each_epoch(epoch: int, train_scores: np.ndarray, valid_scores: np.ndarray) -> None:
-        show(epoch, train_scores, valid_scores)
-        if on_epoch is not None:
-            on_epoch(epoch, train_scores, valid_scores)
-
     with bar:
         fitted, history = fit_stacked(x, prices, mask, spec, params,
-                                      torch.Generator().manual_seed(seed), None, each_epoch, device=device)
+                                      torch.Generator().manual_seed(seed), None, chain_epochs(show, on_epoch),
+                                      device=device)
     check_converged(history, f"the final fit of {model.kind}", params)
     return FinalModel(transformer, fitted, history, params.target, list(matrix.columns),
                       price_cap=fit_price_cap(train, np.arange(len(train)), features))

@@ -78,6 +78,20 @@ def check_converged(history: History, what: str, params: TrainParams) -> None:
                        f"(a working run ends far below {MAX_SANE_LOG_RMSE:g}); {advice}")
 
 
+def chain_epochs(*callbacks: EpochCallback | None) -> EpochCallback | None:
+    """One callback calling each given one in order (None for none): a progress bar, a
+    tuning pruner and a live MLflow logger all watch the same epochs."""
+    given = [c for c in callbacks if c is not None]
+    if len(given) < 2:
+        return given[0] if given else None
+
+    def each_epoch(epoch: int, train: np.ndarray, valid: np.ndarray) -> None:
+        for callback in given:
+            callback(epoch, train, valid)
+
+    return each_epoch
+
+
 def epoch_progress(total: int, desc: str) -> tuple[tqdm, EpochCallback]:
     """A progress bar over epochs and the callback that advances it with the mean scores."""
     bar = tqdm(total=total, desc=desc, unit="epoch", leave=False)
