@@ -61,8 +61,7 @@ def validate_raw(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame,
     for table, frame in (("train", train), ("test", test)):
         if frame.empty:
             failures.append(_failure(table, None, "has_rows", "no rows"))
-        if ID in frame.columns:
-            failures.extend(_failure(table, ID, "integral", i) for i in fractional_ids(frame[ID]))
+        failures.extend(_fractional_id_failures(table, frame))
     clean_train = _validate(RawTrain, train, "train", failures)
     clean_test = _validate(RawTest, test, "test", failures)
     if ID in train.columns and ID in test.columns:
@@ -78,6 +77,13 @@ def validate_raw(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame,
 
 def _failure(table: str, column: str | None, check: str, case: Any) -> dict[str, Any]:
     return {"table": table, "column": column, "check": check, "failure_case": _plain(case), "index": None}
+
+
+def _fractional_id_failures(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """`1461.5` as an id: the schema's coercion to int would silently make it 1461."""
+    if ID not in frame.columns:
+        return []
+    return [_failure(table, ID, "integral", i) for i in fractional_ids(frame[ID])]
 
 
 # A test column may be empty by chance only when few of its rows would have a value: with
@@ -109,9 +115,7 @@ def _missing_in_test(train: pd.DataFrame, test: pd.DataFrame) -> list[dict[str, 
 def validate_test(test: pd.DataFrame) -> pd.DataFrame:
     """Rows to predict on their own (no training table to compare ids with), checked and typed
     by the same `RawTest` schema; raises `ValidationFailed` with every failure."""
-    failures: list[dict[str, Any]] = []
-    if ID in test.columns:
-        failures.extend(_failure("test", ID, "integral", i) for i in fractional_ids(test[ID]))
+    failures = _fractional_id_failures("test", test)
     clean = _validate(RawTest, test, "test", failures)
     if failures:
         raise ValidationFailed(ValidationReport(failures, {"test": len(test)}))
