@@ -144,9 +144,9 @@ def _check_key(key: Any, raw_params: Mapping[str, Any], where: str) -> None:
     if not isinstance(key, str) or "." not in key:
         raise ParamsError(f"{where}: keys are dotted params keys such as train.lr")
     try:
-        dotted_slot(dict(raw_params), key, where)
-        member = MEMBER_KEY.match(key)
-        node, last = dotted_slot(dict(raw_params), member.group(2) if member else key, where)
+        node, last = dotted_slot(dict(raw_params), key, where)
+        if member := MEMBER_KEY.match(key):  # the member may not set it yet: its top-level param does
+            node, last = dotted_slot(dict(raw_params), member.group(2), where)
     except ParamsError as exc:
         raise ParamsError(f"{where}: '{key}' is not a key of params.yaml ({exc})") from exc
     if isinstance(node[last], Mapping):
