@@ -39,7 +39,7 @@ def test_ensemble_members_are_parsed_from_overrides() -> None:
 
 @pytest.mark.parametrize(("members", "message"), [
     ([], "members is empty"),
-    ([{"model.kind": "ensemble"}], "set model.kind to linear, mlp, sklearn or lightgbm"),
+    ([{"model.kind": "ensemble"}], "set model.kind to a model family, not ensemble"),
     ([{"model.kind": "linear", "cv.folds": 3}], "share the ensemble's folds"),
     ([{"model.kind": "linear", "train.lr_typo": 1}], "no key 'lr_typo'"),
 ])
@@ -85,7 +85,7 @@ def test_cv_stage_writes_oof_that_reproduces_the_ensemble_score(clean_frames, tm
     assert metrics["log_rmse_mean"] == pytest.approx(np.mean(recomputed), rel=1e-9)
     assert set(metrics["members"]) == {"member0", "member1"}
     assert metrics["blend"] == "mean" and metrics["weights"] == {"member0": 0.5, "member1": 0.5}
-    assert set(metrics["blends"]) == {"mean", "stack", "ridge_meta"}
+    assert set(metrics["blends"]) == {"mean", "stack", "ridge_meta", "greedy"}
     assert metrics["blends"]["mean"] == pytest.approx(metrics["log_rmse_mean"])
 
 
@@ -102,7 +102,7 @@ def test_early_stopping_keeps_each_folds_best_epoch(clean_frames) -> None:
     assert run - best.max() >= 5  # it stopped because nobody improved for `patience` epochs
     for fold, epoch in enumerate(best):
         assert result.fold_scores[fold] == pytest.approx(result.history.valid[epoch - 1, fold], rel=1e-5)
-    assert final_epochs(result) == [int(round(best.mean()))]
+    assert final_epochs([result]) == [int(round(best.mean()))]
 
 
 def test_final_fit_uses_the_epochs_the_folds_chose(clean_frames) -> None:

@@ -137,7 +137,7 @@ def test_an_ensemble_across_families_blends_with_learned_weights(clean_frames) -
     result = run_cv(parse_experiment(raw), train.head(300), test)
     assert isinstance(result, EnsembleCV) and len(result.members) == 3
     assert (result.weights >= 0).all() and result.weights.sum() == pytest.approx(1.0)
-    assert set(result.blends) == {"mean", "stack", "ridge_meta"}
+    assert set(result.blends) == {"mean", "stack", "ridge_meta", "greedy"}
     np.testing.assert_allclose(result.fold_scores, result.blends["stack"])
     mean = run_cv(parse_experiment(with_overrides(raw, {"model.blend": "mean"})), train.head(300), test)
     np.testing.assert_allclose(mean.fold_scores, result.blends["mean"])

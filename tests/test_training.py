@@ -14,7 +14,7 @@ from pipeline.common.runtime import resolve_device
 from pipeline.house_prices.artifacts import load_final, save_final
 from pipeline.house_prices.cv import cross_validate, split_folds
 from pipeline.house_prices.final import fit_final, predict_frame
-from pipeline.house_prices.models import ModelSpec, StackedRegressor, parameter_groups
+from pipeline.house_prices.models import FoldBatchedRegressor, ModelSpec, parameter_groups
 from pipeline.house_prices.training import log_rmse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def test_too_many_folds_is_a_clear_error() -> None:
 
 
 def test_weight_decay_spares_every_bias() -> None:
-    model = StackedRegressor(ModelSpec("mlp", 10, (4, 3), n_models=2, linear_skip=True))
+    model = FoldBatchedRegressor(ModelSpec("mlp", 10, (4, 3), n_models=2, linear_skip=True))
     decayed, spared = parameter_groups(model, 0.5)
     assert decayed["weight_decay"] == 0.5 and spared["weight_decay"] == 0.0
     assert {id(p) for p in spared["params"]} == {id(b) for b in model.biases}
@@ -81,7 +81,7 @@ def test_weight_decay_spares_every_bias() -> None:
 
 def test_stacked_models_are_independent() -> None:
     """Model 0's output does not depend on model 1's weights: stacking is only batching."""
-    model = StackedRegressor(ModelSpec("mlp", 5, (4,), n_models=2), torch.Generator().manual_seed(0))
+    model = FoldBatchedRegressor(ModelSpec("mlp", 5, (4,), n_models=2), torch.Generator().manual_seed(0))
     x = torch.randn(2, 3, 5)
     before = model(x)[0].clone()
     with torch.no_grad():
@@ -134,7 +134,7 @@ def test_cuda_requested_without_a_gpu_is_an_error_not_a_silent_fallback() -> Non
 def test_huber_loss_resists_far_off_training_rows() -> None:
     """A few wildly mispriced rows bend a squared-error fit; Huber barely moves."""
     from pipeline.house_prices.models import ModelSpec
-    from pipeline.house_prices.training import fit_stacked
+    from pipeline.house_prices.training import fit_batched
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 400, 1, generator=gen)
@@ -145,7 +145,7 @@ def test_huber_loss_resists_far_off_training_rows() -> None:
 
     def slope(loss: str) -> float:
         params = train_params(loss=loss, huber_delta=0.1, epochs=60, batch_size=50, lr=0.02, schedule="cosine")
-        model, _ = fit_stacked(x, prices, mask, ModelSpec("linear", 1), params, torch.Generator().manual_seed(1))
+        model, _ = fit_batched(x, prices, mask, ModelSpec("linear", 1), params, torch.Generator().manual_seed(1))
         return float(model.weights[0].detach().reshape(-1)[0])
 
     assert abs(slope("huber") - 0.3) < 0.03

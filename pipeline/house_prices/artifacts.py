@@ -16,16 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.torch import load_file, save_file
 
 from pipeline.common.io import atomic_dir
-from pipeline.house_prices.estimators import ESTIMATOR_KINDS, load_regressor
+from pipeline.house_prices.families import load_predictor, model_file
 from pipeline.house_prices.features import load_transformer, save_transformer
 from pipeline.house_prices.final import FinalModel
-from pipeline.house_prices.models import ModelSpec, StackedRegressor
 from pipeline.house_prices.training import History
 
-WEIGHTS = "weights.safetensors"
 TRANSFORMER = "transformer.skops"
 CONFIG = "config.json"
 
@@ -33,11 +30,7 @@ CONFIG = "config.json"
 def save_final(final: FinalModel, directory: Path, extra: dict[str, Any]) -> None:
     """Write the files of a model; `extra` (params, CV score) goes into the config."""
     directory.mkdir(parents=True, exist_ok=True)
-    if isinstance(final.model, StackedRegressor):
-        save_file({k: v.contiguous() for k, v in final.model.state_dict().items()}, directory / WEIGHTS)
-        spec = final.model.spec.to_dict()
-    else:
-        spec = {"kind": final.model.kind, "estimator": final.model.name, "file": final.model.save(directory)}
+    spec = final.model.save(directory)
     save_transformer(final.transformer, directory / TRANSFORMER)
     config = {"model": spec, "target": final.target, "feature_names": final.feature_names,
               "price_cap": final.price_cap, **extra}
@@ -45,23 +38,16 @@ def save_final(final: FinalModel, directory: Path, extra: dict[str, Any]) -> Non
 
 
 def load_final(directory: Path) -> FinalModel:
-    """Rebuild a model saved by `save_final`."""
+    """Rebuild a model saved by `save_final`, by the family its config names."""
     if not (directory / CONFIG).exists():
         raise FileNotFoundError(f"{directory} lacks {CONFIG}: run `dvc repro train` first")
     config = json.loads((directory / CONFIG).read_text())
     spec = config["model"]
-    model_file = spec["file"] if spec["kind"] in ESTIMATOR_KINDS else WEIGHTS
-    missing = [n for n in (model_file, TRANSFORMER) if not (directory / n).exists()]
+    missing = [n for n in (model_file(spec), TRANSFORMER) if not (directory / n).exists()]
     if missing:
         raise FileNotFoundError(f"{directory} lacks {', '.join(missing)}: run `dvc repro train` first")
-    if spec["kind"] in ESTIMATOR_KINDS:
-        model = load_regressor(directory, spec["kind"], spec["estimator"])
-    else:
-        model = StackedRegressor(ModelSpec.from_dict(spec))
-        model.load_state_dict(load_file(directory / WEIGHTS))
-        model.eval()
     empty = History(np.empty((0, 1)), np.empty((0, 1)))
-    return FinalModel(load_transformer(directory / TRANSFORMER), model, empty,
+    return FinalModel(load_transformer(directory / TRANSFORMER), load_predictor(directory, spec), empty,
                       config["target"], config["feature_names"], price_cap=config.get("price_cap"))
 
 

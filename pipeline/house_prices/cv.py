@@ -7,6 +7,7 @@ out-of-fold predictions are kept per repeat (`CVResult.oof_repeats`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -30,6 +31,7 @@ from pipeline.house_prices.features import (
     native_categorical,
     text_as_object,
     training_rows,
+    transform,
 )
 from pipeline.house_prices.models import model_spec
 from pipeline.house_prices.params import FeatureParams, ModelParams, TrainParams
@@ -40,7 +42,7 @@ from pipeline.house_prices.training import (
     chain_epochs,
     check_converged,
     epoch_progress,
-    fit_stacked,
+    fit_batched,
     log_rmse,
     predict_outputs,
     to_prices,
@@ -84,17 +86,21 @@ class FoldFeatureCache:
 
 
 class FoldMatrix(NamedTuple):
-    """One fold's features of every row, and which columns hold native category codes."""
+    """One fold's features of every training row and of the test rows, and which columns hold
+    native category codes."""
 
     values: np.ndarray  # [N, d]
     categorical: np.ndarray  # [d] bool
+    test_values: np.ndarray  # [N_test, d]; [0, d] without a test frame
 
 
 def fold_matrix(train: pd.DataFrame, fit_idx: np.ndarray, test: pd.DataFrame | None,
                 features: FeatureParams) -> FoldMatrix:
-    """Features of every row of `train`, from a transformer fit on the rows `fit_idx`."""
+    """Features of every row of `train` and of `test`, from a transformer fit on the rows `fit_idx`."""
     transformer, matrix = fit_and_transform(train, fit_idx, test, features)
-    return FoldMatrix(matrix.to_numpy(), native_categorical(transformer, features))
+    values = matrix.to_numpy()
+    test_values = transform(transformer, test).to_numpy() if test is not None else np.empty((0, values.shape[1]))
+    return FoldMatrix(values, native_categorical(transformer, features), test_values)
 
 
 Splits = list[tuple[np.ndarray, np.ndarray]]
@@ -139,6 +145,8 @@ class CVResult:
     history: History  # per-epoch curves, [epochs, repeats * folds]
     oof_repeats: np.ndarray  # [repeats, N] out-of-fold predicted prices, one row per repeat
     prices: np.ndarray  # [N] true prices
+    # [N_test] test prices: the geometric mean of every fold model's prediction ([0] without test rows)
+    test_prices: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
 
     @property
     def mean(self) -> float:
@@ -169,7 +177,7 @@ class CVResult:
         return log_rmse(self.oof_repeats.ravel(), np.tile(self.prices, self.repeats))
 
 
-def _stack(matrices: list[np.ndarray]) -> torch.Tensor:
+def _batch(matrices: list[np.ndarray]) -> torch.Tensor:
     """`[M, N, d_max]`: each model's features, zero-padded to a common width.
 
     Folds can see different categories, hence different widths; a zero column adds nothing
@@ -201,8 +209,8 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     train, test = text_as_object(train), (None if test is None else text_as_object(test))
     folds = len(splits)
     splits = [(training_rows(train, t, features), v) for t, v in splits]
-    matrices = [m.values for m in _fold_matrices(train, test, features, splits, cache)]
-    x = _stack(matrices)
+    fold_matrices = _fold_matrices(train, test, features, splits, cache)
+    x = _batch([m.values for m in fold_matrices])
     n = len(train)
     train_mask = torch.zeros(folds, n, dtype=torch.bool)
     valid_mask = torch.zeros(folds, n, dtype=torch.bool)
@@ -214,16 +222,22 @@ def cross_validate(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
     generator = torch.Generator().manual_seed(seed)
     bar, show = epoch_progress(params.epochs, f"cv {model.kind} x{folds} folds")
     with bar:
-        fitted, history = fit_stacked(x, prices, train_mask, spec, params, generator, valid_mask,
+        fitted, history = fit_batched(x, prices, train_mask, spec, params, generator, valid_mask,
                                       chain_epochs(show, on_epoch), device=device)
     check_converged(history, f"cv of {model.kind}", params)
     outputs = predict_outputs(fitted, x).double().numpy()
+    test_outputs = (predict_outputs(fitted, _batch([m.test_values for m in fold_matrices])).double().numpy()
+                    if test is not None else None)
     repeat = repeat_of(splits, n)
     oof = np.empty((repeat[-1] + 1, n))
+    test_prices = []
     for f, (fit_idx, valid_idx) in enumerate(splits):
+        cap = fit_price_cap(train, fit_idx, features)
         oof[repeat[f], valid_idx] = apply_price_cap(to_prices(outputs[f, valid_idx], params.target),
-                                                    train.iloc[valid_idx], fit_price_cap(train, fit_idx, features))
-    return score_oof(oof, prices.numpy(), splits, history)
+                                                    train.iloc[valid_idx], cap)
+        if test_outputs is not None:
+            test_prices.append(apply_price_cap(to_prices(test_outputs[f], params.target), test, cap))
+    return score_oof(oof, prices.numpy(), splits, history, test_prices)
 
 
 def _fold_matrices(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams, splits: Splits,
@@ -245,23 +259,35 @@ def cross_validate_regressor(train: pd.DataFrame, test: pd.DataFrame | None, fea
     repeat = repeat_of(splits, len(train))
     oof = np.empty((repeat[-1] + 1, len(train)))
     train_scores = np.empty(len(splits))
+    test_prices = []
     matrices = _fold_matrices(train, test, features, splits, cache)
     for f, ((fit_idx, valid_idx), matrix) in enumerate(tqdm(list(zip(splits, matrices, strict=True)),
                                                             desc="regressor per fold", leave=False)):
         regressor = make().fit(matrix.values[fit_idx], np.log(prices[fit_idx]), matrix.categorical)
+        cap = fit_price_cap(train, fit_idx, features)
         oof[repeat[f], valid_idx] = apply_price_cap(np.exp(regressor.predict(matrix.values[valid_idx])),
-                                                    train.iloc[valid_idx], fit_price_cap(train, fit_idx, features))
+                                                    train.iloc[valid_idx], cap)
         train_scores[f] = log_rmse(np.exp(regressor.predict(matrix.values[fit_idx])), prices[fit_idx])
+        if test is not None:
+            test_prices.append(apply_price_cap(np.exp(regressor.predict(matrix.test_values)), test, cap))
     history = History(train_scores[None, :], np.full((1, len(splits)), np.nan), np.ones(len(splits), dtype=int))
-    result = score_oof(oof, prices, splits, history)
+    result = score_oof(oof, prices, splits, history, test_prices)
     result.history.valid[0] = result.fold_scores
     return result
 
 
-def score_oof(oof: np.ndarray, prices: np.ndarray, splits: Splits, history: History) -> CVResult:
+def score_oof(oof: np.ndarray, prices: np.ndarray, splits: Splits, history: History,
+              test_prices: list[np.ndarray] | np.ndarray | None = None) -> CVResult:
     """Fold scores from out-of-fold predictions (`[repeats, N]`, or `[N]` for one repeat): the
-    one definition of a CV score."""
+    one definition of a CV score. `test_prices`: each fold model's test prices (combined by
+    their geometric mean), or the combined `[N_test]` already."""
     oof = np.atleast_2d(oof)
     repeat = repeat_of(splits, len(prices))
     scores = np.array([log_rmse(oof[repeat[f], v], prices[v]) for f, (_, v) in enumerate(splits)])
-    return CVResult(scores, history, oof, prices)
+    if test_prices is None or len(test_prices) == 0:
+        combined = np.empty(0)
+    elif isinstance(test_prices, np.ndarray) and test_prices.ndim == 1:
+        combined = test_prices
+    else:
+        combined = np.exp(np.log(np.clip(np.stack(test_prices), 1.0, None)).mean(axis=0))
+    return CVResult(scores, history, oof, prices, combined)

@@ -31,7 +31,6 @@ from pipeline.common.runtime import current_threads
 from pipeline.common.skops_files import dump_skops
 from pipeline.house_prices.params import LightGBMParams, SklearnParams
 
-ESTIMATOR_KINDS = ("sklearn", "lightgbm")
 # scikit-learn estimators that split on native category codes; the others need one-hot columns.
 NATIVE_SKLEARN = ("hist_gradient_boosting",)
 SKLEARN_FILE = "estimator.skops"
@@ -48,21 +47,9 @@ class Regressor(Protocol):
 
     def predict(self, x: np.ndarray) -> np.ndarray: ...
 
-    def save(self, directory: Path) -> str: ...
-
-
-def takes_native_categories(kind: str, sklearn: SklearnParams) -> bool:
-    """Whether a member of `kind` can read `features.encoding: native` columns."""
-    return kind == "lightgbm" or (kind == "sklearn" and sklearn.estimator in NATIVE_SKLEARN)
-
-
-def make_regressor(kind: str, sklearn: SklearnParams, lightgbm: LightGBMParams, seed: int) -> Regressor:
-    """An unfitted regressor for `model.kind` `kind` (sklearn or lightgbm)."""
-    if kind == "lightgbm":
-        return LightGBMRegressor(lightgbm, seed)
-    if kind == "sklearn":
-        return SklearnRegressor(sklearn_estimator(sklearn, seed), sklearn.estimator)
-    raise ValueError(f"model.kind '{kind}' is not a scikit-learn or LightGBM member")
+    def save(self, directory: Path) -> dict[str, str]:
+        """Write the fitted model into `directory`; its spec for `families.load_predictor`."""
+        ...
 
 
 def sklearn_estimator(params: SklearnParams, seed: int) -> RegressorMixin:
@@ -115,9 +102,9 @@ class SklearnRegressor:
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.estimator.predict(x), dtype=np.float64)
 
-    def save(self, directory: Path) -> str:
+    def save(self, directory: Path) -> dict[str, str]:
         dump_skops(self.estimator, directory / SKLEARN_FILE)
-        return SKLEARN_FILE
+        return {"kind": self.kind, "estimator": self.name, "file": SKLEARN_FILE}
 
     @classmethod
     def load(cls, directory: Path, name: str) -> SklearnRegressor:
@@ -169,13 +156,13 @@ class LightGBMRegressor:
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster.predict(x, num_threads=current_threads()), dtype=np.float64)
 
-    def save(self, directory: Path) -> str:
+    def save(self, directory: Path) -> dict[str, str]:
         """LightGBM's text model, without the thread count it was trained with (a runtime
         setting that changes no tree), so the same fit gives the same bytes."""
         text = re.sub(r"^\[num_threads: \d+\]$", "[num_threads: 0]", self.booster.model_to_string(),
                       flags=re.MULTILINE)
         write_text(text, directory / LIGHTGBM_FILE)
-        return LIGHTGBM_FILE
+        return {"kind": self.kind, "estimator": self.name, "file": LIGHTGBM_FILE}
 
     @classmethod
     def load(cls, directory: Path) -> LightGBMRegressor:
@@ -183,9 +170,3 @@ class LightGBMRegressor:
 
         return cls(None, 0, lightgbm.Booster(model_file=str(directory / LIGHTGBM_FILE)))
 
-
-def load_regressor(directory: Path, kind: str, name: str) -> Regressor:
-    """The regressor `save` wrote in `directory` (`kind`: sklearn or lightgbm)."""
-    if kind == "lightgbm":
-        return LightGBMRegressor.load(directory)
-    return SklearnRegressor.load(directory, name)

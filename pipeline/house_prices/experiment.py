@@ -18,20 +18,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.common.params import BaseParams, ParamsError, RuntimeParams, StageParams, parse_section, with_overrides
+from pipeline.common.params import BaseParams, ParamsError, RuntimeParams, StageParams, parse_section
 from pipeline.house_prices.blend import BLENDS, blend_weights, nested_blend
-from pipeline.house_prices.cv import (
-    CVResult,
-    FoldFeatureCache,
-    cross_validate,
-    cross_validate_regressor,
-    repeat_of,
-    score_oof,
-    split_folds,
-)
-from pipeline.house_prices.estimators import ESTIMATOR_KINDS, Regressor, make_regressor, takes_native_categories
+from pipeline.house_prices.catboost_member import CatBoostParams
+from pipeline.house_prices.cv import CVResult, FoldFeatureCache, Splits, repeat_of, score_oof, split_folds
+from pipeline.house_prices.families import FAMILIES, family_of
 from pipeline.house_prices.features import training_rows
-from pipeline.house_prices.final import FinalModel, fit_final, fit_final_regressor
+from pipeline.house_prices.final import FinalModel
+from pipeline.house_prices.members import ensemble_members
+from pipeline.house_prices.oof_library import OOFLibrary
 from pipeline.house_prices.params import (
     CVParams,
     FeatureParams,
@@ -40,12 +35,12 @@ from pipeline.house_prices.params import (
     SklearnParams,
     TrainParams,
 )
-from pipeline.house_prices.training import EpochCallback, History, chain_epochs
+from pipeline.house_prices.training import EpochCallback, History
 
 # The params sections that define a CV score: what the `cv` and `train` stages declare.
 SECTIONS: dict[str, type] = {"base": BaseParams, "features": FeatureParams, "model": ModelParams,
                              "train": TrainParams, "sklearn": SklearnParams, "lightgbm": LightGBMParams,
-                             "cv": CVParams}
+                             "catboost": CatBoostParams, "cv": CVParams}
 
 
 @dataclass(frozen=True)
@@ -56,12 +51,11 @@ class ExperimentParams:
     train: TrainParams
     sklearn: SklearnParams
     lightgbm: LightGBMParams
+    catboost: CatBoostParams
     cv: CVParams
-    members: tuple[ExperimentParams, ...] = ()  # ensemble only, parsed from model.members
-
-    def regressor(self) -> Regressor:
-        """A fresh scikit-learn or LightGBM regressor of these params (those kinds only)."""
-        return make_regressor(self.model.kind, self.sklearn, self.lightgbm, self.base.seed)
+    # The members blended (`model.blend`): a single model is an ensemble of one, itself; an
+    # ensemble's are parsed from `model.members`. A member's own `members` is empty.
+    members: tuple[ExperimentParams, ...] = ()
 
 
 def parse_experiment(raw: dict[str, Any]) -> ExperimentParams:
@@ -70,27 +64,20 @@ def parse_experiment(raw: dict[str, Any]) -> ExperimentParams:
     if missing:
         raise ParamsError(f"params lack section(s) {', '.join(missing)}")
     params = ExperimentParams(**{name: parse_section(raw[name], cls, name) for name, cls in SECTIONS.items()})
-    if params.features.encoding == "native" and not takes_native_categories(params.model.kind, params.sklearn):
+    return dataclasses.replace(params, members=ensemble_members(raw, params, parse_experiment, _check_member))
+
+
+def _check_member(raw: dict[str, Any], params: ExperimentParams) -> ExperimentParams:
+    """One member: its family must be known and able to read its features."""
+    family = FAMILIES.get(params.model.kind)
+    if family is None:
+        raise ParamsError(f"model.kind {params.model.kind!r} is not a model family ({', '.join(FAMILIES)})")
+    if params.features.encoding == "native" and not family.reads_native(params):
         raise ParamsError(f"features.encoding: native (category codes) is for tree models (model.kind lightgbm, "
-                          f"or sklearn with sklearn.estimator hist_gradient_boosting), not model.kind "
+                          f"catboost, or sklearn with sklearn.estimator hist_gradient_boosting), not model.kind "
                           f"{params.model.kind}" + (f" with {params.sklearn.estimator}"
                                                     if params.model.kind == "sklearn" else ""))
-    if params.model.kind != "ensemble":
-        return params
-    if not params.model.members:
-        raise ParamsError("model.kind is ensemble but model.members is empty")
-    members = []
-    for i, overrides in enumerate(params.model.members):
-        if any(key.startswith("cv.") for key in overrides):
-            raise ParamsError(f"model.members[{i}]: members share the ensemble's folds; remove cv.* keys")
-        member_raw = with_overrides(raw, {"model.members": [], **overrides})
-        if member_raw["model"]["kind"] == "ensemble":
-            raise ParamsError(f"model.members[{i}]: set model.kind to linear, mlp, sklearn or lightgbm")
-        try:
-            members.append(parse_experiment(member_raw))
-        except ParamsError as exc:
-            raise ParamsError(f"model.members[{i}]: {exc}") from exc
-    return dataclasses.replace(params, members=tuple(members))
+    return params
 
 
 def read_experiment(params: StageParams) -> tuple[ExperimentParams, dict[str, Any], RuntimeParams]:
@@ -108,55 +95,141 @@ class EnsembleCV(CVResult):
     members: list[CVResult] = dataclasses.field(default_factory=list)
     weights: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(0))
     blends: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    hits: int = 0  # members read from the OOF library instead of computed
 
 
-def experiment_folds(params: ExperimentParams, n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def experiment_folds(params: ExperimentParams, n_rows: int) -> Splits:
     """The folds of `params` (`cv.folds`, `cv.shuffle`, `cv.repeats`, `base.seed`) over `n_rows` rows."""
     return split_folds(n_rows, params.cv.folds, params.base.seed, params.cv.shuffle, params.cv.repeats)
 
 
 MemberEpochs = Callable[[int], EpochCallback]
+MemberDone = Callable[[int, CVResult], None]
 
 
 def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | None,
-           on_epoch: EpochCallback | None = None, cache: FoldFeatureCache | None = None,
-           device: str = "auto", member_epochs: MemberEpochs | None = None) -> CVResult:
+           cache: FoldFeatureCache | None = None, device: str = "auto", member_epochs: MemberEpochs | None = None,
+           on_member: MemberDone | None = None, library: OOFLibrary | None = None) -> EnsembleCV:
     """The CV score of `params` on validated frames.
 
-    For an ensemble, each member is cross-validated on the ensemble's folds; the blend's
-    out-of-fold prediction is a weighted geometric mean of the members' (a weighted mean of log
-    prices): equal weights (`mean`), or stacked weights fit, for each fold, on the other folds'
-    out-of-fold predictions (`stack`). Its fold scores are computed from that blend, exactly
-    as for a single model; every blend method is scored the same way for comparison.
-    `on_epoch` sees a single model's epochs (tuning prunes on it); `member_epochs(i)` gives
-    the callback for member i's epochs (a single model is member 0), e.g. to log them live.
+    Each member is cross-validated on the experiment's folds (read from `library` when it holds
+    that computation, stored there when not); the blend's out-of-fold prediction combines the
+    members' in log space (`model.blend`), each fold blended by weights fit on the other folds
+    (`blend.nested_blend`; one member: itself), and its fold scores are computed from that
+    blend exactly as for a single model. Every blend method is scored the same way for
+    comparison. `member_epochs(i)` gives the callback for member i's epochs (torch members:
+    live curves, tuning's divergence check and pruning); `on_member(i, result)` sees each
+    member's result as it is known (tuning reports it to the pruner, which may stop the run).
     """
     splits = experiment_folds(params, len(train))
-    if params.model.kind != "ensemble":
-        on_epochs = chain_epochs(on_epoch, _member(member_epochs, 0))
-        return _member_cv(params, train, test, splits, on_epochs, cache, device)
-    results = [_member_cv(m, train, test, splits, _member(member_epochs, i), cache, device)
-               for i, m in enumerate(params.members)]
+    keys = MemberKeys(params, train, test, device) if library is not None else None
+    results, hits = [], 0
+    for i, member in enumerate(params.members):
+        result = None if keys is None else keys.read(library, i)
+        if result is None:
+            result = family_of(member).cross_validate(member, train, test, splits, on_epoch=_member(member_epochs, i),
+                                                      cache=cache, device=device)
+            if keys is not None:
+                keys.write(library, i, result)
+        else:
+            hits += 1
+        if on_member is not None:
+            on_member(i, result)
+        results.append(result)
+    return blend_results(params, train, splits, results, hits)
+
+
+def blend_results(params: ExperimentParams, train: pd.DataFrame, splits: Splits, results: list[CVResult],
+                  hits: int = 0) -> EnsembleCV:
+    """The members' CV results blended by `model.blend`, with every blend method's nested scores."""
     member_oof = np.stack([r.oof_repeats for r in results])
     prices = results[0].prices
     repeat = repeat_of(splits, len(train))
     fit_mask = np.zeros(len(train), dtype=bool)
     fit_mask[training_rows(train, np.arange(len(train)), params.features)] = True
     nested = {method: nested_blend(method, member_oof, prices, splits, repeat, fit_mask) for method in BLENDS}
-    blend = score_oof(nested[params.model.blend][0], prices, splits,
-                      _mean_history([r.history for r in results]))
+    weights = blend_weights(params.model.blend, member_oof, prices, np.flatnonzero(fit_mask))
+    tests = [r.test_prices for r in results]
+    test_prices = (np.exp(np.average([np.log(np.clip(t, 1.0, None)) for t in tests], axis=0, weights=weights))
+                   if all(len(t) for t in tests) and np.isfinite(weights).all() else np.empty(0))
+    blend = score_oof(nested[params.model.blend][0], prices, splits, _mean_history([r.history for r in results]),
+                      test_prices)
     return EnsembleCV(**{f.name: getattr(blend, f.name) for f in dataclasses.fields(CVResult)}, members=results,
-                      weights=blend_weights(params.model.blend, member_oof, prices, np.flatnonzero(fit_mask)),
-                      blends={method: scores for method, (_, scores) in nested.items()})
+                      weights=weights, blends={method: scores for method, (_, scores) in nested.items()}, hits=hits)
 
 
-def _member_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | None,
-               splits: list[tuple[np.ndarray, np.ndarray]], on_epoch: EpochCallback | None,
-               cache: FoldFeatureCache | None, device: str) -> CVResult:
-    if params.model.kind in ESTIMATOR_KINDS:
-        return cross_validate_regressor(train, test, params.features, params.regressor, splits, cache=cache)
-    return cross_validate(train, test, params.features, params.model, params.train, splits,
-                          params.base.seed, on_epoch=on_epoch, cache=cache, device=device)
+class MemberKeys:
+    """The OOF library keys of an experiment's members, and their reads and writes.
+
+    A key hashes what a member's CV result depends on: its family's params (`ingredients`),
+    the fold plan, the frames (`frame_digest`), the device kind for torch, and its code
+    (`source_digest` of the modules that compute it, and the library versions).
+    """
+
+    def __init__(self, params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | None, device: str) -> None:
+        from pipeline.common.runtime import resolve_device
+        from pipeline.house_prices.oof_library import digest, frame_digest, source_digest
+
+        self.params = params
+        self.plan = {"folds": params.cv.folds, "shuffle": params.cv.shuffle, "repeats": params.cv.repeats,
+                     "seed": params.base.seed, "rows": len(train)}
+        self.plan_key, self.data_key = digest(self.plan), frame_digest(train, test)
+        device_kind = resolve_device(device).type
+        self.keys, self.ingredients = [], []
+        for member in params.members:
+            family = family_of(member)
+            ingredients = family.ingredients(member)
+            code = source_digest(family.code(), family.library_versions())
+            extra = {"device": device_kind} if family.takes_epochs(member) else {}
+            self.ingredients.append(ingredients)
+            self.keys.append(digest({"member": ingredients, "plan": self.plan, "data": self.data_key,
+                                     "code": code, **extra}))
+
+    def read(self, library: OOFLibrary, i: int) -> CVResult | None:
+        entry = library.get(self.keys[i])
+        if entry is None:
+            return None
+        a = entry.arrays()
+        history = History(a["history_train"], a["history_valid"], a["best_epochs"])
+        return CVResult(a["fold_scores"], history, a["oof_repeats"], a["prices"], a["test_prices"])
+
+    def write(self, library: OOFLibrary, i: int, result: CVResult) -> None:
+        import time
+
+        from pipeline.common.paths import ProjectPaths
+        from pipeline.common.provenance import git_commit
+
+        commit = git_commit(ProjectPaths.here().root)
+        history = result.history
+        best = history.best_epochs if history.best_epochs is not None else np.full(history.train.shape[1],
+                                                                                   history.train.shape[0])
+        manifest = {"member": describe_member(self.params.members[i]), "params": self.ingredients[i],
+                    "sections": member_sections(self.params.members[i]),
+                    "cv": {"mean": result.mean, "std": result.std}, "plan": self.plan, "plan_key": self.plan_key,
+                    "data_key": self.data_key, "commit": commit.short if commit else None, "created": time.time()}
+        library.put(self.keys[i], manifest, {
+            "fold_scores": result.fold_scores, "history_train": history.train, "history_valid": history.valid,
+            "best_epochs": np.asarray(best), "oof_repeats": result.oof_repeats, "prices": result.prices,
+            "test_prices": result.test_prices})
+
+
+def member_sections(member: ExperimentParams) -> dict[str, Any]:
+    """A member's effective params sections (what `kpipe blend` writes back as overrides)."""
+    return {name: _plain(dataclasses.asdict(getattr(member, name))) for name in SECTIONS if name != "cv"}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def describe_member(member: ExperimentParams) -> str:
+    """`mlp`, `sklearn/svr`, `lightgbm`: a member's family (and estimator)."""
+    kind = member.model.kind
+    return f"{kind}/{member.sklearn.estimator}" if kind == "sklearn" else kind
 
 
 def _mean_history(histories: list[History]) -> History:
@@ -175,44 +248,41 @@ def _mean_history(histories: list[History]) -> History:
 
 
 def model_names(params: ExperimentParams) -> list[str]:
-    """What each trained model is called in curves and runs: its kind (`mlp`), or for an
-    ensemble's members `member0-mlp`, `member1-linear`, ..."""
-    if not params.members:
-        return [params.model.kind]
+    """What each trained model is called in curves and runs: its kind (`mlp`) for one member,
+    `member0-mlp`, `member1-linear`, ... for several."""
+    if len(params.members) == 1:
+        return [params.members[0].model.kind]
     return [f"member{i}-{m.model.kind}" for i, m in enumerate(params.members)]
 
 
 def trained_histories(params: ExperimentParams, histories: list[History]) -> dict[str, History]:
     """The per-epoch curves of the members trained epoch by epoch (torch), by name: a
-    scikit-learn or LightGBM member has one score, not a curve, so it has no line."""
-    members = list(params.members) or [params]
-    return {name: history for name, member, history in zip(model_names(params), members, histories, strict=True)
-            if member.model.kind not in ESTIMATOR_KINDS}
+    scikit-learn, LightGBM or CatBoost member has one score, not a curve, so it has no line."""
+    return {name: history for name, member, history in zip(model_names(params), params.members, histories, strict=True)
+            if family_of(member).takes_epochs(member)}
 
 
-def member_histories(params: ExperimentParams, result: CVResult) -> dict[str, History]:
-    """Each torch model's own per-epoch CV curves, by name (an ensemble has no blended curve)."""
-    results = result.members if isinstance(result, EnsembleCV) else [result]
-    return trained_histories(params, [r.history for r in results])
+def member_histories(params: ExperimentParams, result: EnsembleCV) -> dict[str, History]:
+    """Each torch model's own per-epoch CV curves, by name (a blend has no curve of its own)."""
+    return trained_histories(params, [r.history for r in result.members])
 
 
 def describe(params: ExperimentParams) -> str:
     """`mlp`, or `ensemble of 5 (blended out-of-fold predictions)`: what a score belongs to."""
-    if not params.members:
-        return params.model.kind
+    if len(params.members) == 1:
+        return params.members[0].model.kind
     return f"ensemble of {len(params.members)} (blended out-of-fold predictions)"
 
 
-def final_epochs(result: CVResult) -> list[int]:
-    """Epochs for the final fit, per member: the mean best epoch over the folds."""
-    results = result.members if isinstance(result, EnsembleCV) else [result]
-    return [int(round(float(np.mean(r.history.best_epochs)))) for r in results]
+def final_epochs(members: list[CVResult]) -> list[int]:
+    """Epochs for the final fit, per member (`EnsembleCV.members`): the mean best epoch over the folds."""
+    return [int(round(float(np.mean(r.history.best_epochs)))) for r in members]
 
 
 def fit_experiment(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | None,
                    epochs: list[int] | None = None, weights: list[float] | None = None,
                    device: str = "auto", member_epochs: MemberEpochs | None = None) -> list[FinalModel]:
-    """Final fit of every member (one for a single model) on all training rows.
+    """Final fit of every member on all training rows.
 
     `epochs` (from `final_epochs` of the CV run) replaces each torch member's `train.epochs`
     when early stopping chose them; there is no validation set left to stop on. `weights`
@@ -220,19 +290,15 @@ def fit_experiment(params: ExperimentParams, train: pd.DataFrame, test: pd.DataF
     `predict_blend`; without them the members are weighted equally. `member_epochs(i)` gives
     the callback for member i's epochs.
     """
-    members = list(params.members) or [params]
+    members = params.members
     for name, given in (("final epoch counts", epochs), ("blend weights", weights)):
         if given is not None and len(given) != len(members):
             raise ParamsError(f"{len(given)} {name} for {len(members)} members: rerun the cv stage")
     weights = weights if weights is not None else [1.0 / len(members)] * len(members)
     fitted = []
-    for i, m in enumerate(members):
-        if m.model.kind in ESTIMATOR_KINDS:
-            final = fit_final_regressor(train, test, m.features, m.regressor())
-        else:
-            train_params = m.train if epochs is None else dataclasses.replace(m.train, epochs=epochs[i], patience=0)
-            final = fit_final(train, test, m.features, m.model, train_params, m.base.seed, device=device,
-                              on_epoch=_member(member_epochs, i))
+    for i, member in enumerate(members):
+        final = family_of(member).fit(member, train, test, epochs=None if epochs is None else epochs[i],
+                                      on_epoch=_member(member_epochs, i), device=device)
         fitted.append(dataclasses.replace(final, weight=float(weights[i])))
     return fitted
 

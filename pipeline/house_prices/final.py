@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import save_file
 from sklearn.pipeline import Pipeline
 
 from pipeline.house_prices.estimators import Regressor
@@ -19,7 +22,7 @@ from pipeline.house_prices.features import (
     training_rows,
     transform,
 )
-from pipeline.house_prices.models import StackedRegressor, model_spec
+from pipeline.house_prices.models import FoldBatchedRegressor, model_spec
 from pipeline.house_prices.params import FeatureParams, ModelParams, TrainParams
 from pipeline.house_prices.schemas import ID, TARGET
 from pipeline.house_prices.training import (
@@ -28,17 +31,48 @@ from pipeline.house_prices.training import (
     chain_epochs,
     check_converged,
     epoch_progress,
-    fit_stacked,
+    fit_batched,
     log_rmse,
     predict_outputs,
     to_prices,
 )
 
+WEIGHTS = "weights.safetensors"
+
+
+class Predictor(Protocol):
+    """A fitted member: outputs for feature rows (log prices, or raw ones for `train.target:
+    raw`), and `save` writing it into a folder and returning its spec (`families.load_predictor`)."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+    def save(self, directory: Path) -> dict[str, Any]: ...
+
+
+class TorchPredictor:
+    """A trained torch linear model or MLP (one model of a `FoldBatchedRegressor`).
+
+    Predicts in float64 on a copy of the float32 network: float32 sums round differently with
+    the batch size and the thread count, so a house priced alone, in a served request or in
+    the whole test file would differ in the last digits; in float64 they agree.
+    """
+
+    def __init__(self, network: FoldBatchedRegressor) -> None:
+        self.network = network
+        self._double = copy.deepcopy(network).double().eval()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return predict_outputs(self._double, torch.tensor(x, dtype=torch.float64).unsqueeze(0))[0].numpy()
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        save_file({k: v.contiguous() for k, v in self.network.state_dict().items()}, directory / WEIGHTS)
+        return self.network.spec.to_dict()
+
 
 @dataclass
 class FinalModel:
     transformer: Pipeline
-    model: StackedRegressor | Regressor  # torch (linear, mlp), or scikit-learn / LightGBM
+    model: Predictor  # any family's fitted model (families.FAMILIES)
     history: History
     target: str  # what `model` outputs: log or raw prices
     feature_names: list[str]
@@ -59,11 +93,11 @@ def fit_final(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureP
     spec = model_spec(model, x.shape[2], 1)
     bar, show = epoch_progress(params.epochs, f"final fit {model.kind}")
     with bar:
-        fitted, history = fit_stacked(x, prices, mask, spec, params,
+        fitted, history = fit_batched(x, prices, mask, spec, params,
                                       torch.Generator().manual_seed(seed), None, chain_epochs(show, on_epoch),
                                       device=device)
     check_converged(history, f"the final fit of {model.kind}", params)
-    return FinalModel(transformer, fitted, history, params.target, list(matrix.columns),
+    return FinalModel(transformer, TorchPredictor(fitted), history, params.target, list(matrix.columns),
                       price_cap=fit_price_cap(train, np.arange(len(train)), features))
 
 
@@ -81,18 +115,8 @@ def fit_final_regressor(train: pd.DataFrame, test: pd.DataFrame | None, features
 
 
 def predict_frame(final: FinalModel, raw: pd.DataFrame) -> pd.DataFrame:
-    """`Id,SalePrice` for raw rows, through the persisted transformer and price cap unchanged.
-
-    A torch member computes in float64 (on a copy of the float32 network): float32 sums round
-    differently with the batch size and the thread count, so a house priced alone, in a served
-    request or in the whole test file would differ in the last digits; in float64 they agree.
-    """
-    x = transform(final.transformer, raw).to_numpy()
-    if isinstance(final.model, StackedRegressor):
-        model = copy.deepcopy(final.model).double()
-        outputs = predict_outputs(model, torch.tensor(x, dtype=torch.float64).unsqueeze(0))[0].numpy()
-    else:
-        outputs = final.model.predict(x)
+    """`Id,SalePrice` for raw rows, through the persisted transformer and price cap unchanged."""
+    outputs = final.model.predict(transform(final.transformer, raw).to_numpy())
     prices = apply_price_cap(to_prices(outputs, final.target), raw, final.price_cap)
     return pd.DataFrame({ID: raw[ID].to_numpy(dtype=np.int64), TARGET: prices})
 

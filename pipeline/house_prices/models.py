@@ -1,10 +1,11 @@
-"""Linear and MLP regressors, stacked so that several independent models train as one.
+"""Linear and MLP regressors, fold-batched so that several independent models train as one.
 
 A CV run trains one model per fold. Written as separate `nn.Linear` models, each step of each
 fold pays Python and dispatch overhead for a tiny matrix product. Here every weight carries a
 leading "model" dimension and one `baddbmm` computes all folds at once. Adam and L2 weight
-decay act elementwise, so F stacked models trained on the sum of their losses follow exactly
-the trajectories of F separate models: stacking is a speed-up, not a different method.
+decay act elementwise, so F batched models trained on the sum of their losses follow exactly
+the trajectories of F separate models: batching is a speed-up, not a different method. ("Stack"
+in this package means the blend of members only: `blend.py`.)
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ class ModelSpec:
 
 
 def model_spec(params: ModelParams, in_features: int, n_models: int) -> ModelSpec:
-    """The spec of `n_models` stacked regressors of `params`' kind over `in_features` inputs."""
+    """The spec of `n_models` fold-batched regressors of `params`' kind over `in_features` inputs."""
     return ModelSpec(kind=params.kind, in_features=in_features, hidden=params.hidden,
                      dropout=params.dropout, n_models=n_models, linear_skip=params.linear_skip)
 
 
-class StackedRegressor(nn.Module):
+class FoldBatchedRegressor(nn.Module):
     """`n_models` independent regressors; input `[M, B, d]`, output `[M, B]`.
 
     Initialization matches `nn.Linear` (uniform in +-1/sqrt(fan_in)) for every model.
@@ -96,7 +97,7 @@ class StackedRegressor(nn.Module):
             self.biases[-1].copy_(values.reshape(-1, 1, 1).to(self.biases[-1]))
 
 
-def parameter_groups(model: StackedRegressor, weight_decay: float) -> list[dict]:
+def parameter_groups(model: FoldBatchedRegressor, weight_decay: float) -> list[dict]:
     """Decay weights, not biases.
 
     Decaying the output bias drags it from the mean log price (about 12) toward 0, which

@@ -45,8 +45,9 @@ class FeatureParams:
 @dataclasses.dataclass(frozen=True)
 class ModelParams:
     # linear, mlp: torch (the `train` section); sklearn: the `sklearn` section's estimator;
-    # lightgbm: the `lightgbm` section; ensemble: `members`, blended by `blend`
-    kind: Literal["linear", "mlp", "sklearn", "lightgbm", "ensemble"]
+    # lightgbm, catboost: their sections; ensemble: `members`, blended by `blend`
+    # (families.FAMILIES is the registry of the model families)
+    kind: Literal["linear", "mlp", "sklearn", "lightgbm", "catboost", "ensemble"]
     hidden: tuple[int, ...] = at_least(1)
     dropout: float = ranged(0, 1, high_open=True)
     linear_skip: bool
@@ -54,8 +55,9 @@ class ModelParams:
     # {model.kind: mlp, base.seed: 1}); predictions are blended in log space.
     members: tuple[dict[str, Any], ...]
     # ensemble only: mean = equal weights; stack = non-negative weights summing to 1, fit on the
-    # members' out-of-fold log predictions (pipeline/house_prices/blend.py)
-    blend: Literal["mean", "stack"]
+    # members' out-of-fold log predictions; greedy = Caruana's forward selection with
+    # replacement on them (pipeline/house_prices/blend.py)
+    blend: Literal["mean", "stack", "greedy"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,7 @@ TRAINING_DATA = "house-prices-train"  # the dataset's name in MLflow
 
 def run_name(stage: str, params: ExperimentParams, commit: Commit | None) -> str:
     """`cv ensemble(5) lr=0.0044 @ 1a2b3c4-dirty`: the stage, the model, its learning rate, the code."""
-    model = f"ensemble({len(params.members)})" if params.members else params.model.kind
+    model = f"ensemble({len(params.members)})" if len(params.members) > 1 else params.members[0].model.kind
     return f"{stage} {model} lr={params.train.lr:g} @ {commit.short if commit else 'no git'}"
 
 

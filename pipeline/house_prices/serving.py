@@ -46,7 +46,7 @@ PACKAGE = Path(__file__).resolve().parents[1]  # pipeline/, carried by the model
 # they cover them), and scipy, which scikit-learn computes with; pinned at the versions
 # installed when the model is logged.
 REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "scikit-learn", "scipy", "skops", "safetensors",
-                "pandera", "tqdm", "pyyaml", "requests", "lightgbm")
+                "pandera", "tqdm", "pyyaml", "requests", "lightgbm", "catboost")
 
 
 class HousePricesModel(PythonModel):

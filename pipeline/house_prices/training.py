@@ -2,7 +2,7 @@
 
 No DataLoader and no per-sample Python: each epoch draws one permutation per model and
 slices it into batches, so a step is a gather, a `baddbmm` and an Adam update. All folds of a
-CV run (or one final model) train together through `StackedRegressor`.
+CV run (or one final model) train together through `FoldBatchedRegressor`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from pipeline.common.errors import PipelineError
 from pipeline.common.runtime import resolve_device
-from pipeline.house_prices.models import ModelSpec, StackedRegressor, parameter_groups
+from pipeline.house_prices.models import FoldBatchedRegressor, ModelSpec, parameter_groups
 from pipeline.house_prices.params import TrainParams
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def epoch_progress(total: int, desc: str) -> tuple[tqdm, EpochCallback]:
     return bar, on_epoch
 
 
-def fit_stacked(
+def fit_batched(
     x: torch.Tensor,
     prices: torch.Tensor,
     train_mask: torch.Tensor,
@@ -117,7 +117,7 @@ def fit_stacked(
     on_epoch: EpochCallback | None = None,
     *,
     device: str = "auto",
-) -> tuple[StackedRegressor, History]:
+) -> tuple[FoldBatchedRegressor, History]:
     """Train `spec.n_models` regressors at once.
 
     x: `[M, N, d]` features of all N rows as each model's transformer sees them.
@@ -136,9 +136,9 @@ def fit_stacked(
 
 def _fit(x: torch.Tensor, prices: torch.Tensor, train_mask: torch.Tensor, spec: ModelSpec,
          params: TrainParams, generator: torch.Generator, device: torch.device,
-         valid_mask: torch.Tensor | None, on_epoch: EpochCallback | None) -> tuple[StackedRegressor, History]:
+         valid_mask: torch.Tensor | None, on_epoch: EpochCallback | None) -> tuple[FoldBatchedRegressor, History]:
     n_models = spec.n_models
-    model = StackedRegressor(spec, generator)
+    model = FoldBatchedRegressor(spec, generator)
     targets = torch.as_tensor(to_target(prices.numpy(), params.target), dtype=torch.float32)
     model.set_output_bias(torch.stack([targets[m].mean() for m in train_mask]))
     model.to(device)
@@ -203,7 +203,7 @@ class _EarlyStopping:
     """Per model: remember the weights of its best validation epoch; stop when no model has
     improved for `patience` epochs; `restore` puts every model back at its best epoch."""
 
-    def __init__(self, model: StackedRegressor, patience: int) -> None:
+    def __init__(self, model: FoldBatchedRegressor, patience: int) -> None:
         self.model, self.patience = model, patience
         n = model.spec.n_models
         self.best_score = np.full(n, np.inf)
@@ -244,7 +244,7 @@ def _permute_real(n_real: int, longest: int, generator: torch.Generator) -> torc
 
 
 @torch.no_grad()
-def predict_outputs(model: StackedRegressor, x: torch.Tensor) -> torch.Tensor:
+def predict_outputs(model: FoldBatchedRegressor, x: torch.Tensor) -> torch.Tensor:
     """Raw network outputs `[M, N]` in eval mode (dropout off), restoring the previous mode;
     in the model's dtype."""
     was_training = model.training
@@ -256,7 +256,7 @@ def predict_outputs(model: StackedRegressor, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_rows(model: StackedRegressor, x: torch.Tensor, prices: torch.Tensor, target: str,
+def score_rows(model: FoldBatchedRegressor, x: torch.Tensor, prices: torch.Tensor, target: str,
                train_mask: torch.Tensor, valid_mask: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
     """log-RMSE per model on its training rows and (if given) its validation rows.
 

@@ -14,7 +14,6 @@ from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.house_prices.cv import fold_names
 from pipeline.house_prices.experiment import (
-    EnsembleCV,
     ExperimentParams,
     describe,
     final_epochs,
@@ -22,6 +21,7 @@ from pipeline.house_prices.experiment import (
     read_experiment,
     run_cv,
 )
+from pipeline.house_prices.oof_library import OOFLibrary
 from pipeline.house_prices.plots import write_curves
 from pipeline.house_prices.runs import cv_run
 from pipeline.house_prices.schemas import ID, TARGET
@@ -44,19 +44,19 @@ def main() -> None:
     frame, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
 
     with cv_run(paths, params, raw, frame) as tracked:  # open from the start: live curves, true duration
-        result = run_cv(params, frame, test, device=runtime.device, member_epochs=tracked.member_epochs)
+        result = run_cv(params, frame, test, device=runtime.device, member_epochs=tracked.member_epochs,
+                        library=OOFLibrary.for_project(paths.root))
 
-        members = result.members if isinstance(result, EnsembleCV) else []
+        members = result.members
         metrics = {"log_rmse_mean": result.mean, "log_rmse_std": result.std, "log_rmse_oof": result.oof_score,
                    "repeats": cv.repeats,
                    "folds": dict(zip(fold_names(cv.folds, cv.repeats), map(float, result.fold_scores), strict=True)),
                    "members": {f"member{i}": m.mean for i, m in enumerate(members)},
-                   "final_epochs": final_epochs(result)}
-        if isinstance(result, EnsembleCV):
-            # The shipped weights (fit on every out-of-fold row), and each blend's nested CV score.
-            metrics.update(blend=params.model.blend,
-                           weights={f"member{i}": float(w) for i, w in enumerate(result.weights)},
-                           blends={k: float(v.mean()) for k, v in result.blends.items()})
+                   "final_epochs": final_epochs(result.members),
+                   # The shipped weights (fit on every out-of-fold row), and each blend's nested CV score.
+                   "blend": params.model.blend,
+                   "weights": {f"member{i}": float(w) for i, w in enumerate(result.weights)},
+                   "blends": {k: float(v.mean()) for k, v in result.blends.items()}}
         oof = pd.DataFrame({ID: frame[ID], TARGET: frame[TARGET], "oof_prediction": result.oof_prices,
                             **{f"oof_member{i}": m.oof_prices for i, m in enumerate(members)}})
         write_frame(oof, paths.oof_predictions)
@@ -65,14 +65,13 @@ def main() -> None:
                      f"{describe(params)}: {cv.repeats}x{cv.folds}-fold CV log-RMSE "
                      f"{result.mean:.4f} ± {result.std:.4f}"
                      + ("\nlines: each trained member's mean over its folds (a blend has no curve per epoch)"
-                        if members else ""))
+                        if len(members) > 1 else ""))
         write_json(metrics, paths.cv_metrics)
-        log.info("CV log-RMSE %.4f ± %.4f over %d folds x %d repeat(s)", result.mean, result.std, cv.folds,
-                 cv.repeats)
-        if isinstance(result, EnsembleCV):
-            log.info("%s blend weights %s; nested CV of each blend: %s", params.model.blend,
-                     " ".join(f"{w:.3f}" for w in result.weights),
-                     ", ".join(f"{k} {v:.4f}" for k, v in metrics["blends"].items()))
+        log.info("CV log-RMSE %.4f ± %.4f over %d folds x %d repeat(s); %d of %d member(s) read from the OOF "
+                 "library", result.mean, result.std, cv.folds, cv.repeats, result.hits, len(members))
+        log.info("%s blend weights %s; nested CV of each blend: %s", params.model.blend,
+                 " ".join(f"{w:.3f}" for w in result.weights),
+                 ", ".join(f"{k} {v:.4f}" for k, v in metrics["blends"].items()))
         tracked.finish(result, metrics, histories, paths.cv_curves_png)
 
 

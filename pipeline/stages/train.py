@@ -44,21 +44,19 @@ def main() -> None:
     frame, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
     cv = json.loads(paths.cv_metrics.read_text())
     # With early stopping, the folds chose how long to train; there is no valid set left.
-    stops_early = any(m.train.patience > 0 for m in (params.members or (params,)))
+    stops_early = any(m.train.patience > 0 for m in params.members)
     epochs = cv["final_epochs"] if stops_early else None
-    # The blend weights the cv stage fit on every out-of-fold row (one model: none).
-    weights = None
-    if params.members:
-        if "weights" not in cv:
-            raise ParamsError(f"{paths.cv_metrics} holds no blend weights: rerun the cv stage")
-        weights = list(cv["weights"].values())
+    # The blend weights the cv stage fit on every out-of-fold row (one model: [1.0]).
+    if "weights" not in cv:
+        raise ParamsError(f"{paths.cv_metrics} holds no blend weights: rerun the cv stage")
+    weights = list(cv["weights"].values())
 
     with train_run(paths, params, raw, frame) as tracked:  # open from the start: live curves, true duration
         members = fit_experiment(params, frame, test, epochs, weights, device=runtime.device,
                                  member_epochs=tracked.member_epochs)
 
         save_members(members, paths.model_dir, {"params": raw, "cv_log_rmse_mean": cv["log_rmse_mean"],
-                                                "blend": params.model.blend if params.members else None})
+                                                "blend": params.model.blend})
         last = [float(m.history.train[-1, 0]) for m in members]
         metrics = {"train_log_rmse": float(np.mean(last)), "n_members": len(members),
                    "n_features": len(members[0].feature_names)}

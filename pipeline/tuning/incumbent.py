@@ -64,7 +64,7 @@ class Verdict:
 
     @property
     def better(self) -> bool:
-        return not is_incumbent(self.best) and self.delta < -self.noise
+        return not is_incumbent(self.best) and clears_noise(self.delta, self.noise)
 
     def explain(self) -> str:
         inc = f"params.yaml (trial {self.incumbent.number}) scores {self.incumbent.value:.5f}"
@@ -81,10 +81,21 @@ def judge(best: FrozenTrial, incumbent: FrozenTrial) -> Verdict:
     fall back to the incumbent's own spread over its folds."""
     delta = float(best.value - incumbent.value)
     ours, theirs = (np.asarray(t.user_attrs.get(FOLD_SCORES, []), dtype=float) for t in (best, incumbent))
+    return Verdict(best, incumbent, delta, fold_noise(ours, theirs))
+
+
+def fold_noise(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """One standard error of the paired per-fold differences `ours - theirs` where both were
+    scored on the same folds (the usual case), else of the incumbent's (`theirs`) own scores
+    over its folds, else 0 (a single fold has no spread)."""
+    ours, theirs = np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
     if len(ours) == len(theirs) > 1:
-        noise = float(np.std(ours - theirs, ddof=1) / math.sqrt(len(ours)))
-    elif len(theirs) > 1:
-        noise = float(np.std(theirs, ddof=1) / math.sqrt(len(theirs)))
-    else:
-        noise = 0.0
-    return Verdict(best, incumbent, delta, noise)
+        return float(np.std(ours - theirs, ddof=1) / math.sqrt(len(ours)))
+    if len(theirs) > 1:
+        return float(np.std(theirs, ddof=1) / math.sqrt(len(theirs)))
+    return 0.0
+
+
+def clears_noise(delta: float, noise: float) -> bool:
+    """The rule: better only when the score drops by more than the noise (`delta < -noise`)."""
+    return delta < -noise

@@ -50,7 +50,8 @@ from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, OpenRun, RunRecord, open_run
 from pipeline.house_prices.cv import FoldFeatureCache
 from pipeline.house_prices.experiment import SECTIONS, parse_experiment, run_cv
-from pipeline.house_prices.training import Diverged
+from pipeline.house_prices.oof_library import OOFLibrary
+from pipeline.house_prices.training import Diverged, EpochCallback
 from pipeline.tuning.apply import write_params
 from pipeline.tuning.incumbent import (
     FOLD_SCORES,
@@ -265,22 +266,31 @@ def _retrying(make: Callable[[], T], attempts: int = 6) -> T:
     raise AssertionError("unreachable")
 
 
+# Intermediate values: member i reports at steps STEPS * i + 1 .. STEPS * (i + 1).
+STEPS = 100
+
+
 def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFrame,
                    test: pd.DataFrame | None, device: str = "auto",
-                   cache: FoldFeatureCache | None = None) -> Callable[[optuna.Trial], float]:
+                   cache: FoldFeatureCache | None = None,
+                   library: OOFLibrary | None = None) -> Callable[[optuna.Trial], float]:
     """The objective: the CV log-RMSE of `raw` with the trial's suggestions applied.
 
-    Pruning signal: all folds train together in one stacked model, so every epoch delivers
-    every fold's validation score at once. The mean over folds of the validation log-RMSE is
-    reported at each epoch with step = the percent of the trial's epochs done, and MedianPruner
-    compares trials at the same fraction of their run: with the cosine schedule a 200-epoch
-    trial at epoch 50 is still at a high learning rate, so comparing by epoch number would
-    prune long runs for being early, not for being bad.
+    Pruning signal, per member and per epoch of each torch member: member i owns the steps
+    100·i + 1 .. 100·(i + 1). A torch member reports the mean over folds of its validation
+    log-RMSE at the percent of its epochs done (100·i + 1 .. 100·i + 99: with the cosine
+    schedule a 200-epoch run at epoch 50 is still at a high learning rate, so comparing by
+    epoch number would prune long runs for being early, not for being bad); every member,
+    computed or read from the OOF library, reports its CV mean at 100·(i + 1). Trials of one
+    study have the same members in the same slots, so MedianPruner compares like with like:
+    a trial whose first member is clearly bad stops there, before the other members' folds.
+    Members finished before a prune are in the OOF library for the next trial and `kpipe blend`.
 
-    A NaN or infinite score (a diverging learning rate) raises `Diverged`; any exception marks
-    the trial FAIL with its reason in the `error` user attribute, and `optimize` goes on.
+    A NaN or infinite score of any torch member at any epoch raises `Diverged`; any exception
+    marks the trial FAIL with its reason in the `error` user attribute, and `optimize` goes on.
 
-    Trials that share feature options and folds share their fold matrices (`FoldFeatureCache`).
+    Trials that share feature options and folds share their fold matrices (`FoldFeatureCache`);
+    trials that share a member's ingredients share its whole CV (`library`).
     """
     cache = cache or FoldFeatureCache()
 
@@ -288,25 +298,35 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
         try:
             overrides = space.suggest(trial)
             params = parse_experiment(with_overrides(dict(raw), overrides))
-            reported = [0]  # the last percent step reported
 
-            def on_epoch(epoch: int, _train: np.ndarray, valid: np.ndarray) -> None:
-                mean_valid = float(np.mean(valid))
-                if not math.isfinite(mean_valid):
-                    raise Diverged(f"mean validation log-RMSE is {mean_valid} at epoch {epoch + 1}")
-                step = round(100 * (epoch + 1) / params.train.epochs)
-                if step <= reported[0]:
-                    return  # over 100 epochs, several share a percent: Optuna keeps only one
-                reported[0] = step
-                trial.report(mean_valid, step)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"epoch {epoch + 1}: mean validation log-RMSE {mean_valid:.4f} "
-                                             "is worse than the median of earlier trials")
+            def member_epochs(i: int) -> EpochCallback:
+                epochs = params.members[i].train.epochs
+                reported = [0]  # the last percent step reported
 
-            result = run_cv(params, train, test, on_epoch, cache, device=device)
+                def on_epoch(epoch: int, _train: np.ndarray, valid: np.ndarray) -> None:
+                    mean_valid = float(np.mean(valid))
+                    if not math.isfinite(mean_valid):
+                        raise Diverged(f"member {i}: mean validation log-RMSE is {mean_valid} at epoch {epoch + 1}")
+                    percent = min(round(100 * (epoch + 1) / epochs), STEPS - 1)
+                    if percent <= reported[0]:
+                        return  # over 100 epochs, several share a percent: Optuna keeps only one
+                    reported[0] = percent
+                    _report(trial, mean_valid, STEPS * i + percent, f"member {i}, epoch {epoch + 1}: mean "
+                                                                    f"validation log-RMSE {mean_valid:.4f}")
+
+                return on_epoch
+
+            def on_member(i: int, result: Any) -> None:
+                if not math.isfinite(result.mean):
+                    raise Diverged(f"member {i}: CV log-RMSE is {result.mean}")
+                _report(trial, result.mean, STEPS * (i + 1), f"member {i}: CV log-RMSE {result.mean:.4f}")
+
+            result = run_cv(params, train, test, cache, device=device, member_epochs=member_epochs,
+                            on_member=on_member, library=library)
             if not math.isfinite(result.mean):
                 raise Diverged(f"CV log-RMSE is {result.mean}")
             trial.set_user_attr("cv_std", result.std)
+            trial.set_user_attr("library_hits", result.hits)
             trial.set_user_attr(FOLD_SCORES, [float(s) for s in result.fold_scores])
             return result.mean
         except optuna.TrialPruned:
@@ -318,9 +338,16 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
     return objective
 
 
+def _report(trial: optuna.Trial, value: float, step: int, what: str) -> None:
+    trial.report(value, step)
+    if trial.should_prune():
+        raise optuna.TrialPruned(f"{what} is worse than the median of earlier trials at step {step}")
+
+
 def ensure_incumbent(study: optuna.Study, raw: Mapping[str, Any], train: pd.DataFrame,
                      test: pd.DataFrame | None, device: str, cache: FoldFeatureCache,
-                     parent: OpenRun | None = None, space: SearchSpace | None = None) -> FrozenTrial:
+                     parent: OpenRun | None = None, space: SearchSpace | None = None,
+                     library: OOFLibrary | None = None) -> FrozenTrial:
     """The study's trial for the current params.yaml: found when it was scored before, else
     cross-validated now (on the folds every trial uses), added before any search and logged
     under `parent` like every trial (tagged `optuna.incumbent`)."""
@@ -330,7 +357,7 @@ def ensure_incumbent(study: optuna.Study, raw: Mapping[str, Any], train: pd.Data
         log.info("incumbent (params.yaml) is trial %d: CV log-RMSE %.5f", found.number, found.value)
         return found
     log.info("scoring the incumbent (params.yaml) first, on the same folds as every trial")
-    result = run_cv(parse_experiment(dict(raw)), train, test, cache=cache, device=device)
+    result = run_cv(parse_experiment(dict(raw)), train, test, cache=cache, device=device, library=library)
     trial = add_incumbent(study, digest, result.mean, [float(s) for s in result.fold_scores], result.std,
                           worker_id())
     log.info("incumbent (params.yaml) is trial %d: CV log-RMSE %.5f", trial.number, trial.value)
@@ -431,9 +458,10 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
                        tags={"stage": "tune", "optuna.study": settings.study_name, "n_jobs": str(options.n_jobs),
                              "optuna.worker": worker_id()})
     cache = FoldFeatureCache()
+    library = OOFLibrary.for_project(paths.root)
     with open_run(paths, HOUSE_PRICES_EXPERIMENT, record) as parent:
-        incumbent = ensure_incumbent(study, raw, train, test, runtime.device, cache, parent, space)
-        objective = tag_worker(make_objective(raw, space, train, test, runtime.device, cache))
+        incumbent = ensure_incumbent(study, raw, train, test, runtime.device, cache, parent, space, library)
+        objective = tag_worker(make_objective(raw, space, train, test, runtime.device, cache, library))
         optimize(study, objective, settings.n_trials, settings.timeout_s, options.n_jobs, parent, space, incumbent)
         counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,)))
                   for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
