@@ -1,27 +1,30 @@
 """Tuning throughput: trials per minute of `kpipe tune`'s objective on the real data.
 
 Runs the study `kpipe tune` runs (params.yaml's experiment sections, `tune.space`, its sampler
-seed and MedianPruner) on the full validated training set, for `--minutes` per row:
+seed) on the full validated training set, for `--minutes` per row, one worker each:
 
-- threads of one process (`--n-jobs`, one torch thread each when more than one) on an
-  in-memory storage, so the figure is the cost of the trials, not of a storage;
-- `--workers` separate processes (one torch thread each, sampler seeds tune.sampler_seed + i)
-  sharing one study on each of `--storages`: a journal file, SQLite, and PostgreSQL (a
-  throwaway cluster on 127.0.0.1, as in `make team-demo`, with `tune.heartbeat_s` as shipped).
-  A process row counts from the first worker's first trial to the last worker's end, so
-  process start-up (imports, reading the data) is left out, as for the thread rows.
+- **today's path** (before the OOF library): every trial varies every dimension of the space,
+  cross-validates every member, and nothing prunes an ensemble (no intermediate values);
+- **library + pruning** (what `kpipe tune` runs now): each trial varies one group of the space
+  (`tune.one_group_per_trial`), the members it leaves alone are read from an OOF library (a
+  fresh one, so the row starts cold), and MedianPruner stops a trial whose member or epoch
+  reports fall behind earlier trials' (`tune.pruner_*`).
 
-It prints trials per minute with the completed / pruned / failed counts. Figures only: no
-assertion, the machine's load decides them.
+Both rows start with the incumbent (params.yaml itself, as every study does) and print trials
+per minute, the completed / pruned / failed counts and the best value found, then the ratio.
+With `--storages`, also `--workers` processes sharing one study on a journal file, SQLite or
+PostgreSQL (a throwaway cluster on 127.0.0.1, as in `make team-demo`), on today's objective
+with the library. Figures only: no assertion, the machine's load decides them.
 
-Run: .venv/bin/python benchmarks/tune_throughput.py [--minutes 2] [--n-jobs 1,2]
-     [--workers 2] [--storages journal,sqlite,postgresql]
+Run: .venv/bin/python benchmarks/tune_throughput.py [--minutes 10] [--workers 2]
+     [--storages journal,sqlite,postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -42,9 +45,19 @@ from pipeline.common.params import RUNTIME, RuntimeParams, parse_section, read_p
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
+from pipeline.house_prices.cv import FoldFeatureCache
 from pipeline.house_prices.experiment import parse_experiment
+from pipeline.house_prices.oof_library import OOFLibrary
 from pipeline.team.services import ServiceUnavailable, running_postgres
-from pipeline.tuning.study import load_tune, make_objective, make_study, open_storage, optimize, trial_params
+from pipeline.tuning.study import (
+    ensure_incumbent,
+    load_tune,
+    make_objective,
+    make_study,
+    open_storage,
+    optimize,
+    trial_params,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = (f"{'setup':<28} {'minutes':>7} {'trials':>6} {'complete':>8} {'pruned':>6} {'failed':>6} "
@@ -54,12 +67,11 @@ HEADER = (f"{'setup':<28} {'minutes':>7} {'trials':>6} {'complete':>8} {'pruned'
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
-    parser.add_argument("--minutes", type=float, default=2.0, help="Study length per row.")
-    parser.add_argument("--n-jobs", default="1,2", help="Comma-separated thread counts (in-memory storage); "
-                                                        "'' for none.")
+    parser.add_argument("--minutes", type=float, default=10.0, help="Study length per row.")
     parser.add_argument("--workers", type=int, default=2, help="Worker processes per shared storage.")
-    parser.add_argument("--storages", default="journal,sqlite,postgresql",
-                        help="Shared storages for the process rows, comma-separated; '' for none.")
+    parser.add_argument("--storages", default="",
+                        help="Shared storages for process rows, comma-separated (journal,sqlite,postgresql); "
+                             "'' for none.")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -70,18 +82,31 @@ def main() -> None:
     raw = trial_params(raw, tune)  # as `kpipe tune` scores trials: on tune.cv_repeats repeats
     params = parse_experiment(raw)
     train, test = load_clean_frames(args.data)
-    print(f"{len(train)} rows, {params.cv.repeats} x {params.cv.folds} folds, "
-          f"space: {', '.join(d.key for d in space.dimensions)}")
+    print(f"{len(train)} rows, {params.cv.repeats} x {params.cv.folds} folds, {len(params.members)} members, "
+          f"{len(space.dimensions)} dimensions in {len(space.groups)} groups ({', '.join(space.groups)})")
     print(HEADER)
-    for n_jobs in (int(n) for n in args.n_jobs.split(",") if n):
+    rows = {}
+    threads = parse_section(raw[RUNTIME], RuntimeParams, RUNTIME).threads
+    for label, grouped, library, pruned in (("today's path", False, False, False),
+                                            ("library + pruning", True, True, True)):
         seed_everything(params.base.seed)
-        set_threads(1 if n_jobs > 1 else parse_section(raw[RUNTIME], RuntimeParams, RUNTIME).threads)
-        study = make_study(optuna.storages.InMemoryStorage(), f"bench-{n_jobs}", tune, tune.sampler_seed)
-        start = time.perf_counter()
-        # n_trials=None: run until the timeout; trials running at the timeout still finish.
-        optimize(study, make_objective(raw, space, train, test), n_trials=None, timeout_s=args.minutes * 60,
-                 n_jobs=n_jobs)
-        print_row(f"in-memory, {n_jobs} thread{'s' * (n_jobs > 1)}", study, (time.perf_counter() - start) / 60)
+        set_threads(threads)
+        row_space = dataclasses.replace(space, one_group_per_trial=grouped)
+        study = make_study(optuna.storages.InMemoryStorage(), f"bench-{label}", tune, tune.sampler_seed)
+        if not pruned:
+            study.pruner = optuna.pruners.NopPruner()
+        with tempfile.TemporaryDirectory(prefix="oof-bench-") as folder:
+            oof = OOFLibrary(Path(folder)) if library else None
+            cache = FoldFeatureCache()
+            start = time.perf_counter()
+            ensure_incumbent(study, raw, train, test, "auto", cache, library=oof)
+            # n_trials=None: run until the timeout; trials running at the timeout still finish.
+            optimize(study, make_objective(raw, row_space, train, test, cache=cache, library=oof), n_trials=None,
+                     timeout_s=max(args.minutes * 60 - (time.perf_counter() - start), 1), n_jobs=1)
+            rows[label] = print_row(label, study, (time.perf_counter() - start) / 60)
+    (old_rate, old_best), (new_rate, new_best) = rows["today's path"], rows["library + pruning"]
+    print(f"ratio (library + pruning / today's path): {new_rate / old_rate:.1f}x the trials per minute; "
+          f"best value {new_best:.5f} against {old_best:.5f} ({new_best - old_best:+.5f})")
 
     with tempfile.TemporaryDirectory(prefix="tune-bench-") as tmp:
         folder = Path(tmp)
@@ -92,7 +117,7 @@ def main() -> None:
             label = f"{STORAGE_NAMES[kind]}, {args.workers} processes"
             try:
                 with shared_storage(kind, folder) as url:
-                    study, minutes = run_processes(url, kind, args, frames)
+                    study, minutes = run_processes(url, kind, args, frames, folder / "oof")
                     print_row(label, study, minutes)  # while the storage (a server) is still up
             except ServiceUnavailable as exc:  # PostgreSQL not installed: say so, go on
                 print(f"{label:<28} skipped: {exc}")
@@ -115,8 +140,8 @@ def shared_storage(kind: str, folder: Path) -> Iterator[str]:
         raise ValueError(f"unknown storage {kind!r}: choose from {', '.join(STORAGE_NAMES)}")
 
 
-def run_processes(url: str, kind: str, args: argparse.Namespace,
-                  frames: tuple[Path, Path]) -> tuple[optuna.Study, float]:
+def run_processes(url: str, kind: str, args: argparse.Namespace, frames: tuple[Path, Path],
+                  library: Path) -> tuple[optuna.Study, float]:
     """`args.workers` processes on one study in `url`; the study and the minutes they ran."""
     raw = read_params(args.params)
     tune, _ = load_tune(raw)
@@ -125,13 +150,13 @@ def run_processes(url: str, kind: str, args: argparse.Namespace,
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         spans = list(pool.map(_worker, [url] * args.workers, [name] * args.workers, range(args.workers),
                               [args.minutes] * args.workers, [args.params] * args.workers,
-                              [frames] * args.workers))
+                              [frames] * args.workers, [library] * args.workers))
     minutes = (max(end for _, end in spans) - min(start for start, _ in spans)) / 60
     return optuna.load_study(study_name=name, storage=open_storage(url, ProjectPaths(ROOT))), minutes
 
 
 def _worker(url: str, name: str, index: int, minutes: float, params_path: Path,
-            frames: tuple[Path, Path]) -> tuple[float, float]:
+            frames: tuple[Path, Path], library: Path) -> tuple[float, float]:
     """One worker process: what `kpipe tune --storage url` runs, minus MLflow. Its wall-clock
     span, from its first trial to its end."""
     logging.basicConfig(level=logging.WARNING)
@@ -145,17 +170,20 @@ def _worker(url: str, name: str, index: int, minutes: float, params_path: Path,
     study = make_study(open_storage(url, ProjectPaths(ROOT), tune.heartbeat_s), name, tune,
                        tune.sampler_seed + index)
     start = time.time()
-    optimize(study, make_objective(raw, space, train, test), n_trials=None, timeout_s=minutes * 60, n_jobs=1)
+    optimize(study, make_objective(raw, space, train, test, library=OOFLibrary(library)), n_trials=None,
+             timeout_s=minutes * 60, n_jobs=1)
     return start, time.time()
 
 
-def print_row(label: str, study: optuna.Study, minutes: float) -> None:
+def print_row(label: str, study: optuna.Study, minutes: float) -> tuple[float, float]:
+    """One row of the table; returns (trials per minute, best value)."""
     counts = [len(study.get_trials(deepcopy=False, states=(s,)))
               for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
-    best = f"{study.best_value:.4f}" if counts[0] else "-"
+    best = study.best_value if counts[0] else float("nan")
     total = len(study.get_trials(deepcopy=False))
     print(f"{label:<28} {minutes:>7.2f} {total:>6} {counts[0]:>8} {counts[1]:>6} {counts[2]:>6} "
-          f"{total / minutes:>10.2f} {best:>8}", flush=True)
+          f"{total / minutes:>10.2f} {best:>8.5f}", flush=True)
+    return total / minutes, best
 
 
 if __name__ == "__main__":

@@ -178,8 +178,11 @@ def test_a_tiny_study_writes_params_the_stages_accept(tune_repo: Path, mlflow_ur
     assert best["metrics.log_rmse_mean"] == pytest.approx(outcome.best.value)
     assert best["metrics.log_rmse_vs_incumbent"] == pytest.approx(outcome.best.value - incumbent.value)
     assert best["params.model.hidden"] == ",".join(map(str, outcome.best_overrides["model.hidden"]))
-    curve = mlflow.tracking.MlflowClient().get_metric_history(best["run_id"], "valid_log_rmse_mean")
-    assert [m.step for m in curve] == list(range(1, params.train.epochs + 1))
+    # what the pruner saw: the percent of epochs done (1..99), then the member's CV mean at step 100
+    curve = mlflow.tracking.MlflowClient().get_metric_history(best["run_id"], "pruning_log_rmse")
+    assert sorted(m.step for m in curve) == sorted(outcome.best.intermediate_values)
+    assert max(m.step for m in curve) == 100
+    assert {m.step: m.value for m in curve}[100] == pytest.approx(outcome.best.value)
 
 
 def test_apply_with_threads_rewrites_params_yaml_and_keeps_its_comments(tune_repo: Path, mlflow_uri: str,

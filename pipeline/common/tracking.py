@@ -125,7 +125,8 @@ class RunRecord:
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
-    curves: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    # a metric's values at steps 1, 2, ... (a sequence) or at the steps given (step -> value)
+    curves: Mapping[str, Sequence[float] | Mapping[int, float]] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     artifacts: Sequence[Path] = ()
     children: Sequence[RunRecord] = ()
@@ -202,7 +203,8 @@ def _log_data(client: Any, run_id: str, record: RunRecord) -> None:
     tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
     metrics = [Metric(k, float(v), now, 0) for k, v in record.metrics.items()]
     for key, values in record.curves.items():
-        metrics.extend(Metric(key, float(v), now, step) for step, v in enumerate(values, 1))
+        steps = values.items() if isinstance(values, Mapping) else enumerate(values, 1)
+        metrics.extend(Metric(key, float(v), now, int(step)) for step, v in steps)
     # MLflow caps one log_batch call at 100 params and 1000 metrics: send in slices.
     client.log_batch(run_id, tags=tags)
     for start in range(0, len(params), 100):

@@ -91,18 +91,50 @@ class Choice:
 Dimension = FloatRange | IntRange | Choice
 
 
+# The Optuna param naming the group a trial varies (`one_group_per_trial`); not a params key.
+GROUP = "tune.group"
+# Top-level keys every torch member reads unless it overrides them.
+_TORCH_MODEL_KEYS = ("model.hidden", "model.dropout", "model.linear_skip")
+
+
+def group_of(key: str) -> str:
+    """The group a dotted key belongs to: `member2` for `model.members[2].*` (one member's own
+    params), `torch` for `train.*` and the MLP shape (every torch member reads them), `blend`
+    for `model.blend`, else its section (`features`, `sklearn`, `lightgbm`, `catboost`)."""
+    if member := MEMBER_KEY.match(key):
+        return f"member{member.group(1)}"
+    if key.startswith("train.") or key in _TORCH_MODEL_KEYS:
+        return "torch"
+    if key == "model.blend":
+        return "blend"
+    return key.split(".")[0]
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     dimensions: tuple[Dimension, ...]
+    # Each trial varies the dimensions of one group only (`group_of`), chosen by the sampler;
+    # the rest stay at params.yaml's values, so the OOF library reads the members it leaves alone.
+    one_group_per_trial: bool = False
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(group_of(d.key) for d in self.dimensions))
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        """Ask the trial for every dimension; return params overrides (dotted key -> value)."""
-        return {d.key: d.suggest(trial) for d in self.dimensions}
+        """Ask the trial for every dimension (or every one of the group it draws first); return
+        params overrides (dotted key -> value)."""
+        dimensions = self.dimensions
+        if self.one_group_per_trial and len(self.groups) > 1:
+            group = trial.suggest_categorical(GROUP, self.groups)
+            dimensions = tuple(d for d in dimensions if group_of(d.key) == group)
+        return {d.key: d.suggest(trial) for d in dimensions}
 
     def decode(self, optuna_params: Mapping[str, Any]) -> dict[str, Any]:
-        """A trial's stored params as params overrides (keys outside this space pass unchanged)."""
+        """A trial's stored params as params overrides (keys outside this space pass unchanged;
+        the group a trial drew is no params key and is left out)."""
         by_key = {d.key: d for d in self.dimensions}
-        return {k: by_key[k].decode(v) if k in by_key else v for k, v in optuna_params.items()}
+        return {k: by_key[k].decode(v) if k in by_key else v for k, v in optuna_params.items() if k != GROUP}
 
 
 def encode_choice(choice: Any) -> Primitive:
@@ -122,7 +154,7 @@ _FIELDS: dict[str, tuple[set[str], set[str]]] = {  # type -> (required, optional
 }
 
 
-def parse_space(raw_space: Any, raw_params: Mapping[str, Any]) -> SearchSpace:
+def parse_space(raw_space: Any, raw_params: Mapping[str, Any], one_group_per_trial: bool = False) -> SearchSpace:
     """`tune.space` checked against the params it varies; every error names the key at fault."""
     if not isinstance(raw_space, Mapping) or not raw_space:
         raise ParamsError("tune.space must be a non-empty mapping of dotted params keys")
@@ -137,7 +169,7 @@ def parse_space(raw_space: Any, raw_params: Mapping[str, Any]) -> SearchSpace:
             except ParamsError as exc:
                 raise ParamsError(f"{where}: the value {value!r} is not valid for {key}: {exc}") from exc
         dimensions.append(dimension)
-    return SearchSpace(tuple(dimensions))
+    return SearchSpace(tuple(dimensions), one_group_per_trial)
 
 
 def _check_key(key: Any, raw_params: Mapping[str, Any], where: str) -> None:

@@ -89,6 +89,9 @@ class TuneParams:
     pruner_startup_trials: int
     pruner_warmup_percent: int
     cv_repeats: int  # every trial's cv.repeats: choices made on one fold layout flatter it
+    # each trial varies one group of the space (a member's own keys, the torch keys, the
+    # features, the blend: tuning.space.group_of); the OOF library reads the members it leaves alone
+    one_group_per_trial: bool
     heartbeat_s: int = at_least(0)  # RDB storages: seconds between a trial's heartbeats; 0 = off
     space: dict[str, Any]
 
@@ -126,7 +129,7 @@ def load_tune(raw: Mapping[str, Any]) -> tuple[TuneParams, SearchSpace]:
     if (tune.n_trials < 1 or tune.cv_repeats < 1 or tune.timeout_s < 0 or tune.pruner_startup_trials < 0
             or tune.pruner_warmup_percent < 0):
         raise ParamsError("tune: n_trials and cv_repeats must be >= 1; timeout_s and pruner_* must be >= 0")
-    return tune, parse_space(tune.space, raw)
+    return tune, parse_space(tune.space, raw, tune.one_group_per_trial)
 
 
 def trial_params(raw: Mapping[str, Any], tune: TuneParams) -> dict[str, Any]:
@@ -376,7 +379,8 @@ def trial_record(trial: FrozenTrial, space: SearchSpace, incumbent: FrozenTrial 
         metrics = {"log_rmse_mean": trial.value, "log_rmse_std": trial.user_attrs.get("cv_std", math.nan)}
         if incumbent is not None:
             metrics["log_rmse_vs_incumbent"] = trial.value - incumbent.value
-    curve = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
+    # What the pruner saw, at its steps: member i's epochs at 100·i + percent, its CV mean at 100·(i + 1).
+    curve = {step: trial.intermediate_values[step] for step in sorted(trial.intermediate_values)}
     tags = {"stage": "tune-trial", "optuna.trial": str(trial.number), "optuna.state": trial.state.name}
     if WORKER_ATTR in trial.user_attrs:
         tags["optuna.worker"] = str(trial.user_attrs[WORKER_ATTR])
@@ -386,7 +390,7 @@ def trial_record(trial: FrozenTrial, space: SearchSpace, incumbent: FrozenTrial 
         tags["optuna.error"] = str(trial.user_attrs["error"])[:5000]
     status = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}.get(trial.state, "FAILED")
     return RunRecord(name=f"trial-{trial.number}", params=space.decode(trial.params), metrics=metrics,
-                     curves={"valid_log_rmse_mean": curve}, tags=tags), status
+                     curves={"pruning_log_rmse": curve}, tags=tags), status
 
 
 def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int | None,
