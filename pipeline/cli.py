@@ -195,5 +195,52 @@ def tune(
     run_stage(command)
 
 
+@app.command()
+def blend(
+    study: str = typer.Option(None, help="Choose among the members of this study's trials (default: every "
+                                         "entry of the OOF library on the same folds)."),
+    storage: str = typer.Option(None, help="With --study: its Optuna storage (default: tune.storage)."),
+    key: list[str] = typer.Option([], "--key", help="Choose among these library entries (key prefixes, as "
+                                                    "`kpipe oof` shows them); repeat the option."),
+    repeats: int = typer.Option(None, help="k-fold repeats of the fold plan (default: tune.cv_repeats)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report only; never write params.yaml."),
+) -> None:
+    """Choose a blend from the OOF library (greedy selection, stack, mean; all scored nested) and write
+    it into params.yaml as model.members only when it beats params.yaml by more than the fold noise."""
+    import os
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+    def command() -> None:
+        from pipeline.tuning.blend_library import BlendOptions, run_blend
+
+        options = BlendOptions(study=study, storage=storage, keys=tuple(key), repeats=repeats, dry_run=dry_run)
+        typer.echo(run_blend(ProjectPaths.here(), options).report())
+
+    run_stage(command)
+
+
+@app.command()
+def oof(
+    limit: int = typer.Option(30, help="How many entries to show, best CV first."),
+    prune_keep: int = typer.Option(None, "--prune-keep", help="Remove all but this many best entries of each "
+                                                              "fold plan and data."),
+    prune_days: float = typer.Option(None, "--prune-days", help="Remove entries older than this many days."),
+) -> None:
+    """The OOF library (.kpipe/oof/, or $KPIPE_OOF_LIBRARY): every member's cross-validation kept
+    across experiments, best first; --prune-keep / --prune-days remove old or weak entries."""
+    def command() -> None:
+        from pipeline.house_prices.oof_library import OOFLibrary
+        from pipeline.tuning.blend_library import library_table
+
+        library = OOFLibrary.for_project(ProjectPaths.here().root)
+        removed = library.prune(keep=prune_keep, older_than_days=prune_days)
+        if prune_keep is not None or prune_days is not None:
+            typer.echo(f"removed {len(removed)} entries")
+        typer.echo(library_table(library, limit))
+
+    run_stage(command)
+
+
 if __name__ == "__main__":
     app()

@@ -85,7 +85,7 @@ def test_one_hot_features_have_no_categoricals(clean_frames) -> None:
 
 def test_a_saved_model_loads_to_identical_predictions(native: Fold, fitted: CatBoostRegressor,
                                                       tmp_path: Path) -> None:
-    assert fitted.save(tmp_path) == CATBOOST_FILE
+    assert fitted.save(tmp_path)["file"] == CATBOOST_FILE
     assert [p.name for p in tmp_path.iterdir()] == [CATBOOST_FILE]  # atomic: no temporary file left
     loaded = CatBoostRegressor.load(tmp_path)
     assert loaded.kind == loaded.name == "catboost"

@@ -156,3 +156,31 @@ def test_sklearn_and_lightgbm_keys_are_searchable_by_tune() -> None:
     assert tuned.lightgbm.num_leaves == 5 and tuned.sklearn.svr.C == 3.0
     with pytest.raises(ParamsError, match="lightgbm.num_leaves=1: must be >= 2"):
         parse_section({**raw["lightgbm"], "num_leaves": 1}, type(tuned.lightgbm), "lightgbm")
+
+
+FAMILY_MEMBERS = {
+    "linear": {"model.kind": "linear"},
+    "mlp": {"model.kind": "mlp", "model.hidden": [16]},
+    "sklearn": {"model.kind": "sklearn", "sklearn.estimator": "kernel_ridge"},
+    "lightgbm": LGBM_NATIVE,
+    "catboost": {"model.kind": "catboost", "features.encoding": "native", "catboost.iterations": 30},
+}
+
+
+def test_every_family_of_the_registry_is_covered_here() -> None:
+    from pipeline.house_prices.families import FAMILIES
+
+    assert set(FAMILY_MEMBERS) == set(FAMILIES)
+
+
+@pytest.mark.parametrize("kind", list(FAMILY_MEMBERS))
+def test_every_family_round_trips_save_load_with_identical_predictions(clean_frames, tmp_path, kind: str) -> None:
+    train, test = clean_frames
+    params = parse_experiment(_raw(**FAMILY_MEMBERS[kind]))
+    fitted = fit_experiment(params, train.head(200), test)
+    save_members(fitted, tmp_path / "model", {})
+    loaded = load_members(tmp_path / "model")
+    assert type(loaded[0].model) is type(fitted[0].model)
+    before, after = predict_blend(fitted, test), predict_blend(loaded, test)
+    assert np.array_equal(before.to_numpy(), after.to_numpy())
+    assert not any(p.suffix in (".pkl", ".pickle", ".joblib") for p in (tmp_path / "model").rglob("*"))

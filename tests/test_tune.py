@@ -304,3 +304,100 @@ def test_member_keys_tune_one_member_of_the_ensemble(tune_repo: Path) -> None:
     dest = tune_repo / "members.yaml"
     write_params(tune_repo / "params.yaml", {"model.members[1].train.lr": 0.002}, dest)
     assert read_params(dest)["model"]["members"][1]["train.lr"] == 0.002
+
+
+# --- ensembles: pruning and the OOF library -------------------------------------------------
+
+ENSEMBLE = {"model.kind": "ensemble", "model.blend": "stack", "cv.folds": 2, "cv.repeats": 1, "train.epochs": 10,
+            "model.members": [{"model.kind": "mlp", "model.hidden": [16]},
+                              {"model.kind": "sklearn", "sklearn.estimator": "lasso"}]}
+
+
+def test_a_clearly_bad_ensemble_trial_is_pruned_before_its_last_member(small, tmp_path: Path) -> None:
+    """Three sound learning rates, then one too low to learn: the pruner compares the bad trial's
+    torch member, epoch by epoch, with the earlier trials' and stops it inside that member's
+    training, so the lasso member's folds never run."""
+    from pipeline.house_prices.oof_library import OOFLibrary
+
+    raw = with_overrides(RAW, ENSEMBLE)
+    space = parse_space({"model.members[0].train.lr": {"type": "float", "low": 1e-7, "high": 0.01, "log": True}}, raw)
+    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=5))
+    for lr in (0.004, 0.005, 0.006, 1e-7):
+        study.enqueue_trial({"model.members[0].train.lr": lr})
+    library = OOFLibrary(tmp_path / "oof")
+    optimize(study, make_objective(raw, space, *small, library=library), n_trials=4, timeout_s=None, n_jobs=1)
+
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3 + [TrialState.PRUNED]
+    bad = study.trials[3]
+    assert max(bad.intermediate_values) < 100  # stopped inside member 0's epochs
+    assert all(max(t.intermediate_values) == 200 for t in study.trials[:3])  # both members reported
+    # the lasso member, the same in every trial, was computed once and read by the next two trials
+    assert [t.user_attrs["library_hits"] for t in study.trials[:3]] == [0, 1, 1]
+    assert len(library.entries()) == 4  # three torch members and one lasso: nothing of the pruned trial
+
+
+def test_one_group_per_trial_varies_one_member_and_leaves_the_others_at_params_yaml(small) -> None:
+    from pipeline.tuning.space import GROUP
+
+    raw = with_overrides(RAW, ENSEMBLE)
+    space = parse_space({"model.members[0].train.lr": {"type": "float", "low": 0.001, "high": 0.01},
+                         "model.members[1].sklearn.lasso.alpha": {"type": "float", "low": 0.0001, "high": 0.01},
+                         "features.derived": {"type": "categorical", "choices": [True, False]}}, raw,
+                        one_group_per_trial=True)
+    assert space.groups == ("member0", "member1", "features")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda trial: len(space.suggest(trial)), n_trials=12)
+    assert {t.value for t in study.trials} == {1.0}  # one dimension of one group each time
+    assert {t.params[GROUP] for t in study.trials} == set(space.groups)
+    assert all(GROUP not in space.decode(t.params) for t in study.trials)
+
+
+def _fill_library(repo: Path, *members: dict) -> None:
+    """Cross-validate single models into the repo's OOF library on the study's fold plan."""
+    from pipeline.house_prices.oof_library import OOFLibrary
+
+    paths = ProjectPaths(repo)
+    raw = read_params(paths.params)
+    frames = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
+    for member in members:
+        run_cv(parse_experiment(with_overrides(raw, {"cv.repeats": raw["tune"]["cv_repeats"], **member})), *frames,
+               library=OOFLibrary.for_project(repo))
+
+
+def test_kpipe_blend_refuses_a_blend_that_does_not_beat_params_yaml(tune_repo: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tune_repo)
+    _fill_library(tune_repo, {"train.lr": 1.0e-07})  # a candidate even worse than the incumbent
+    before = (tune_repo / "params.yaml").read_text()
+    result = CliRunner().invoke(app, ["blend"])
+    assert result.exit_code == 0, result.output
+    assert "2 candidates from the OOF library" in result.output
+    assert "not better by more than the noise; params.yaml left as it is" in result.output
+    assert (tune_repo / "params.yaml").read_text() == before
+
+
+def test_kpipe_blend_writes_a_better_blend_as_members_that_reproduce_its_entries(
+        tune_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.house_prices.oof_library import OOFLibrary
+
+    monkeypatch.chdir(tune_repo)
+    lasso = {"model.kind": "sklearn", "sklearn.estimator": "lasso"}
+    svr = {"model.kind": "sklearn", "sklearn.estimator": "svr"}
+    _fill_library(tune_repo, lasso, svr)
+    dry = CliRunner().invoke(app, ["blend", "--dry-run"])
+    assert dry.exit_code == 0 and "better (--dry-run: nothing written)" in dry.output
+    result = CliRunner().invoke(app, ["blend"])
+    assert result.exit_code == 0, result.output
+    assert "better; written to" in result.output
+
+    written = read_params(tune_repo / "params.yaml")
+    assert written["model"]["kind"] == "ensemble" and written["model"]["blend"] in ("mean", "stack", "greedy")
+    kinds = [m["model.kind"] for m in written["model"]["members"]]
+    assert "sklearn" in kinds
+    assert "# The one home of hyperparameters" in (tune_repo / "params.yaml").read_text()
+    # The written members are exactly library entries: their CV on the study's folds is all reads.
+    paths = ProjectPaths(tune_repo)
+    frames = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
+    rescored = run_cv(parse_experiment(with_overrides(written, {"cv.repeats": written["tune"]["cv_repeats"]})),
+                      *frames, library=OOFLibrary.for_project(tune_repo))
+    assert rescored.hits == len(kinds)

@@ -97,7 +97,7 @@ class CatBoostRegressor:
         frame = _frame(x, self.model.get_cat_feature_indices())
         return np.asarray(self.model.predict(frame, thread_count=current_threads()), dtype=np.float64)
 
-    def save(self, directory: Path) -> str:
+    def save(self, directory: Path) -> dict[str, str]:
         """CatBoost's binary model, without the metadata that differs between identical fits."""
         metadata = self.model.get_metadata()
         for key in VOLATILE_METADATA:
@@ -110,7 +110,7 @@ class CatBoostRegressor:
             metadata["params"] = json.dumps(params, sort_keys=True)
         with atomic_path(directory / CATBOOST_FILE) as tmp:
             self.model.save_model(str(tmp), format="cbm")
-        return CATBOOST_FILE
+        return {"kind": self.kind, "estimator": self.name, "file": CATBOOST_FILE}
 
     @classmethod
     def load(cls, directory: Path) -> CatBoostRegressor:

@@ -96,6 +96,7 @@ class EnsembleCV(CVResult):
     weights: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(0))
     blends: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     hits: int = 0  # members read from the OOF library instead of computed
+    keys: list[str] = dataclasses.field(default_factory=list)  # the members' OOF library keys (with a library)
 
 
 def experiment_folds(params: ExperimentParams, n_rows: int) -> Splits:
@@ -136,7 +137,8 @@ def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | N
         if on_member is not None:
             on_member(i, result)
         results.append(result)
-    return blend_results(params, train, splits, results, hits)
+    blended = blend_results(params, train, splits, results, hits)
+    return dataclasses.replace(blended, keys=list(keys.keys) if keys is not None else [])
 
 
 def blend_results(params: ExperimentParams, train: pd.DataFrame, splits: Splits, results: list[CVResult],
@@ -204,26 +206,12 @@ class MemberKeys:
         best = history.best_epochs if history.best_epochs is not None else np.full(history.train.shape[1],
                                                                                    history.train.shape[0])
         manifest = {"member": describe_member(self.params.members[i]), "params": self.ingredients[i],
-                    "sections": member_sections(self.params.members[i]),
                     "cv": {"mean": result.mean, "std": result.std}, "plan": self.plan, "plan_key": self.plan_key,
                     "data_key": self.data_key, "commit": commit.short if commit else None, "created": time.time()}
         library.put(self.keys[i], manifest, {
             "fold_scores": result.fold_scores, "history_train": history.train, "history_valid": history.valid,
             "best_epochs": np.asarray(best), "oof_repeats": result.oof_repeats, "prices": result.prices,
             "test_prices": result.test_prices})
-
-
-def member_sections(member: ExperimentParams) -> dict[str, Any]:
-    """A member's effective params sections (what `kpipe blend` writes back as overrides)."""
-    return {name: _plain(dataclasses.asdict(getattr(member, name))) for name in SECTIONS if name != "cv"}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def describe_member(member: ExperimentParams) -> str:

@@ -49,7 +49,7 @@ from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, OpenRun, RunRecord, open_run
 from pipeline.house_prices.cv import FoldFeatureCache
-from pipeline.house_prices.experiment import SECTIONS, parse_experiment, run_cv
+from pipeline.house_prices.experiment import SECTIONS, MemberKeys, parse_experiment, run_cv
 from pipeline.house_prices.oof_library import OOFLibrary
 from pipeline.house_prices.training import Diverged, EpochCallback
 from pipeline.tuning.apply import write_params
@@ -269,6 +269,8 @@ def _retrying(make: Callable[[], T], attempts: int = 6) -> T:
     raise AssertionError("unreachable")
 
 
+# The user attribute listing a trial's members' OOF library keys (what `kpipe blend --study` reads).
+MEMBER_KEYS = "oof_keys"
 # Intermediate values: member i reports at steps STEPS * i + 1 .. STEPS * (i + 1).
 STEPS = 100
 
@@ -324,6 +326,8 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
                     raise Diverged(f"member {i}: CV log-RMSE is {result.mean}")
                 _report(trial, result.mean, STEPS * (i + 1), f"member {i}: CV log-RMSE {result.mean:.4f}")
 
+            if library is not None:  # before any member runs: a pruned trial's finished members count too
+                trial.set_user_attr(MEMBER_KEYS, MemberKeys(params, train, test, device).keys)
             result = run_cv(params, train, test, cache, device=device, member_epochs=member_epochs,
                             on_member=on_member, library=library)
             if not math.isfinite(result.mean):
