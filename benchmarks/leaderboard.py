@@ -15,7 +15,16 @@ std over all folds of all repeats. Rows:
 - baselines on log prices: scikit-learn's LassoCV and HistGradientBoosting, and LightGBM
   on the one-hot features with common settings.
 
+Then `kpipe blend`'s choice from the OOF library (`--blend`, on by default): every family
+candidate below and the trials of a short study of `tune.space` are cross-validated into the
+library (reads where it already holds them: the project's library, shared with `dvc repro`
+and `kpipe tune`), the blend methods choose among all entries on these folds, scored nested,
+and the winner is compared with the previous default (issue 13's stack of five) fold by fold;
+then the same members and method, and that stack, on two fold layouts no choice was made on
+(`--check-seeds`).
+
 Run: .venv/bin/python benchmarks/leaderboard.py [--data DIR] [--repeats N] [--book-folds]
+     [--no-blend] [--study-trials 12] [--check-seeds 7,2024]
 """
 
 from __future__ import annotations
@@ -74,6 +83,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="k-fold repeats, each with its own shuffle")
     parser.add_argument("--book-folds", action="store_true",
                         help="the book's contiguous folds (cv.shuffle: false, one repeat) instead of shuffled ones")
+    parser.add_argument("--no-blend", dest="blend", action="store_false", help="skip the OOF library blend")
+    parser.add_argument("--only-blend", action="store_true", help="only the OOF library blend")
+    parser.add_argument("--study-trials", type=int, default=12, help="trials of tune.space added to the library")
+    parser.add_argument("--check-seeds", default="7,2024", help="fold layouts (base.seed) used for no choice")
     args = parser.parse_args()
     raw = read_params(ROOT / "params.yaml")
     raw = with_overrides(raw, {"cv.shuffle": False, "cv.repeats": 1} if args.book_folds
@@ -82,6 +95,9 @@ def main() -> None:
     set_threads(parse_section(raw[RUNTIME], RuntimeParams, RUNTIME).threads)
     train, test = load_clean_frames(args.data)
     single = {"model.members": []}
+    if args.only_blend:
+        library_blend(raw, train, test, args)
+        return
 
     rows: list[tuple[str, str, np.ndarray, float]] = []
 
@@ -131,6 +147,108 @@ def main() -> None:
             best[group] = (name, scores.mean())
     print("\nbest single model of each family: "
           + "; ".join(f"{group} {score:.4f} ({name})" for group, (name, score) in sorted(best.items())))
+    if args.blend and not args.book_folds:
+        library_blend(raw, train, test, args)
+
+
+# The previous default (issue 13): the stack of five the OOF library blend is measured against.
+REFERENCE = {"model.kind": "ensemble", "model.blend": "stack", "model.members": [
+    {"model.kind": "mlp"}, {"model.kind": "mlp", "features.ordinal": "none", "features.log_skewed": False},
+    {"model.kind": "sklearn", "sklearn.estimator": "lasso"}, {"model.kind": "sklearn", "sklearn.estimator": "svr"},
+    {"model.kind": "lightgbm", "features.encoding": "native"}]}
+NATIVE = {"features.encoding": "native"}
+# Candidates for the library, beside the reference's members: other seeds, shapes and feature
+# views of each family, and the families the reference lacks.
+CANDIDATES = [
+    {"model.kind": "mlp", "base.seed": 1}, {"model.kind": "mlp", "base.seed": 2},
+    {"model.kind": "mlp", "model.hidden": [128], "model.dropout": 0.4},
+    {"model.kind": "mlp", "model.hidden": [256], "model.dropout": 0.5},
+    {"model.kind": "mlp", "features.derived": False}, {"model.kind": "mlp", "train.loss": "mse"},
+    {"model.kind": "mlp", "model.linear_skip": False}, {"model.kind": "linear"},
+    {"model.kind": "sklearn", "sklearn.estimator": "lasso", "sklearn.lasso.alpha": 0.0003},
+    {"model.kind": "sklearn", "sklearn.estimator": "lasso", "sklearn.lasso.alpha": 0.001},
+    {"model.kind": "sklearn", "sklearn.estimator": "lasso", "features.ordinal": "none"},
+    {"model.kind": "sklearn", "sklearn.estimator": "elastic_net"},
+    {"model.kind": "sklearn", "sklearn.estimator": "ridge"},
+    {"model.kind": "sklearn", "sklearn.estimator": "kernel_ridge"},
+    {"model.kind": "sklearn", "sklearn.estimator": "svr", "sklearn.svr.C": 50.0},
+    {"model.kind": "sklearn", "sklearn.estimator": "svr", "features.ordinal": "none"},
+    {"model.kind": "sklearn", "sklearn.estimator": "hist_gradient_boosting", **NATIVE},
+    {"model.kind": "lightgbm"},
+    {"model.kind": "lightgbm", "lightgbm.num_leaves": 4, "lightgbm.learning_rate": 0.02, **NATIVE},
+    {"model.kind": "lightgbm", "lightgbm.feature_fraction": 0.15, **NATIVE},
+    {"model.kind": "catboost", **NATIVE}, {"model.kind": "catboost"},
+    {"model.kind": "catboost", "catboost.depth": 5, "catboost.rsm": 0.5, **NATIVE},
+    {"model.kind": "catboost", "base.seed": 1, **NATIVE},
+]
+
+
+def library_blend(raw: dict, train, test, args: argparse.Namespace) -> None:
+    """Fill the OOF library with the candidates and a short study, choose a blend as `kpipe
+    blend` does, and check it against the reference on this layout and on `--check-seeds`."""
+    import optuna
+
+    from pipeline.common.paths import ProjectPaths
+    from pipeline.house_prices.blend_search import beats_incumbent, search_blends, table
+    from pipeline.house_prices.cv import FoldFeatureCache, repeat_of
+    from pipeline.house_prices.experiment import experiment_folds
+    from pipeline.house_prices.features import training_rows
+    from pipeline.house_prices.oof_library import OOFLibrary
+    from pipeline.tuning.blend_library import member_overrides
+    from pipeline.tuning.study import load_tune, make_objective, make_study, optimize
+
+    library = OOFLibrary.for_project(ProjectPaths(ROOT).root)
+    reference_raw = with_overrides(raw, REFERENCE)
+    reference = parse_experiment(reference_raw)
+    print(f"\nOOF library blend ({library.root}), {reference.cv.repeats} x {reference.cv.folds} folds from seed "
+          f"{reference.base.seed}")
+    start = time.perf_counter()
+    cache = FoldFeatureCache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = run_cv(reference, train, test, cache=cache, library=library)
+        for overrides in CANDIDATES:
+            run_cv(parse_experiment(with_overrides(reference_raw, {"model.kind": "ensemble", "model.blend": "mean",
+                                                                   "model.members": [overrides]})),
+                   train, test, cache=cache, library=library)
+        tune, space = load_tune(raw)
+        study = make_study(optuna.storages.InMemoryStorage(), "leaderboard", tune, tune.sampler_seed)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optimize(study, make_objective(reference_raw, space, train, test, cache=cache, library=library),
+                 n_trials=args.study_trials, timeout_s=None, n_jobs=1)
+    plan = {e.key: e for e in library.entries()}
+    first = plan[ref.keys[0]].manifest
+    entries = [e for e in plan.values() if (e.manifest.get("plan_key"), e.manifest.get("data_key"))
+               == (first["plan_key"], first["data_key"])]
+    print(f"  {len(entries)} library entries on these folds ({time.perf_counter() - start:.0f} s to fill and read)")
+    splits = experiment_folds(reference, len(train))
+    fit_mask = np.zeros(len(train), dtype=bool)
+    fit_mask[training_rows(train, np.arange(len(train)), reference.features)] = True
+    choice = search_blends(np.stack([e.arrays()["oof_repeats"] for e in entries]), ref.prices, splits,
+                           repeat_of(splits, len(train)), fit_mask)
+    names = [f"{e.key[:8]} {e.manifest['member']} {describe(member_overrides(e.manifest['params'], raw))}"[:90]
+             for e in entries]
+    print(table(choice, names, ref.fold_scores))
+    chosen = {"model.kind": "ensemble", "model.blend": choice.method,
+              "model.members": [member_overrides(entries[i].manifest["params"], raw) for i in choice.selected]}
+    print("\nchosen blend as params.yaml's model section (what `kpipe blend` writes):")
+    print(f"  blend: {choice.method}")
+    for member in chosen["model.members"]:
+        print(f"    - {member}")
+    rows = [("seed " + str(reference.base.seed) + " (chosen on)", choice.scores, ref.fold_scores)]
+    for seed in (int(s) for s in args.check_seeds.split(",") if s):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours = run_cv(parse_experiment(with_overrides(raw, {**chosen, "base.seed": seed})), train, test,
+                          library=library)
+            theirs = run_cv(parse_experiment(with_overrides(reference_raw, {"base.seed": seed})), train, test,
+                            library=library)
+        rows.append((f"seed {seed} (no choice)", ours.fold_scores, theirs.fold_scores))
+    print(f"\n{'layout':<24}{'blend':>9}{'stack of 5':>12}{'delta':>10}{'noise':>9}  verdict")
+    for label, ours, theirs in rows:
+        better, delta, noise = beats_incumbent(ours, theirs)
+        print(f"{label:<24}{ours.mean():>9.4f}{theirs.mean():>12.4f}{delta:>+10.4f}{noise:>9.4f}  "
+              f"{'better by more than the noise' if better else 'not better'}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
 """A CatBoost member: oblivious gradient-boosted trees of log price, with the same interface as
 the LightGBM and scikit-learn members (`fit(x, y, categorical)` / `predict(x)` / `save` / `load`).
 
-Why CatBoost beside LightGBM: its categorical columns are turned into ordered target statistics
-(each row's category mean is computed from the rows before it in a random permutation, so a
-row's own price never leaks into its feature), optionally with ordered boosting on top; and its
-trees are symmetric (one split per depth level), a strong regulariser on 1460 rows. Both make
-errors that differ from LightGBM's leaf-wise trees on set-splits of category codes, which is
-what a blend needs. `features.encoding: native` gives one integer code per categorical column
-(-1 for a category the fit never saw); `categorical` names those columns and they become
-CatBoost `cat_features` (CatBoost wants them as integers or strings, not floats).
+Why CatBoost beside LightGBM: its trees are symmetric (one split per depth level, the same for
+every node of a level), a strong regulariser on 1460 rows, and they err on other houses than
+LightGBM's leaf-wise trees, which is what a blend needs. `features.encoding: native` gives one
+integer code per categorical column (-1 for a category the fit never saw); `categorical`
+names those columns and they become CatBoost `cat_features` (integers, not floats). CatBoost
+can turn them into ordered target statistics (each row's category mean from the rows before
+it in a random permutation); on House Prices, one-hot inside CatBoost (`one_hot_max_size`
+above every column's category count) scored better and ran faster, so that is the default.
 
 The model is saved in CatBoost's own binary format (`.cbm`), which `load_model` reads without
 running any code, unlike pickle. Training metadata that varies between identical fits (a
