@@ -74,9 +74,8 @@ def _check_member(raw: dict[str, Any], params: ExperimentParams) -> ExperimentPa
         raise ParamsError(f"model.kind {params.model.kind!r} is not a model family ({', '.join(FAMILIES)})")
     if params.features.encoding == "native" and not family.reads_native(params):
         raise ParamsError(f"features.encoding: native (category codes) is for tree models (model.kind lightgbm, "
-                          f"catboost, or sklearn with sklearn.estimator hist_gradient_boosting), not model.kind "
-                          f"{params.model.kind}" + (f" with {params.sklearn.estimator}"
-                                                    if params.model.kind == "sklearn" else ""))
+                          f"catboost, or sklearn with sklearn.estimator hist_gradient_boosting), not "
+                          f"{family.label(params)}")
     return params
 
 
@@ -216,8 +215,7 @@ class MemberKeys:
 
 def describe_member(member: ExperimentParams) -> str:
     """`mlp`, `sklearn/svr`, `lightgbm`: a member's family (and estimator)."""
-    kind = member.model.kind
-    return f"{kind}/{member.sklearn.estimator}" if kind == "sklearn" else kind
+    return family_of(member).label(member)
 
 
 def _mean_history(histories: list[History]) -> History:

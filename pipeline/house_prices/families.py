@@ -59,6 +59,10 @@ class Family(Protocol):
         """Whether this member can read `features.encoding: native` columns (tree models)."""
         ...
 
+    def label(self, member: ExperimentParams) -> str:
+        """What the member is, for tables: `mlp`, `sklearn/svr`, `catboost`."""
+        ...
+
     def ingredients(self, member: ExperimentParams) -> dict[str, Any]: ...
 
     def code(self) -> tuple[Path, ...]: ...
@@ -93,6 +97,9 @@ class TorchFamily:
 
     def reads_native(self, member: ExperimentParams) -> bool:
         return False
+
+    def label(self, member: ExperimentParams) -> str:
+        return self.kind
 
     def ingredients(self, member: ExperimentParams) -> dict[str, Any]:
         model = member.model
@@ -139,6 +146,10 @@ class EstimatorFamily:
     module: str
     libraries: tuple[str, ...]
     native: Callable[[ExperimentParams], bool]
+    name: Callable[[ExperimentParams], str] = lambda _member: ""  # the estimator within the family
+
+    def label(self, member: ExperimentParams) -> str:
+        return "/".join(p for p in (self.kind, self.name(member)) if p)
 
     def reads_native(self, member: ExperimentParams) -> bool:
         return self.native(member)
@@ -179,7 +190,8 @@ FAMILIES: dict[str, Family] = {
     "sklearn": EstimatorFamily(
         "sklearn", make=lambda m: SklearnRegressor(sklearn_estimator(m.sklearn, m.base.seed), m.sklearn.estimator),
         section=_sklearn_section, loader=lambda d, spec: SklearnRegressor.load(d, spec["estimator"]),
-        module="estimators.py", libraries=("scipy",), native=lambda m: m.sklearn.estimator in NATIVE_SKLEARN),
+        module="estimators.py", libraries=("scipy",), native=lambda m: m.sklearn.estimator in NATIVE_SKLEARN,
+        name=lambda m: m.sklearn.estimator),
     "lightgbm": EstimatorFamily(
         "lightgbm", make=lambda m: LightGBMRegressor(m.lightgbm, m.base.seed),
         section=lambda m: dataclasses.asdict(m.lightgbm), loader=lambda d, _spec: LightGBMRegressor.load(d),

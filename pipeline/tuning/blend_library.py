@@ -115,13 +115,8 @@ def member_overrides(ingredients: Mapping[str, Any], raw: Mapping[str, Any]) -> 
     out: dict[str, Any] = {"model.kind": ingredients["kind"]}
     if raw["base"]["seed"] != ingredients["seed"]:
         out["base.seed"] = ingredients["seed"]
-    sections = {"features": ingredients["features"], "train": ingredients.get("train"),
-                "model": ingredients.get("model")}
-    kind = ingredients["kind"]
-    if kind in ("sklearn", "lightgbm", "catboost"):
-        sections[kind] = ingredients[kind]
-    for section, values in sections.items():
-        if values:
+    for section, values in ingredients.items():  # the rest are params sections (families.Family.ingredients)
+        if section not in ("kind", "seed") and values:
             out.update(_differing(section, values, raw[section]))
     return out
 

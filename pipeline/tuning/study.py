@@ -62,7 +62,7 @@ from pipeline.tuning.incumbent import (
     judge,
     params_digest,
 )
-from pipeline.tuning.space import SearchSpace, parse_space
+from pipeline.tuning.space import GROUP, SearchSpace, parse_space
 
 log = logging.getLogger(__name__)
 
@@ -388,6 +388,8 @@ def trial_record(trial: FrozenTrial, space: SearchSpace, incumbent: FrozenTrial 
     tags = {"stage": "tune-trial", "optuna.trial": str(trial.number), "optuna.state": trial.state.name}
     if WORKER_ATTR in trial.user_attrs:
         tags["optuna.worker"] = str(trial.user_attrs[WORKER_ATTR])
+    if GROUP in trial.params:  # the group of keys this trial varied (tune.one_group_per_trial)
+        tags["optuna.group"] = str(trial.params[GROUP])
     if (retry_of := retried_from(trial)) is not None:
         tags["optuna.retry_of"] = str(retry_of)
     if "error" in trial.user_attrs:
