@@ -37,7 +37,7 @@ def test_cv_on_the_gpu_matches_the_cpu(clean_frames) -> None:
 def test_final_fit_on_the_gpu_predicts_on_the_cpu(clean_frames) -> None:
     train, test = clean_frames
     final = fit_final(train, test, FEATURES, MLP, FAST, seed=0, device="cuda")
-    assert next(final.model.parameters()).device.type == "cpu"
+    assert next(final.model.network.parameters()).device.type == "cpu"
     prices = predict_frame(final, test)["SalePrice"]
     assert np.isfinite(prices).all() and (prices > 0).all()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from pipeline.common.params import BaseParams, ParamsError, RuntimeParams, StageParams, parse_section
 from pipeline.house_prices.blend import BLENDS, blend_weights, nested_blend
@@ -163,7 +164,7 @@ class MemberKeys:
     """The OOF library keys of an experiment's members, and their reads and writes.
 
     A key hashes what a member's CV result depends on: its family's params (`ingredients`),
-    the fold plan, the frames (`frame_digest`), the device kind for torch, and its code
+    the fold plan, the frames (`frame_digest`), the device kind and thread count for torch, and its code
     (`source_digest` of the modules that compute it, and the library versions).
     """
 
@@ -181,7 +182,8 @@ class MemberKeys:
             family = family_of(member)
             ingredients = family.ingredients(member)
             code = source_digest(family.code(), family.library_versions())
-            extra = {"device": device_kind} if family.takes_epochs(member) else {}
+            # torch's float32 sums round differently on another device or thread count
+            extra = {"device": device_kind, "threads": torch.get_num_threads()} if family.takes_epochs(member) else {}
             self.ingredients.append(ingredients)
             self.keys.append(digest({"member": ingredients, "plan": self.plan, "data": self.data_key,
                                      "code": code, **extra}))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from pipeline.common.io import atomic_path
 from pipeline.common.params import ParamsError, dotted_slot, read_params
@@ -24,6 +24,7 @@ from pipeline.common.params import ParamsError, dotted_slot, read_params
 def _yaml() -> YAML:
     yaml = YAML()  # round-trip: comments, key order and flow style survive
     yaml.preserve_quotes = True
+    yaml.width = 120  # the project's line length (ruff), so written lines wrap as the file does
     yaml.representer.add_representer(float, _represent_float)
     return yaml
 
@@ -63,10 +64,17 @@ def write_params(source: Path, overrides: Mapping[str, Any], dest: Path) -> None
                 raise ParamsError(f"writing {dotted}={value!r} read back as {node!r}")
 
 
+def _flow_map(mapping: Mapping[str, Any]) -> CommentedMap:
+    """A mapping in a list (an ensemble member's overrides) on one line: `- {model.kind: mlp}`."""
+    out = CommentedMap(mapping)
+    out.fa.set_flow_style()
+    return out
+
+
 def _like(old: Any, value: Any) -> Any:
     """`value`, as a flow-style list (`[128, 64]`) where the old value was one."""
     if isinstance(value, (list, tuple)):
-        seq = CommentedSeq(value)
+        seq = CommentedSeq([_flow_map(v) if isinstance(v, Mapping) else v for v in value])
         if isinstance(old, CommentedSeq) and old.fa.flow_style():
             seq.fa.set_flow_style()
         if isinstance(old, CommentedSeq):
