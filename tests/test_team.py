@@ -40,6 +40,7 @@ TEAM_TUNE = {
                    "model.kind": {"type": "categorical", "choices": ["linear", "mlp"]},
                    "model.hidden": {"type": "categorical", "choices": [[16], [16, 8]]}},
     "tune.pruner_startup_trials": 100,
+    "tune.one_group_per_trial": False,  # every trial draws every key: the retry must redraw them all
     "tune.heartbeat_s": 1,  # grace period 2 s: a dead worker's trial is stale 2 s after its last beat
 }
 STUDY = "team"
