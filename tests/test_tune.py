@@ -401,3 +401,31 @@ def test_kpipe_blend_writes_a_better_blend_as_members_that_reproduce_its_entries
     rescored = run_cv(parse_experiment(with_overrides(written, {"cv.repeats": written["tune"]["cv_repeats"]})),
                       *frames, library=OOFLibrary.for_project(tune_repo))
     assert rescored.hits == len(kinds)
+
+
+def test_kpipe_blend_chooses_among_the_members_of_one_studys_trials(tune_repo: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--study`: the candidates are the members the study's trials cross-validated (their
+    `oof_keys`), not every library entry."""
+    from pipeline.house_prices.oof_library import OOFLibrary
+    from pipeline.tuning.study import MEMBER_KEYS, trial_params
+
+    monkeypatch.chdir(tune_repo)
+    paths = ProjectPaths(tune_repo)
+    _fill_library(tune_repo, {"model.kind": "sklearn", "sklearn.estimator": "ridge"})  # in the library, not the study
+    raw = trial_params(read_params(paths.params), load_tune(read_params(paths.params))[0])
+    space = parse_space({"sklearn.lasso.alpha": {"type": "float", "low": 0.0003, "high": 0.003, "log": True}},
+                        with_overrides(raw, {"model.kind": "sklearn"}))
+    journal = tune_repo / "blend-study.journal"
+    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(journal))), study_name="lassos")
+    frames = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
+    optimize(study, make_objective(with_overrides(raw, {"model.kind": "sklearn"}), space, *frames,
+                                   library=OOFLibrary.for_project(tune_repo)), n_trials=2, timeout_s=None, n_jobs=1)
+    assert all(len(t.user_attrs[MEMBER_KEYS]) == 1 for t in study.trials)
+
+    result = CliRunner().invoke(app, ["blend", "--study", "lassos", "--storage", str(journal), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "3 candidates from the OOF library" in result.output  # the incumbent's member and the two trials'
+    assert "sklearn/ridge" not in result.output
+    missing = CliRunner().invoke(app, ["blend", "--study", "nope", "--storage", str(journal)])
+    assert missing.exit_code == 1 and "no study 'nope'" in missing.output
