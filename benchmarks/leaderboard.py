@@ -252,3 +252,7 @@ def library_blend(raw: dict, train, test, args: argparse.Namespace) -> None:
         better, delta, noise = beats_incumbent(ours, theirs)
         print(f"{label:<24}{ours.mean():>9.4f}{theirs.mean():>12.4f}{delta:>+10.4f}{noise:>9.4f}  "
               f"{'better by more than the noise' if better else 'not better'}")
+
+
+if __name__ == "__main__":
+    main()
