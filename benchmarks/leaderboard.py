@@ -194,7 +194,7 @@ def library_blend(raw: dict, train, test, args: argparse.Namespace) -> None:
     from pipeline.house_prices.experiment import experiment_folds
     from pipeline.house_prices.features import training_rows
     from pipeline.house_prices.oof_library import OOFLibrary
-    from pipeline.tuning.blend_library import member_overrides
+    from pipeline.tuning.blend_library import distinct_members, member_overrides
     from pipeline.tuning.study import load_tune, make_objective, make_study, optimize
 
     library = OOFLibrary.for_project(ProjectPaths(ROOT).root)
@@ -214,13 +214,14 @@ def library_blend(raw: dict, train, test, args: argparse.Namespace) -> None:
         tune, space = load_tune(raw)
         study = make_study(optuna.storages.InMemoryStorage(), "leaderboard", tune, tune.sampler_seed)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        optimize(study, make_objective(reference_raw, space, train, test, cache=cache, library=library),
+        optimize(study, make_objective(raw, space, train, test, cache=cache, library=library),
                  n_trials=args.study_trials, timeout_s=None, n_jobs=1)
     plan = {e.key: e for e in library.entries()}
     first = plan[ref.keys[0]].manifest
-    entries = [e for e in plan.values() if (e.manifest.get("plan_key"), e.manifest.get("data_key"))
-               == (first["plan_key"], first["data_key"])]
-    print(f"  {len(entries)} library entries on these folds ({time.perf_counter() - start:.0f} s to fill and read)")
+    entries = distinct_members([e for e in plan.values() if (e.manifest.get("plan_key"), e.manifest.get("data_key"))
+                                == (first["plan_key"], first["data_key"])], ref.keys)
+    print(f"  {len(entries)} distinct members in the library on these folds ({time.perf_counter() - start:.0f} s "
+          "to fill and read)")
     splits = experiment_folds(reference, len(train))
     fit_mask = np.zeros(len(train), dtype=bool)
     fit_mask[training_rows(train, np.arange(len(train)), reference.features)] = True

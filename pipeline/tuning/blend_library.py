@@ -14,6 +14,7 @@ experiment, scored on the same folds) by more than the paired fold noise: the ru
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -94,7 +95,20 @@ def candidate_entries(library: OOFLibrary, plan_key: str, data_key: str, options
     else:
         chosen = list(usable)
     keys = list(dict.fromkeys([*incumbent_keys, *(k for k in chosen if k in usable)]))
-    return [usable[k] for k in keys if k in usable]
+    return distinct_members([usable[k] for k in keys if k in usable], incumbent_keys)
+
+
+def distinct_members(entries: Sequence[Entry], first: Sequence[str] = ()) -> list[Entry]:
+    """Each member once: entries of the same params (the same member computed by older code or
+    on another thread count) are one candidate, so no member weighs more in a blend for having
+    been computed twice. The entries named in `first` (the incumbent's own) are kept first, then
+    the newest of each member."""
+    ahead = [e for key in first for e in entries if e.key == key]
+    rest = sorted((e for e in entries if e.key not in set(first)), key=lambda e: -float(e.manifest.get("created", 0)))
+    kept: dict[str, Entry] = {}
+    for entry in (*ahead, *rest):
+        kept.setdefault(json.dumps(entry.manifest.get("params"), sort_keys=True), entry)
+    return list(kept.values())
 
 
 def study_keys(paths: ProjectPaths, options: BlendOptions) -> list[str]:
