@@ -62,9 +62,11 @@ def tune_repo(repo_copy: Path, small: tuple[pd.DataFrame, pd.DataFrame]) -> Path
     small[1].to_parquet(paths.clean_test)
     # The incumbent: a fast single model with a learning rate too low to learn much, so that any
     # trial of the space beats it and the tests below know which way the comparison goes.
+    # Every trial draws every key (no groups): a trial that varied only `model.kind` would keep
+    # the hopeless learning rate, and the tests below rely on every trial beating the incumbent.
     write_params(paths.params, {"cv.folds": 2, "tune.space": SMALL_SPACE, "tune.pruner_startup_trials": 2,
                                 "tune.pruner_warmup_percent": 1, "model.kind": "linear", "train.epochs": 3,
-                                "train.lr": 1.0e-05}, paths.params)
+                                "train.lr": 1.0e-05, "tune.one_group_per_trial": False}, paths.params)
     return repo_copy
 
 
@@ -386,6 +388,13 @@ def test_kpipe_blend_writes_a_better_blend_as_members_that_reproduce_its_entries
     _fill_library(tune_repo, lasso, svr)
     dry = CliRunner().invoke(app, ["blend", "--dry-run"])
     assert dry.exit_code == 0 and "better (--dry-run: nothing written)" in dry.output
+    # --key: these entries only (beside the incumbent's own members), by the prefixes `kpipe oof` shows
+    lasso_key = next(e.key for e in OOFLibrary.for_project(tune_repo).entries()
+                     if e.manifest["member"] == "sklearn/lasso")
+    listed = CliRunner().invoke(app, ["blend", "--key", lasso_key[:10], "--dry-run"])
+    assert listed.exit_code == 0 and "2 candidates from the OOF library" in listed.output, listed.output
+    unknown = CliRunner().invoke(app, ["blend", "--key", "ffffffffff", "--dry-run"])
+    assert unknown.exit_code == 1 and "names 0 library entries" in unknown.output
     result = CliRunner().invoke(app, ["blend"])
     assert result.exit_code == 0, result.output
     assert "better; written to" in result.output
