@@ -189,12 +189,10 @@ def library_blend(raw: dict, train, test, args: argparse.Namespace) -> None:
     import optuna
 
     from pipeline.common.paths import ProjectPaths
-    from pipeline.house_prices.blend_search import beats_incumbent, search_blends, table
-    from pipeline.house_prices.cv import FoldFeatureCache, repeat_of
-    from pipeline.house_prices.experiment import experiment_folds
-    from pipeline.house_prices.features import training_rows
+    from pipeline.house_prices.blend_search import beats_incumbent, table
+    from pipeline.house_prices.cv import FoldFeatureCache
     from pipeline.house_prices.oof_library import OOFLibrary
-    from pipeline.tuning.blend_library import distinct_members, member_overrides
+    from pipeline.tuning.blend_library import BlendOptions, candidate_entries, choose_blend, member_overrides
     from pipeline.tuning.study import load_tune, make_objective, make_study, optimize
 
     library = OOFLibrary.for_project(ProjectPaths(ROOT).root)
@@ -216,17 +214,13 @@ def library_blend(raw: dict, train, test, args: argparse.Namespace) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         optimize(study, make_objective(raw, space, train, test, cache=cache, library=library),
                  n_trials=args.study_trials, timeout_s=None, n_jobs=1)
-    plan = {e.key: e for e in library.entries()}
-    first = plan[ref.keys[0]].manifest
-    entries = distinct_members([e for e in plan.values() if (e.manifest.get("plan_key"), e.manifest.get("data_key"))
-                                == (first["plan_key"], first["data_key"])], ref.keys)
+    first = library.get(ref.keys[0])
+    assert first is not None  # run_cv just stored or read it
+    entries = candidate_entries(library, first.manifest["plan_key"], first.manifest["data_key"], BlendOptions(),
+                                ProjectPaths(ROOT), ref.keys)
     print(f"  {len(entries)} distinct members in the library on these folds ({time.perf_counter() - start:.0f} s "
           "to fill and read)")
-    splits = experiment_folds(reference, len(train))
-    fit_mask = np.zeros(len(train), dtype=bool)
-    fit_mask[training_rows(train, np.arange(len(train)), reference.features)] = True
-    choice = search_blends(np.stack([e.arrays()["oof_repeats"] for e in entries]), ref.prices, splits,
-                           repeat_of(splits, len(train)), fit_mask)
+    choice = choose_blend(entries, reference, train, ref.prices)
     names = [f"{e.key[:8]} {e.manifest['member']} {describe(member_overrides(e.manifest['params'], raw))}"[:90]
              for e in entries]
     print(table(choice, names, ref.fold_scores))

@@ -11,6 +11,7 @@ out-of-fold predictions, `blend.py`).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,9 @@ import pandas as pd
 import torch
 
 from pipeline.common.params import BaseParams, ParamsError, RuntimeParams, StageParams, parse_section
+from pipeline.common.paths import ProjectPaths
+from pipeline.common.provenance import git_commit
+from pipeline.common.runtime import resolve_device
 from pipeline.house_prices.blend import BLENDS, blend_weights, nested_blend
 from pipeline.house_prices.catboost_member import CatBoostParams
 from pipeline.house_prices.cv import CVResult, FoldFeatureCache, Splits, repeat_of, score_oof, split_folds
@@ -27,7 +31,7 @@ from pipeline.house_prices.families import FAMILIES, family_of
 from pipeline.house_prices.features import training_rows
 from pipeline.house_prices.final import FinalModel
 from pipeline.house_prices.members import ensemble_members
-from pipeline.house_prices.oof_library import OOFLibrary
+from pipeline.house_prices.oof_library import OOFLibrary, digest, frame_digest, source_digest
 from pipeline.house_prices.params import (
     CVParams,
     FeatureParams,
@@ -110,7 +114,8 @@ MemberDone = Callable[[int, CVResult], None]
 
 def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | None,
            cache: FoldFeatureCache | None = None, device: str = "auto", member_epochs: MemberEpochs | None = None,
-           on_member: MemberDone | None = None, library: OOFLibrary | None = None) -> EnsembleCV:
+           on_member: MemberDone | None = None, library: OOFLibrary | None = None,
+           keys: MemberKeys | None = None) -> EnsembleCV:
     """The CV score of `params` on validated frames.
 
     Each member is cross-validated on the experiment's folds (read from `library` when it holds
@@ -121,16 +126,18 @@ def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | N
     comparison. `member_epochs(i)` gives the callback for member i's epochs (torch members:
     live curves, tuning's divergence check and pruning); `on_member(i, result)` sees each
     member's result as it is known (tuning reports it to the pruner, which may stop the run).
+    `keys`: the members' library keys when the caller computed them already (`MemberKeys`).
     """
     splits = experiment_folds(params, len(train))
-    keys = MemberKeys(params, train, test, device) if library is not None else None
+    if library is not None and keys is None:
+        keys = MemberKeys(params, train, test, device)
     results, hits = [], 0
     for i, member in enumerate(params.members):
-        result = None if keys is None else keys.read(library, i)
+        result = None if library is None else keys.read(library, i)
         if result is None:
             result = family_of(member).cross_validate(member, train, test, splits, on_epoch=_member(member_epochs, i),
                                                       cache=cache, device=device)
-            if keys is not None:
+            if library is not None:
                 keys.write(library, i, result)
         else:
             hits += 1
@@ -138,7 +145,7 @@ def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | N
             on_member(i, result)
         results.append(result)
     blended = blend_results(params, train, splits, results, hits)
-    return dataclasses.replace(blended, keys=list(keys.keys) if keys is not None else [])
+    return dataclasses.replace(blended, keys=list(keys.keys) if library is not None else [])
 
 
 def blend_results(params: ExperimentParams, train: pd.DataFrame, splits: Splits, results: list[CVResult],
@@ -147,8 +154,7 @@ def blend_results(params: ExperimentParams, train: pd.DataFrame, splits: Splits,
     member_oof = np.stack([r.oof_repeats for r in results])
     prices = results[0].prices
     repeat = repeat_of(splits, len(train))
-    fit_mask = np.zeros(len(train), dtype=bool)
-    fit_mask[training_rows(train, np.arange(len(train)), params.features)] = True
+    fit_mask = blend_rows(params, train)
     nested = {method: nested_blend(method, member_oof, prices, splits, repeat, fit_mask) for method in BLENDS}
     weights = blend_weights(params.model.blend, member_oof, prices, np.flatnonzero(fit_mask))
     tests = [r.test_prices for r in results]
@@ -160,6 +166,14 @@ def blend_results(params: ExperimentParams, train: pd.DataFrame, splits: Splits,
                       weights=weights, blends={method: scores for method, (_, scores) in nested.items()}, hits=hits)
 
 
+def blend_rows(params: ExperimentParams, train: pd.DataFrame) -> np.ndarray:
+    """The rows blend weights may learn from (a mask): the training rows, outliers dropped as
+    for every member (`features.drop_outliers`)."""
+    mask = np.zeros(len(train), dtype=bool)
+    mask[training_rows(train, np.arange(len(train)), params.features)] = True
+    return mask
+
+
 class MemberKeys:
     """The OOF library keys of an experiment's members, and their reads and writes.
 
@@ -169,9 +183,6 @@ class MemberKeys:
     """
 
     def __init__(self, params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | None, device: str) -> None:
-        from pipeline.common.runtime import resolve_device
-        from pipeline.house_prices.oof_library import digest, frame_digest, source_digest
-
         self.params = params
         self.plan = {"folds": params.cv.folds, "shuffle": params.cv.shuffle, "repeats": params.cv.repeats,
                      "seed": params.base.seed, "rows": len(train)}
@@ -197,11 +208,6 @@ class MemberKeys:
         return CVResult(a["fold_scores"], history, a["oof_repeats"], a["prices"], a["test_prices"])
 
     def write(self, library: OOFLibrary, i: int, result: CVResult) -> None:
-        import time
-
-        from pipeline.common.paths import ProjectPaths
-        from pipeline.common.provenance import git_commit
-
         commit = git_commit(ProjectPaths.here().root)
         history = result.history
         best = history.best_epochs if history.best_epochs is not None else np.full(history.train.shape[1],

@@ -23,14 +23,21 @@ from typing import Any
 
 import numpy as np
 import optuna
+import pandas as pd
 
 from pipeline.common.errors import PipelineError
 from pipeline.common.params import read_params, with_overrides
 from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.blend_search import BlendChoice, beats_incumbent, search_blends, table
 from pipeline.house_prices.cv import repeat_of
-from pipeline.house_prices.experiment import EnsembleCV, experiment_folds, parse_experiment, run_cv
-from pipeline.house_prices.features import training_rows
+from pipeline.house_prices.experiment import (
+    EnsembleCV,
+    ExperimentParams,
+    blend_rows,
+    experiment_folds,
+    parse_experiment,
+    run_cv,
+)
 from pipeline.house_prices.members import ENSEMBLE
 from pipeline.house_prices.oof_library import Entry, OOFLibrary
 from pipeline.tuning.apply import write_params
@@ -163,16 +170,21 @@ def run_blend(paths: ProjectPaths, options: BlendOptions) -> BlendOutcome:
     if len(candidates) < 2:
         raise BlendError(f"only {len(candidates)} library entry on this fold plan: run `kpipe tune` (or dvc repro "
                          "with other members) first")
-    candidate_oof = np.stack([c.arrays()["oof_repeats"] for c in candidates])
-    splits = experiment_folds(params, len(train))
-    fit_mask = np.zeros(len(train), dtype=bool)
-    fit_mask[training_rows(train, np.arange(len(train)), params.features)] = True
-    choice = search_blends(candidate_oof, incumbent.prices, splits, repeat_of(splits, len(train)), fit_mask)
+    choice = choose_blend(candidates, params, train, incumbent.prices)
     better, delta, noise = beats_incumbent(choice.scores, incumbent.fold_scores)
     written = None
     if better and not options.dry_run:
         written = write_blend(paths, raw, choice, candidates)
     return BlendOutcome(choice, candidates, incumbent, better, delta, noise, written)
+
+
+def choose_blend(candidates: Sequence[Entry], params: ExperimentParams, train: pd.DataFrame,
+                 prices: np.ndarray) -> BlendChoice:
+    """Every blend method over the candidates' out-of-fold predictions, scored nested on the
+    folds of `params` (the candidates' own), weights learned from `blend_rows`."""
+    splits = experiment_folds(params, len(train))
+    return search_blends(np.stack([c.arrays()["oof_repeats"] for c in candidates]), prices, splits,
+                         repeat_of(splits, len(train)), blend_rows(params, train))
 
 
 def write_blend(paths: ProjectPaths, raw: Mapping[str, Any], choice: BlendChoice, candidates: list[Entry]) -> Path:

@@ -326,10 +326,11 @@ def make_objective(raw: Mapping[str, Any], space: SearchSpace, train: pd.DataFra
                     raise Diverged(f"member {i}: CV log-RMSE is {result.mean}")
                 _report(trial, result.mean, STEPS * (i + 1), f"member {i}: CV log-RMSE {result.mean:.4f}")
 
-            if library is not None:  # before any member runs: a pruned trial's finished members count too
-                trial.set_user_attr(MEMBER_KEYS, MemberKeys(params, train, test, device).keys)
+            keys = MemberKeys(params, train, test, device) if library is not None else None
+            if keys is not None:  # before any member runs: a pruned trial's finished members count too
+                trial.set_user_attr(MEMBER_KEYS, keys.keys)
             result = run_cv(params, train, test, cache, device=device, member_epochs=member_epochs,
-                            on_member=on_member, library=library)
+                            on_member=on_member, library=library, keys=keys)
             if not math.isfinite(result.mean):
                 raise Diverged(f"CV log-RMSE is {result.mean}")
             trial.set_user_attr("cv_std", result.std)
