@@ -40,11 +40,28 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-def _stage_command(name: str, help_text: str) -> None:
-    module = f"pipeline.stages.{name.replace('-', '_')}"
+# The stages a competition project made by `kpipe new` has (pipeline.stages.tabular): there,
+# `kpipe fetch` ... `kpipe predict` run the generic stage instead of House Prices'.
+GENERIC_STAGES = ("fetch", "validate", "cv", "train", "predict")
 
+
+def _generic_project() -> bool:
+    return ProjectPaths.here().competition_file.is_file()
+
+
+def _run_stage_named(name: str) -> None:
+    if name in GENERIC_STAGES and _generic_project():
+        from pipeline.stages import tabular
+
+        run_stage(lambda: tabular.main(name))
+        return
+    module = f"pipeline.stages.{name.replace('-', '_')}"
+    run_stage(lambda: importlib.import_module(module).main())
+
+
+def _stage_command(name: str, help_text: str) -> None:
     def command() -> None:
-        run_stage(lambda: importlib.import_module(module).main())
+        _run_stage_named(name)
 
     app.command(name=name, help=help_text)(command)
 
@@ -57,7 +74,7 @@ def _predict(
 ) -> None:
     """The `predict` stage; with --model-uri, any logged or registered model's submission instead."""
     if model_uri is None:
-        run_stage(lambda: importlib.import_module("pipeline.stages.predict").main())
+        _run_stage_named("predict")
         return
 
     def command() -> None:
@@ -81,7 +98,13 @@ def runs(limit: int = typer.Option(20, help="How many runs to show.")) -> None:
     def command() -> None:
         from pipeline.house_prices.runs import cv_runs, runs_table
 
-        table = runs_table(cv_runs(ProjectPaths.here()), limit)
+        paths = ProjectPaths.here()
+        if _generic_project():
+            from pipeline.tabular.project import runs as competition_runs
+
+            table = competition_runs(paths, limit)
+        else:
+            table = runs_table(cv_runs(paths), limit)
         typer.echo(table.to_string(index=False) if not table.empty
                    else "no CV runs yet: run `dvc repro` (or `kpipe cv`) first")
 
@@ -97,7 +120,14 @@ def submit(
 ) -> None:
     """Validate the submission against the test ids, submit it with the Kaggle API, wait for its score."""
     from pipeline.house_prices import kaggle_submit
-    from pipeline.house_prices.kaggle_api import KaggleSubmission, KaggleUnavailable, submit_command, wait_for_score
+    from pipeline.house_prices.kaggle_api import (
+        COMPETITION,
+        KaggleSubmission,
+        KaggleUnavailable,
+        submit_command,
+        submit_file,
+        wait_for_score,
+    )
 
     paths = ProjectPaths.here()
     path = file or paths.submission
@@ -111,17 +141,28 @@ def submit(
         from pipeline.common.readers import MB
         from pipeline.house_prices.params import DataParams
 
-        max_bytes = int(StageParams(paths.params).key("data", "max_file_mb", DataParams) * MB)
-        text = message or kaggle_submit.default_message(paths)
+        if _generic_project():
+            from pipeline.tabular import project
+            from pipeline.tabular.params import TabularDataParams
+
+            max_bytes = int(StageParams(paths.params).key("data", "max_file_mb", TabularDataParams) * MB)
+            slug = project.competition_of(paths).slug
+            text = message or project.default_message(paths)
+            project.validate_submission_file(paths, path, max_bytes)
+        else:
+            max_bytes = int(StageParams(paths.params).key("data", "max_file_mb", DataParams) * MB)
+            slug = COMPETITION
+            text = message or kaggle_submit.default_message(paths)
+            kaggle_submit.validate_submission_file(paths, path, max_bytes)
         try:
-            ref, answer = kaggle_submit.submit(paths, path, text, max_bytes)
+            ref, answer = submit_file(path, text, slug)
         except KaggleUnavailable as exc:
-            typer.echo(f"{exc}\nThe file is valid; to submit it by hand:\n  {submit_command(path, text)}")
+            typer.echo(f"{exc}\nThe file is valid; to submit it by hand:\n  {submit_command(path, text, slug)}")
             raise typer.Exit(2) from exc
         typer.echo(f"submitted {path} as submission {ref}: {answer}")
         if wait <= 0:
             return
-        scored = wait_for_score(ref, wait, poll_interval, on_poll=progress)
+        scored = wait_for_score(ref, wait, poll_interval, competition=slug, on_poll=progress)
         typer.echo("", err=True)  # ends the progress line
         typer.echo(kaggle_submit.describe(scored))
         if scored.status == "ERROR":
@@ -134,10 +175,43 @@ def submit(
 def submissions(limit: int = typer.Option(20, help="How many to show, newest first.")) -> None:
     """Your past submissions to the competition on Kaggle, with their scores."""
     def command() -> None:
+        from pipeline.house_prices.kaggle_api import COMPETITION
         from pipeline.house_prices.kaggle_submit import submissions_table
 
-        table = submissions_table(limit)
+        slug = COMPETITION
+        if _generic_project():
+            from pipeline.tabular.project import competition_of
+
+            slug = competition_of(ProjectPaths.here()).slug
+        table = submissions_table(limit, slug)
         typer.echo(table.to_string(index=False) if not table.empty else "no submissions yet")
+
+    run_stage(command)
+
+
+@app.command()
+def new(
+    name: Path = typer.Argument(..., help="The project folder to create (it must not exist)."),
+    source: Path = typer.Option(None, "--from", help="Kaggle's zip, or a folder holding its CSVs."),
+    target: str = typer.Option(None, help="The target column (default: the column train has and test lacks)."),
+    id_column: str = typer.Option(None, "--id", help="The id column (default: the one test shares with the "
+                                                     "sample submission)."),
+    task: str = typer.Option(None, help="regression, binary or multiclass (default: from the target's values)."),
+    metric: str = typer.Option(None, help="Kaggle's metric name, e.g. rmse, rmsle, mae, auc, logloss, accuracy "
+                                          "(default: from the task and the sample submission)."),
+    competition: str = typer.Option(None, help="Kaggle's slug (default: NAME); without --from, the files are "
+                                               "downloaded with the Kaggle client."),
+) -> None:
+    """A ready project for any tabular competition: competition.yaml, an inferred pandera schema,
+    params.yaml and dvc.yaml (fetch -> validate -> cv -> train -> predict), git and DVC initialised."""
+    def command() -> None:
+        from pipeline.tabular.scaffold import NewOptions, new_project
+
+        made = new_project(NewOptions(name=name, source=source, target=target, id_column=id_column, task=task,
+                                      metric=metric, competition=competition))
+        layout = made.submission.layout.replace("_", " ")
+        typer.echo(f"created {name}: {made.task} on {made.target} (id {made.id_column}), metric {made.metric}, "
+                   f"submission of {layout}\nnext: cd {name} && git add . && git commit -m 'kpipe new' && dvc repro")
 
     run_stage(command)
 

@@ -98,8 +98,19 @@ def test_every_param_key_a_stage_names_exists(name: str, stage: dict) -> None:
             node = node[part]
 
 
+def _generated_stages() -> dict[str, dict]:
+    """The stages of the dvc.yaml `kpipe new` writes for a competition project."""
+    from pipeline.tabular.competition import Competition, SubmissionFormat
+    from pipeline.tabular.scaffold import dvc_yaml
+
+    competition = Competition("c", "id", "y", "regression", "rmse", SubmissionFormat(("id", "y"), "values"), {})
+    return yaml.safe_load(dvc_yaml(competition))["stages"]
+
+
 def test_every_stage_module_is_wired_into_dvc() -> None:
+    """Into this repository's dvc.yaml, or into the one `kpipe new` writes (the generic stages)."""
     modules = {_stage_module(stage["cmd"]) for _, stage in _iter_stages()}
+    modules |= {_stage_module(stage["cmd"]) for stage in _generated_stages().values()}
     on_disk = {f"pipeline.stages.{p.stem}" for p in (ROOT / "pipeline" / "stages").glob("*.py") if p.stem != "__init__"}
     assert on_disk - modules == set(), f"stage modules missing from dvc.yaml: {sorted(on_disk - modules)}"
 
@@ -182,3 +193,22 @@ def test_metrics_and_curve_files_are_committed_not_cached() -> None:
                 path, props = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
                 if not path.endswith(".png"):
                     assert props.get("cache") is False, f"{name}: {path} should be cache: false"
+
+
+def test_a_new_projects_stages_name_params_it_writes_and_paths_the_stages_use() -> None:
+    from pipeline.common.paths import ProjectPaths
+    from pipeline.tabular.params import DEFAULTS
+
+    stages, paths = _generated_stages(), ProjectPaths(Path("."))
+    for name, stage in stages.items():
+        for key in stage.get("params", []):
+            node = DEFAULTS
+            for part in key.split("."):
+                assert part in node, f"{name}: params key {key} not in the params kpipe new writes"
+                node = node[part]
+    declared = {str(next(iter(o)) if isinstance(o, dict) else o)
+                for stage in stages.values() for kind in ("outs", "metrics", "plots") for o in stage.get(kind, [])}
+    used = {paths.raw_train, paths.raw_test, paths.raw_sample, paths.clean_train, paths.clean_test,
+            paths.validation_report, paths.oof_predictions, paths.blend_model_dir, paths.competition_cv_metrics,
+            paths.competition_train_metrics, paths.competition_cv_png, paths.submission}
+    assert {str(p) for p in used} == declared

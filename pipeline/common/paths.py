@@ -167,6 +167,50 @@ class ProjectPaths:
     def mlflow_db(self) -> Path:
         return self.root / "mlflow.db"
 
+    # --- any competition (`kpipe new`) -----------------------------------------------------
+    @property
+    def competition_file(self) -> Path:
+        """The competition's facts (pipeline.tabular.competition); its presence makes a project generic."""
+        return self.root / "competition.yaml"
+
+    @property
+    def schema_file(self) -> Path:
+        """The pandera schema `kpipe new` inferred (pipeline.tabular.schema), for a person to tighten."""
+        return self.root / "schema.yaml"
+
+    @property
+    def external_dir(self) -> Path:
+        """Kaggle's files as `kpipe new` found them (git-ignored: Kaggle's rules)."""
+        return self.root / "data" / "external"
+
+    @property
+    def raw_sample(self) -> Path:
+        return self.raw_dir / "sample_submission.csv"
+
+    @property
+    def blend_model_dir(self) -> Path:
+        return self.root / "models" / "blend"
+
+    @property
+    def competition_metrics_dir(self) -> Path:
+        return self.metrics_dir / "competition"
+
+    @property
+    def competition_cv_metrics(self) -> Path:
+        return self.competition_metrics_dir / "cv.json"
+
+    @property
+    def competition_train_metrics(self) -> Path:
+        return self.competition_metrics_dir / "train.json"
+
+    @property
+    def competition_plots_dir(self) -> Path:
+        return self.plots_dir / "competition"
+
+    @property
+    def competition_cv_png(self) -> Path:
+        return self.competition_plots_dir / "cv.png"
+
     # --- Fashion-MNIST ------------------------------------------------------------------
     @property
     def fashion_data_dir(self) -> Path:

@@ -53,3 +53,16 @@ def _canonical_skops(path: Path) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             archive.writestr(info, members[name])
+
+
+def load_skops(path: Path, trusted_prefixes: tuple[str, ...]) -> Any:
+    """`skops.io.load`, trusting only types whose dotted names start with `trusted_prefixes`
+    (scikit-learn, NumPy and the package's own transformers): a file holding anything else is
+    refused before any of it is built."""
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = sorted(t for t in untrusted if not t.startswith(trusted_prefixes) and t != "functools.partial")
+    if refused:
+        raise ValueError(f"{path} holds types outside {', '.join(trusted_prefixes)}: {refused}")
+    return sio.load(path, trusted=untrusted)

@@ -15,6 +15,7 @@ import pandas as pd
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.provenance import git_commit
 from pipeline.house_prices.kaggle_api import (
+    COMPETITION,
     KaggleSubmission,
     list_submissions,
     submit_file,
@@ -63,12 +64,12 @@ def describe(submission: KaggleSubmission) -> str:
             "`kpipe submissions` shows its score once it has one")
 
 
-def submissions_table(limit: int = 20) -> pd.DataFrame:
+def submissions_table(limit: int = 20, competition: str = COMPETITION) -> pd.DataFrame:
     """Past submissions, newest first: ref, date (UTC), status, scores and message."""
     rows = [{"ref": s.ref, "date (UTC)": s.date.strftime("%Y-%m-%d %H:%M") if s.date else "",
              "status": s.status, "public": _score(s.public_score), "private": _score(s.private_score),
              "file": s.file_name, "message": s.description + (f" [error: {s.error}]" if s.error else "")}
-            for s in list_submissions(limit=limit)]
+            for s in list_submissions(competition, limit=limit)]
     return pd.DataFrame(rows)
 
 

@@ -145,19 +145,22 @@ class TrainRun:
         return epoch_logger([self.run], member_prefix(member, self.names))
 
 
-def cv_runs(paths: ProjectPaths, experiment: str = HOUSE_PRICES_EXPERIMENT) -> pd.DataFrame:
-    """Parent CV runs (not their fold children), sorted by CV log-RMSE."""
+def cv_runs(paths: ProjectPaths, experiment: str = HOUSE_PRICES_EXPERIMENT, score: str = SCORE,
+            ascending: bool = True) -> pd.DataFrame:
+    """Parent CV runs (not their fold children), best CV score first (any competition's: its
+    experiment, score column and direction)."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(paths))
     if mlflow.get_experiment_by_name(experiment) is None:
         return pd.DataFrame()
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string="tags.stage = 'cv'",
-                              order_by=[f"{SCORE} ASC"], output_format="pandas")
+                              order_by=[f"{score} {'ASC' if ascending else 'DESC'}"], output_format="pandas")
     return runs
 
 
-def runs_table(runs: pd.DataFrame, limit: int = 20) -> pd.DataFrame:
+def runs_table(runs: pd.DataFrame, limit: int = 20, score: str = SCORE, spread: str = SPREAD,
+               ascending: bool = True) -> pd.DataFrame:
     """Run id, date, commit, DVC experiment, CV mean/std and only the params that differ between runs."""
     if runs.empty:
         return runs
@@ -168,12 +171,12 @@ def runs_table(runs: pd.DataFrame, limit: int = 20) -> pd.DataFrame:
         "date": pd.to_datetime(runs["start_time"]).dt.strftime("%Y-%m-%d %H:%M"),
         "commit": _tag(runs, COMMIT_TAG),
         "dvc_exp": _tag(runs, DVC_EXPERIMENT_TAG),
-        "cv_mean": runs[SCORE].round(4),
-        "cv_std": runs[SPREAD].round(4),
+        "cv_mean": runs[score].round(4),
+        "cv_std": runs[spread].round(4),
     })
     for column in differing:
         table[column.removeprefix("params.")] = runs[column]
-    return table.sort_values("cv_mean", na_position="last").head(limit).reset_index(drop=True)
+    return table.sort_values("cv_mean", ascending=ascending, na_position="last").head(limit).reset_index(drop=True)
 
 
 def _tag(runs: pd.DataFrame, tag: str) -> pd.Series:

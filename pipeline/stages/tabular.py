@@ -1,0 +1,178 @@
+"""The stages of a generic competition project (`kpipe new`): fetch, validate, cv, train, predict.
+
+`python -m pipeline.stages.tabular STAGE` is what the project's dvc.yaml runs, and what
+`kpipe STAGE` runs in a folder holding competition.yaml. Each stage is thin wiring over
+`pipeline.tabular`; every run is tracked in MLflow under the competition's slug.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from pipeline.common.io import ensure_writable, write_frame, write_json
+from pipeline.common.params import StageParams
+from pipeline.common.paths import ProjectPaths
+from pipeline.common.readers import MB, read_csv_table
+from pipeline.common.runtime import set_threads
+from pipeline.common.seed import seed_everything
+from pipeline.common.tracking import RunRecord, flatten, log_record
+from pipeline.stages import run_stage
+from pipeline.tabular.competition import Competition, read_competition
+from pipeline.tabular.fetch import fetch_competition
+from pipeline.tabular.hooks import load_hooks
+from pipeline.tabular.members import FAMILIES
+from pipeline.tabular.modeling import Problem, cross_validate, fit_blend, load_blend, save_blend
+from pipeline.tabular.params import SECTIONS, TabularDataParams, TabularExperiment, parse_tabular
+from pipeline.tabular.plots import plot_cv
+from pipeline.tabular.schema import read_schema, validate_tables
+from pipeline.tabular.submission import submission_frame, write_submission
+
+log = logging.getLogger(__name__)
+
+
+def _competition(paths: ProjectPaths) -> Competition:
+    return read_competition(paths.competition_file)
+
+
+def _experiment(paths: ProjectPaths) -> tuple[TabularExperiment, dict, int]:
+    params = StageParams(paths.params)
+    raw = params.sections(SECTIONS)
+    threads = set_threads(params.runtime().threads)
+    return parse_tabular(raw, tuple(FAMILIES)), raw, threads
+
+
+def _tags(competition: Competition, stage: str) -> dict[str, str]:
+    return {"competition": competition.slug, "task": competition.task, "metric": competition.metric, "stage": stage}
+
+
+def fetch(paths: ProjectPaths) -> None:
+    competition = _competition(paths)
+    data = StageParams(paths.params).section("data", TabularDataParams)
+    actions = fetch_competition(competition, data.source, paths.external_dir,
+                                {"train": paths.raw_train, "test": paths.raw_test, "sample": paths.raw_sample},
+                                int(data.max_file_mb * MB))
+    for role, action in actions.items():
+        log.info("%s: %s", role, action)
+
+
+def validate(paths: ProjectPaths) -> None:
+    competition = _competition(paths)
+    max_bytes = int(StageParams(paths.params).key("data", "max_file_mb", TabularDataParams) * MB)
+    train, test = (read_csv_table(p, max_bytes=max_bytes, hint="run `dvc repro fetch` first")
+                   for p in (paths.raw_train, paths.raw_test))
+    ensure_writable(paths.interim_dir, paths.reports_dir)
+    try:
+        train, test, report = validate_tables(read_schema(paths.schema_file), train, test,
+                                              id_column=competition.id_column, target=competition.target)
+    except Exception as exc:
+        report_of = getattr(exc, "report", None)
+        if report_of is not None:
+            write_json(report_of.to_dict(), paths.validation_report)
+        raise
+    write_frame(train, paths.clean_train)
+    write_frame(test, paths.clean_test)
+    write_json(report.to_dict(), paths.validation_report)
+    log.info("%s", report.summary())
+
+
+def cv(paths: ProjectPaths) -> dict[str, float]:
+    competition = _competition(paths)
+    experiment, raw, _threads = _experiment(paths)
+    seed_everything(experiment.base.seed)
+    problem = Problem.of(competition, load_hooks(competition.module))
+    train, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
+    ensure_writable(paths.processed_dir, paths.competition_metrics_dir, paths.competition_plots_dir)
+    start = time.perf_counter()
+    result = cross_validate(problem, experiment, train, test)
+    name = competition.metric
+    metrics = {f"{name}_mean": result.mean, f"{name}_std": result.std, f"{name}_oof": result.oof_score,
+               f"baseline_{name}_mean": float(np.mean(result.baseline_scores)),
+               "folds": {f"fold{i}": float(s) for i, s in enumerate(result.fold_scores)},
+               "members": {f"member{i}-{m.kind}": float(np.mean(s))
+                           for i, (m, s) in enumerate(zip(experiment.members, result.member_scores, strict=True))},
+               "threshold": result.threshold, "seconds": time.perf_counter() - start,
+               "columns": {role: len(cols) for role, cols in result.roles.items()}}
+    y = problem.fit_target(train)
+    oof = pd.DataFrame({competition.id_column: train[competition.id_column], competition.target:
+                        train[competition.target], **_oof_columns(problem, result.oof, "oof")})
+    write_frame(oof, paths.oof_predictions)
+    write_json(metrics, paths.competition_cv_metrics)
+    plot_cv(problem, y, result, [m.kind for m in experiment.members], paths.competition_cv_png)
+    better = "higher" if problem.metric.greater_is_better else "lower"
+    log.info("CV %s %.5f ± %.5f (%s is better; the trivial baseline scores %.5f); dropped text columns: %s",
+             name, result.mean, result.std, better, metrics[f"baseline_{name}_mean"],
+             ", ".join(result.roles["dropped"]) or "none")
+    flat = {k: v for k, v in metrics.items() if isinstance(v, float)}
+    flat.update({f"member{i}_{name}": float(np.mean(s)) for i, s in enumerate(result.member_scores)})
+    log_record(paths, competition.slug, RunRecord(
+        name="cv", params=flatten(raw), metrics=flat, tags=_tags(competition, "cv"),
+        artifacts=[paths.competition_cv_metrics, paths.competition_cv_png]))
+    return flat
+
+
+def _oof_columns(problem: Problem, link: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
+    competition = problem.competition
+    if problem.task.kind == "regression":
+        return {prefix: problem.submitted(link)}
+    probabilities = problem.task.probabilities(link)
+    if problem.task.kind == "binary":
+        return {f"{prefix}_p_{competition.classes[1]}": probabilities}
+    return {f"{prefix}_p_{c}": probabilities[:, i] for i, c in enumerate(competition.classes)}
+
+
+def train(paths: ProjectPaths) -> None:
+    competition = _competition(paths)
+    experiment, raw, _threads = _experiment(paths)
+    seed_everything(experiment.base.seed)
+    problem = Problem.of(competition, load_hooks(competition.module))
+    frame = pd.read_parquet(paths.clean_train)
+    cv_metrics = json.loads(paths.competition_cv_metrics.read_text()) if paths.competition_cv_metrics.exists() \
+        else {}
+    ensure_writable(paths.blend_model_dir.parent, paths.competition_metrics_dir)
+    start = time.perf_counter()
+    blend = fit_blend(problem, experiment, problem.features(frame), problem.fit_target(frame),
+                      on_member=lambda i, m, s: log.info("member %d (%s) fit on %d rows in %.1f s", i, m.kind,
+                                                         len(frame), s))
+    blend.threshold = float(cv_metrics.get("threshold", 0.5))
+    save_blend(blend, problem, paths.blend_model_dir)
+    metrics = {"rows": len(frame), "members": len(blend.members), "threshold": blend.threshold,
+               "seconds": time.perf_counter() - start}
+    write_json(metrics, paths.competition_train_metrics)
+    cv_scores = {k: float(v) for k, v in cv_metrics.items() if isinstance(v, float)}
+    log_record(paths, competition.slug, RunRecord(
+        name="train", params=flatten(raw), metrics={**metrics, **cv_scores}, tags=_tags(competition, "train"),
+        artifacts=[paths.blend_model_dir]))
+    log.info("saved the blend of %d member(s) to %s", len(blend.members), paths.blend_model_dir)
+
+
+def predict(paths: ProjectPaths) -> None:
+    competition = _competition(paths)
+    problem = Problem.of(competition, load_hooks(competition.module))
+    test = pd.read_parquet(paths.clean_test)
+    blend, _spec = load_blend(paths.blend_model_dir)
+    link = blend.link(problem.features(test))
+    ids = test[competition.id_column].to_numpy()
+    frame = submission_frame(competition, ids, link, blend.threshold)
+    write_submission(frame, competition, ids, paths.submission)
+    log.info("wrote %s: %d rows, columns %s", paths.submission, len(frame), ", ".join(frame.columns))
+
+
+STAGES: dict[str, Callable[[ProjectPaths], object]] = {"fetch": fetch, "validate": validate, "cv": cv,
+                                                        "train": train, "predict": predict}
+
+
+def main(stage: str) -> None:
+    if stage not in STAGES:
+        raise SystemExit(f"usage: python -m pipeline.stages.tabular {{{','.join(STAGES)}}}")
+    STAGES[stage](ProjectPaths.here())
+
+
+if __name__ == "__main__":
+    run_stage(lambda: main(sys.argv[1] if len(sys.argv) > 1 else ""))

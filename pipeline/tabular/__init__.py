@@ -1,0 +1,1 @@
+"""Any tabular Kaggle competition: competition file, inferred schema, generic features, members, metrics."""
