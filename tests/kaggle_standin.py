@@ -80,6 +80,7 @@ import threading
 import time
 import urllib.parse
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -156,6 +157,8 @@ class KaggleStandIn:
         scoring_delay: seconds before a submission can leave ``PENDING``.
         pending_reads: how many reads (list/get) show a submission as ``PENDING`` first.
         archive: the zip served as the competition's data.
+        scorer: the public score (or an error) of a submission's bytes, for another competition than
+            House Prices (whose metric is built in).
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class KaggleStandIn:
         pending_reads: int = 1,
         archive: Path = ARCHIVE,
         competition: str = COMPETITION,
+        scorer: Callable[[bytes], tuple[str | None, str | None]] | None = None,
     ) -> None:
         self.tokens = dict(tokens or {})
         self.api_keys = dict(api_keys or {})
@@ -183,7 +187,9 @@ class KaggleStandIn:
         with zipfile.ZipFile(io.BytesIO(self.archive_bytes)) as zf:
             self.members = {info.filename: zf.read(info) for info in zf.infolist()}
             self.member_dates = {info.filename: datetime(*info.date_time) for info in zf.infolist()}
-        self.answers = _read_prices(self.members["sample_submission.csv"])
+        # Another competition (`kpipe new --competition`) brings its own scorer of submission bytes.
+        self.scorer = scorer
+        self.answers = _read_prices(self.members["sample_submission.csv"]) if scorer is None else {}
 
         self.submissions: list[Submission] = []
         self.uploads: dict[str, Upload] = {}
@@ -260,6 +266,8 @@ class KaggleStandIn:
 
     def score(self, content: bytes) -> tuple[str | None, str | None]:
         """(public score, None) or (None, error description) for a submission file."""
+        if self.scorer is not None:
+            return self.scorer(content)
         try:
             predicted = _read_prices(content)
         except ValueError as exc:
@@ -390,7 +398,8 @@ class KaggleStandIn:
                                  content=upload.content, description=body.get("submissionDescription", ""),
                                  date=datetime.now(UTC), created=time.monotonic())
                 self.submissions.append(sub)
-                return 200, {"message": f"Successfully submitted to {COMPETITION_TITLE}", "ref": sub.ref}
+                title = COMPETITION_TITLE if self.scorer is None else self.competition
+                return 200, {"message": f"Successfully submitted to {title}", "ref": sub.ref}
             if rpc == "ListSubmissions":
                 mine = sorted((s for s in self.submissions if s.username == user),
                               key=lambda s: s.ref, reverse=True)

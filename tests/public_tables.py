@@ -37,10 +37,13 @@ def _layout(frame: pd.DataFrame, id_column: str, target: str, sample: pd.DataFra
 
 def cars(folder: Path, seed: int = 0) -> KaggleLayout:
     """Auto MPG: `id`, the target `Miles_per_Gallon` (rows without it left out, as Kaggle would)."""
-    from vega_datasets import data
+    import json
+    from importlib.resources import files
 
-    frame = data.cars().dropna(subset=["Miles_per_Gallon"]).reset_index(drop=True)
-    frame["Year"] = frame["Year"].dt.year
+    with (files("vega_datasets") / "_data" / "cars.json").open() as fh:  # the package's own copy, offline
+        frame = pd.DataFrame(json.load(fh))
+    frame = frame.dropna(subset=["Miles_per_Gallon"]).reset_index(drop=True)
+    frame["Year"] = frame["Year"].str[:4].astype(int)
     frame.insert(0, "id", np.arange(1, len(frame) + 1))
     sample = pd.DataFrame({"id": frame["id"], "Miles_per_Gallon": float(frame["Miles_per_Gallon"].mean())})
     return _layout(frame, "id", "Miles_per_Gallon", sample, folder, 0.25, seed)

@@ -94,7 +94,7 @@ DEFAULTS: dict[str, Any] = {
     "features": {"max_onehot": 30, "text_unique_ratio": 0.5, "log_skewed": True, "skew_threshold": 0.75,
                  "min_frequency": 5},
     "cv": {"folds": 5, "shuffle": True},
-    "train": {"epochs": 30, "lr": 0.003, "weight_decay": 0.0001, "batch_size": 256, "max_batches": 200,
+    "train": {"epochs": 30, "lr": 0.01, "weight_decay": 0.0001, "batch_size": 256, "max_batches": 200,
               "hidden": [128, 64], "dropout": 0.1},
     "sklearn": {"alpha": 1.0, "C": 1.0, "max_iter": 1000},
     "lightgbm": {"num_boost_round": 400, "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20,
