@@ -264,6 +264,15 @@ def tune(
         options = TuneOptions(n_trials=n_trials, timeout_s=timeout, storage=storage, study_name=study_name,
                               sampler_seed=sampler_seed, n_jobs=n_jobs, output=output, apply=apply,
                               force=force)
+        if _generic_project():
+            from pipeline.common.errors import PipelineError
+            from pipeline.tabular.tuning import run_tabular_tuning
+
+            if apply or force:
+                raise PipelineError("--apply is House Prices' for now: in a competition project, kpipe tune "
+                                    "writes params.tuned.yaml; copy the values you want into params.yaml")
+            typer.echo(run_tabular_tuning(ProjectPaths.here(), options).summary())
+            return
         typer.echo(summary(run_tuning(ProjectPaths.here(), options)))
 
     run_stage(command)

@@ -100,6 +100,13 @@ DEFAULTS: dict[str, Any] = {
     "lightgbm": {"num_boost_round": 400, "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20,
                  "feature_fraction": 0.8, "lambda_l2": 1.0},
     "model": {"blend": "mean", "members": [{"kind": "lightgbm"}, {"kind": "sklearn"}, {"kind": "mlp"}]},
+    # `kpipe tune`: not read by any stage (a study writes params.tuned.yaml, never a result).
+    "tune": {"n_trials": 20, "timeout_s": 0, "sampler_seed": 0, "storage": "", "study_name": "",
+             "space": {"lightgbm.learning_rate": {"type": "float", "low": 0.01, "high": 0.2, "log": True},
+                       "lightgbm.num_leaves": {"type": "int", "low": 7, "high": 127, "log": True},
+                       "train.lr": {"type": "float", "low": 0.001, "high": 0.05, "log": True},
+                       "train.weight_decay": {"type": "float", "low": 1e-6, "high": 0.01, "log": True},
+                       "train.hidden": {"type": "categorical", "choices": [[64], [128, 64], [256, 128]]}}},
     "runtime": {"device": "auto", "threads": 0, "fashion_max_train_rows": 0, "fashion_max_test_rows": 0,
                 "fashion_prediction_images": 0},
 }

@@ -13,7 +13,7 @@ back to the list by position, so studies stay storable and the params file gets 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,8 +154,11 @@ _FIELDS: dict[str, tuple[set[str], set[str]]] = {  # type -> (required, optional
 }
 
 
-def parse_space(raw_space: Any, raw_params: Mapping[str, Any], one_group_per_trial: bool = False) -> SearchSpace:
-    """`tune.space` checked against the params it varies; every error names the key at fault."""
+def parse_space(raw_space: Any, raw_params: Mapping[str, Any], one_group_per_trial: bool = False,
+                parse: Callable[[dict[str, Any]], Any] = parse_experiment) -> SearchSpace:
+    """`tune.space` checked against the params it varies (each bound parsed as a whole
+    experiment by `parse`: House Prices', or a competition project's); every error names the
+    key at fault."""
     if not isinstance(raw_space, Mapping) or not raw_space:
         raise ParamsError("tune.space must be a non-empty mapping of dotted params keys")
     dimensions = []
@@ -165,7 +168,7 @@ def parse_space(raw_space: Any, raw_params: Mapping[str, Any], one_group_per_tri
         dimension = _parse_dimension(str(key), spec, where)
         for value in dimension.examples():
             try:
-                parse_experiment(with_overrides(dict(raw_params), {key: value}))
+                parse(with_overrides(dict(raw_params), {key: value}))
             except ParamsError as exc:
                 raise ParamsError(f"{where}: the value {value!r} is not valid for {key}: {exc}") from exc
         dimensions.append(dimension)

@@ -1,0 +1,65 @@
+"""`kpipe tune` in a competition project: a real Optuna study of the CV score, the incumbent first,
+the metric's own direction, every trial in MLflow, the best values in params.tuned.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from public_tables import penguins
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.common.paths import ProjectPaths
+from pipeline.stages import tabular
+from pipeline.tabular.tuning import run_tabular_tuning
+from pipeline.tuning.study import TuneOptions
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectPaths:
+    layout = penguins(tmp_path / "download")
+    monkeypatch.chdir(tmp_path)
+    made = CliRunner().invoke(app, ["new", "penguins", "--from", str(layout.folder), "--metric", "accuracy"])
+    assert made.exit_code == 0, made.output
+    paths = ProjectPaths(tmp_path / "penguins")
+    params = yaml.safe_load(paths.params.read_text())
+    params["cv"]["folds"] = 2
+    params["train"]["epochs"] = 3
+    params["lightgbm"]["num_boost_round"] = 20
+    params["model"]["members"] = [{"kind": "lightgbm"}, {"kind": "linear"}]
+    params["tune"]["space"] = {"lightgbm.num_leaves": {"type": "int", "low": 3, "high": 31},
+                               "train.hidden": {"type": "categorical", "choices": [[16, 8], [128, 64]]}}
+    paths.params.write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(paths.root)
+    tabular.fetch(paths)
+    tabular.validate(paths)
+    return paths
+
+
+def test_a_study_starts_from_params_yaml_maximises_accuracy_and_writes_the_best(project: ProjectPaths) -> None:
+    outcome = run_tabular_tuning(project, TuneOptions(n_trials=3))
+    study = outcome.study
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert study.trials[0].params == {"lightgbm.num_leaves": 31, "train.hidden": "128,64"}  # the incumbent
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 3
+    assert outcome.incumbent == study.trials[0].value
+    tuned = yaml.safe_load(project.tuned_params.read_text())
+    assert tuned["lightgbm"]["num_leaves"] == study.best_trial.params["lightgbm.num_leaves"]
+    assert isinstance(tuned["train"]["hidden"], list)
+    assert "best CV accuracy" in outcome.summary()
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{project.mlflow_db}")
+    runs = mlflow.search_runs(experiment_names=["penguins"], filter_string="tags.stage = 'tune'")
+    assert len(runs) == 3 and runs["metrics.accuracy_mean"].notna().all()
+
+
+def test_a_second_worker_joins_the_same_study(project: ProjectPaths) -> None:
+    run_tabular_tuning(project, TuneOptions(n_trials=1))
+    outcome = run_tabular_tuning(project, TuneOptions(n_trials=1, sampler_seed=1))
+    assert len(outcome.study.trials) == 2
+    assert (project.root / "optuna.journal").exists()
