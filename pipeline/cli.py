@@ -42,7 +42,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 # The stages a competition project made by `kpipe new` has (pipeline.stages.tabular): there,
 # `kpipe fetch` ... `kpipe predict` run the generic stage instead of House Prices'.
-GENERIC_STAGES = ("fetch", "validate", "cv", "train", "predict")
+GENERIC_STAGES = ("fetch", "validate", "cv", "train", "predict", "residuals")
 
 
 def _generic_project() -> bool:

@@ -210,5 +210,6 @@ def test_a_new_projects_stages_name_params_it_writes_and_paths_the_stages_use() 
                 for stage in stages.values() for kind in ("outs", "metrics", "plots") for o in stage.get(kind, [])}
     used = {paths.raw_train, paths.raw_test, paths.raw_sample, paths.clean_train, paths.clean_test,
             paths.validation_report, paths.oof_predictions, paths.blend_model_dir, paths.competition_cv_metrics,
-            paths.competition_train_metrics, paths.competition_cv_png, paths.submission}
+            paths.competition_train_metrics, paths.competition_cv_png, paths.submission,
+            paths.competition_residuals_dir, paths.competition_residuals_metrics, paths.competition_residuals_png}
     assert {str(p) for p in used} == declared

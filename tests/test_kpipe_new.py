@@ -44,7 +44,7 @@ def test_a_kaggle_folder_becomes_a_project_with_its_facts_inferred(tmp_path, mon
     for name in ("dvc.yaml", "params.yaml", "schema.yaml", "README.md", ".gitignore", ".git", ".dvc"):
         assert (project / name).exists(), name
     assert set(yaml.safe_load((project / "dvc.yaml").read_text())["stages"]) == {
-        "fetch", "validate", "cv", "train", "predict"}
+        "fetch", "validate", "cv", "train", "predict", "residuals"}
     assert "/data/external/" in (project / ".gitignore").read_text()
     assert "created auto-mpg: regression on Miles_per_Gallon" in result.output
 

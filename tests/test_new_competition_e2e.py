@@ -72,6 +72,9 @@ def test_a_regression_from_a_kaggle_folder_to_a_submission_that_beats_the_mean(t
     cv = yaml.safe_load(paths.competition_cv_metrics.read_text())
     assert cv["mae_mean"] < 0.5 * cv["baseline_mae_mean"]
     assert paths.competition_cv_png.stat().st_size > 10_000
+    residuals = yaml.safe_load(paths.competition_residuals_metrics.read_text())
+    assert 0 < residuals["worst_rows_share"] < 1 and "Origin_top_share" in residuals
+    assert (paths.competition_residuals_dir / "by_Origin.csv").exists()
 
     runs = kpipe(project, "runs")
     assert runs.returncode == 0 and f"{cv['mae_mean']:.4f}"[:5] in runs.stdout, runs.stdout + runs.stderr

@@ -211,6 +211,19 @@ class ProjectPaths:
     def competition_cv_png(self) -> Path:
         return self.competition_plots_dir / "cv.png"
 
+    @property
+    def competition_residuals_dir(self) -> Path:
+        """The error tables of a competition project: the worst rows and one file per breakdown."""
+        return self.competition_plots_dir / "residuals"
+
+    @property
+    def competition_residuals_metrics(self) -> Path:
+        return self.competition_metrics_dir / "residuals.json"
+
+    @property
+    def competition_residuals_png(self) -> Path:
+        return self.competition_plots_dir / "residuals.png"
+
     # --- Fashion-MNIST ------------------------------------------------------------------
     @property
     def fashion_data_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""The stages of a generic competition project (`kpipe new`): fetch, validate, cv, train, predict.
+"""The stages of a competition project (`kpipe new`): fetch, validate, cv, train, predict, residuals.
 
 `python -m pipeline.stages.tabular STAGE` is what the project's dvc.yaml runs, and what
 `kpipe STAGE` runs in a folder holding competition.yaml. Each stage is thin wiring over
@@ -23,14 +23,22 @@ from pipeline.common.readers import MB, read_csv_table
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import RunRecord, flatten, log_record
+from pipeline.house_prices.validation import ValidationFailed
 from pipeline.stages import run_stage
 from pipeline.tabular.competition import Competition, read_competition
 from pipeline.tabular.fetch import fetch_competition
 from pipeline.tabular.hooks import load_hooks
 from pipeline.tabular.members import FAMILIES
 from pipeline.tabular.modeling import Problem, cross_validate, fit_blend, load_blend, save_blend
-from pipeline.tabular.params import SECTIONS, TabularDataParams, TabularExperiment, parse_tabular
+from pipeline.tabular.params import (
+    SECTIONS,
+    TabularDataParams,
+    TabularExperiment,
+    TabularResidualsParams,
+    parse_tabular,
+)
 from pipeline.tabular.plots import plot_cv
+from pipeline.tabular.residuals import group_columns, loss_by, plot_loss_by, residual_frame, summary, worst_rows
 from pipeline.tabular.schema import read_schema, validate_tables
 from pipeline.tabular.submission import submission_frame, write_submission
 
@@ -71,10 +79,8 @@ def validate(paths: ProjectPaths) -> None:
     try:
         train, test, report = validate_tables(read_schema(paths.schema_file), train, test,
                                               id_column=competition.id_column, target=competition.target)
-    except Exception as exc:
-        report_of = getattr(exc, "report", None)
-        if report_of is not None:
-            write_json(report_of.to_dict(), paths.validation_report)
+    except ValidationFailed as exc:  # the full report on disk, the digest as the stage's message
+        write_json(exc.report.to_dict(), paths.validation_report)
         raise
     write_frame(train, paths.clean_train)
     write_frame(test, paths.clean_test)
@@ -164,8 +170,29 @@ def predict(paths: ProjectPaths) -> None:
     log.info("wrote %s: %d rows, columns %s", paths.submission, len(frame), ", ".join(frame.columns))
 
 
+def residuals(paths: ProjectPaths) -> None:
+    competition = _competition(paths)
+    params = StageParams(paths.params).section("residuals", TabularResidualsParams)
+    problem = Problem.of(competition, load_hooks(competition.module))
+    frame = residual_frame(problem, pd.read_csv(paths.oof_predictions), pd.read_parquet(paths.clean_train))
+    worst = worst_rows(frame, params.worst)
+    tables = {c: loss_by(frame, c) for c in group_columns(frame, problem, params.max_values)}
+    ensure_writable(paths.competition_residuals_dir, paths.competition_metrics_dir)
+    write_frame(worst, paths.competition_residuals_dir / "worst_rows.csv")
+    for column, table in tables.items():
+        write_frame(table, paths.competition_residuals_dir / f"by_{column}.csv")
+    metrics = summary(frame, worst, tables)
+    write_json(metrics, paths.competition_residuals_metrics)
+    plot_loss_by(tables, paths.competition_residuals_png)
+    log.info("mean out-of-fold loss %.5f; the worst %d rows carry %.0f%% of it", metrics["mean_loss"], len(worst),
+             100 * metrics["worst_rows_share"])
+    for column, table in list(tables.items())[:5]:
+        log.info("by %s (largest share first):\n%s", column, table.head(5).to_string(index=False))
+
+
 STAGES: dict[str, Callable[[ProjectPaths], object]] = {"fetch": fetch, "validate": validate, "cv": cv,
-                                                        "train": train, "predict": predict}
+                                                        "train": train, "predict": predict,
+                                                        "residuals": residuals}
 
 
 def main(stage: str) -> None:

@@ -77,6 +77,14 @@ class TabularLightGBMParams:
 
 
 @dataclass(frozen=True)
+class TabularResidualsParams:
+    """`residuals`: how many worst rows to list; breakdowns by columns with at most `max_values` values."""
+
+    worst: int = positive()
+    max_values: int = at_least(2)
+
+
+@dataclass(frozen=True)
 class ModelSection:
     """`model`: the members and how their predictions are blended."""
 
@@ -100,6 +108,7 @@ DEFAULTS: dict[str, Any] = {
     "lightgbm": {"num_boost_round": 400, "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20,
                  "feature_fraction": 0.8, "lambda_l2": 1.0},
     "model": {"blend": "mean", "members": [{"kind": "lightgbm"}, {"kind": "sklearn"}, {"kind": "mlp"}]},
+    "residuals": {"worst": 20, "max_values": 30},
     # `kpipe tune`: not read by any stage (a study writes params.tuned.yaml, never a result).
     "tune": {"n_trials": 20, "timeout_s": 0, "sampler_seed": 0, "storage": "", "study_name": "",
              "space": {"lightgbm.learning_rate": {"type": "float", "low": 0.01, "high": 0.2, "log": True},

@@ -167,6 +167,14 @@ def dvc_yaml(competition: Competition) -> str:
                     "cmd": f"{cmd} predict",
                     "deps": ["data/interim/test.parquet", "models/blend", "competition.yaml", *hook],
                     "outs": ["submissions/submission.csv"]},
+        "residuals": {"desc": "Error report of cv's out-of-fold predictions: worst rows, loss by group.",
+                      "cmd": f"{cmd} residuals",
+                      "deps": ["data/interim/train.parquet", "data/processed/oof_predictions.csv", "competition.yaml",
+                               *hook],
+                      "params": ["residuals"],
+                      "outs": [{"plots/competition/residuals": {"cache": False}}],
+                      "metrics": [{"metrics/competition/residuals.json": {"cache": False}}],
+                      "plots": [{"plots/competition/residuals.png": {"cache": False}}]},
     }
     header = ("# Written by `kpipe new`: the generic stages of kaggle-pipeline (installed in the active\n"
               "# environment). `dvc repro` runs them all; metrics and the CV picture are committed.\n")
