@@ -80,6 +80,8 @@ def _predict(
     def command() -> None:
         from pipeline.house_prices.serving import write_registered_submission
 
+        if _generic_project():
+            from pipeline.tabular.serving import write_registered_submission
         typer.echo(f"wrote {write_registered_submission(ProjectPaths.here(), model_uri, output)} from {model_uri}")
 
     run_stage(command)

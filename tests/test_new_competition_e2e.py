@@ -125,6 +125,11 @@ def test_a_multiclass_competition_downloaded_with_the_kaggle_client_and_submitte
                                 np.tile(prior.to_numpy(), (len(truth), 1)))
         assert float(public) < 0.3 * trivial, (public, trivial)
 
+        served = kpipe(project, "predict", "--model-uri", "models:/palmer-penguins/latest", env=env)
+        assert served.returncode == 0, served.stdout + served.stderr
+        from_registry = pd.read_csv(paths.submission_from("models:/palmer-penguins/latest"))
+        assert np.allclose(from_registry[classes], submission[classes])  # the registered model is the blend
+
         sent = kpipe(project, "submit", "-m", "first", "--poll-interval", "0.1", env=env)
         assert sent.returncode == 0, sent.stdout + sent.stderr
         (received,) = standin.submissions

@@ -22,7 +22,7 @@ from pipeline.common.paths import ProjectPaths
 from pipeline.common.readers import MB, read_csv_table
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
-from pipeline.common.tracking import RunRecord, flatten, log_record
+from pipeline.common.tracking import RunRecord, flatten, log_record, open_run
 from pipeline.house_prices.validation import ValidationFailed
 from pipeline.stages import run_stage
 from pipeline.tabular.competition import Competition, read_competition
@@ -40,6 +40,7 @@ from pipeline.tabular.params import (
 from pipeline.tabular.plots import plot_cv
 from pipeline.tabular.residuals import group_columns, loss_by, plot_loss_by, residual_frame, summary, worst_rows
 from pipeline.tabular.schema import read_schema, validate_tables
+from pipeline.tabular.serving import log_model
 from pipeline.tabular.submission import submission_frame, write_submission
 
 log = logging.getLogger(__name__)
@@ -152,10 +153,17 @@ def train(paths: ProjectPaths) -> None:
                "seconds": time.perf_counter() - start}
     write_json(metrics, paths.competition_train_metrics)
     cv_scores = {k: float(v) for k, v in cv_metrics.items() if isinstance(v, float)}
-    log_record(paths, competition.slug, RunRecord(
-        name="train", params=flatten(raw), metrics={**metrics, **cv_scores}, tags=_tags(competition, "train"),
-        artifacts=[paths.blend_model_dir]))
     log.info("saved the blend of %d member(s) to %s", len(blend.members), paths.blend_model_dir)
+    record = RunRecord(name="train", params=flatten(raw), metrics={**metrics, **cv_scores},
+                       tags=_tags(competition, "train"))
+    with open_run(paths, competition.slug, record) as run:
+        # The blend as a pyfunc model, registered under the competition's slug; its signature
+        # and input example are test.csv as read.
+        logged = run.log_model(lambda: log_model(paths.blend_model_dir, paths.competition_file, paths.schema_file,
+                                                 pd.read_csv(paths.raw_test), competition))
+        if logged is not None:
+            log.info("registered %s version %s (%s)", competition.slug, logged.registered_model_version,
+                     logged.model_uri)
 
 
 def predict(paths: ProjectPaths) -> None:
