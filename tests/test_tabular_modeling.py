@@ -76,7 +76,7 @@ def test_the_saved_blend_predicts_what_the_fitted_one_did(cancer, tmp_path):
     competition = binary("logloss", "probability")
     problem = Problem.of(competition, Hooks())
     exp = experiment(EVERY_FAMILY)
-    blend = fit_blend(problem, exp, problem.features(cancer), problem.fit_target(cancer))
+    blend = fit_blend(problem, exp.members, problem.features(cancer), problem.fit_target(cancer))
     save_blend(blend, problem, tmp_path / "model")
     loaded, spec = load_blend(tmp_path / "model")
     features = problem.features(cancer.drop(columns="diagnosis"))
@@ -152,3 +152,23 @@ def test_a_competition_module_hook_adds_columns_before_the_features(tmp_path, mo
     assert "diagnosis" not in problem.features(cancer).columns and "id" not in problem.features(cancer).columns
     with pytest.raises(HookError, match="cannot be imported"):
         load_hooks("no_such_competition_module")
+
+
+def test_the_oof_library_reads_back_exactly_the_members_whose_ingredients_did_not_change(cancer, tmp_path):
+    from pipeline.house_prices.oof_library import OOFLibrary
+    from pipeline.tabular.library import MemberLibrary
+
+    library = MemberLibrary(OOFLibrary(tmp_path / "oof"))
+    problem = Problem.of(binary("auc", "probability"), Hooks())
+    test = cancer.drop(columns="diagnosis").head(30)
+    members = [{"kind": "lightgbm"}, {"kind": "linear"}]
+    first = cross_validate(problem, experiment(members), cancer, test, library)
+    again = cross_validate(problem, experiment(members), cancer, test, library)
+    assert (first.hits, again.hits) == (0, 2)
+    assert np.array_equal(first.oof, again.oof) and np.array_equal(first.test, again.test)
+    assert again.mean == first.mean
+    # a torch key leaves the tree member alone; the torch member is recomputed
+    changed = cross_validate(problem, experiment([{"kind": "lightgbm"}, {"kind": "linear", "train.lr": 0.02}]),
+                             cancer, test, library)
+    assert changed.hits == 1 and np.array_equal(changed.member_oof[0], first.member_oof[0])
+    assert len(library.library.entries()) == 3

@@ -35,7 +35,8 @@ import numpy as np
 
 ENV = "KPIPE_OOF_LIBRARY"
 MANIFEST = "manifest.json"
-ARRAYS = ("fold_scores", "history_train", "history_valid", "best_epochs", "oof_repeats", "prices", "test_prices")
+ARRAYS = ("fold_scores", "history_train", "history_valid", "best_epochs", "oof_repeats", "prices", "test_prices",
+          "oof_link", "test_link")  # the last two: a competition project's members (pipeline.tabular.library)
 _TMP = ".tmp-"
 
 
@@ -88,7 +89,10 @@ class Entry:
 
     @property
     def score(self) -> float:
-        return float(self.manifest["cv"]["mean"])
+        """What entries are ranked by, smaller first: the CV mean, or, for a metric where
+        greater is better (a competition project's AUC), its `loss` (the negated mean)."""
+        cv = self.manifest["cv"]
+        return float(cv.get("loss", cv["mean"]))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: np.load(self.path / f"{name}.npy", allow_pickle=False) for name in ARRAYS

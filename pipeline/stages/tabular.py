@@ -28,6 +28,7 @@ from pipeline.stages import run_stage
 from pipeline.tabular.competition import Competition, read_competition
 from pipeline.tabular.fetch import fetch_competition
 from pipeline.tabular.hooks import load_hooks
+from pipeline.tabular.library import MemberLibrary
 from pipeline.tabular.members import FAMILIES
 from pipeline.tabular.modeling import Problem, cross_validate, fit_blend, load_blend, save_blend
 from pipeline.tabular.params import (
@@ -97,7 +98,7 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
     train, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
     ensure_writable(paths.processed_dir, paths.competition_metrics_dir, paths.competition_plots_dir)
     start = time.perf_counter()
-    result = cross_validate(problem, experiment, train, test)
+    result = cross_validate(problem, experiment, train, test, MemberLibrary.for_project(paths.root))
     name = competition.metric
     metrics = {f"{name}_mean": result.mean, f"{name}_std": result.std, f"{name}_oof": result.oof_score,
                f"baseline_{name}_mean": float(np.mean(result.baseline_scores)),
@@ -113,9 +114,10 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
     write_json(metrics, paths.competition_cv_metrics)
     plot_cv(problem, y, result, [m.kind for m in experiment.members], paths.competition_cv_png)
     better = "higher" if problem.metric.greater_is_better else "lower"
-    log.info("CV %s %.5f ± %.5f (%s is better; the trivial baseline scores %.5f); dropped text columns: %s",
-             name, result.mean, result.std, better, metrics[f"baseline_{name}_mean"],
-             ", ".join(result.roles["dropped"]) or "none")
+    log.info("CV %s %.5f ± %.5f (%s is better; the trivial baseline scores %.5f); dropped text columns: %s; "
+             "%d of %d member(s) read from the OOF library", name, result.mean, result.std, better,
+             metrics[f"baseline_{name}_mean"], ", ".join(result.roles["dropped"]) or "none", result.hits,
+             len(experiment.members))
     flat = {k: v for k, v in metrics.items() if isinstance(v, float)}
     flat.update({f"member{i}_{name}": float(np.mean(s)) for i, s in enumerate(result.member_scores)})
     log_record(paths, competition.slug, RunRecord(
@@ -144,7 +146,7 @@ def train(paths: ProjectPaths) -> None:
         else {}
     ensure_writable(paths.blend_model_dir.parent, paths.competition_metrics_dir)
     start = time.perf_counter()
-    blend = fit_blend(problem, experiment, problem.features(frame), problem.fit_target(frame),
+    blend = fit_blend(problem, experiment.members, problem.features(frame), problem.fit_target(frame),
                       on_member=lambda i, m, s: log.info("member %d (%s) fit on %d rows in %.1f s", i, m.kind,
                                                          len(frame), s))
     blend.threshold = float(cv_metrics.get("threshold", 0.5))

@@ -56,6 +56,7 @@ class Fitted(Protocol):
 class Family(Protocol):
     kind: str
     encoding: str  # the feature encoding it reads (features.ENCODINGS)
+    sections: tuple[str, ...]  # the params sections its results depend on (besides features and seed)
 
     def fit(self, member: MemberParams, x: np.ndarray, y: np.ndarray, task: Task,
             categorical: np.ndarray) -> Fitted: ...
@@ -69,6 +70,7 @@ class TorchFamily:
 
     kind: str
     encoding: str = "onehot"
+    sections: tuple[str, ...] = ("train",)
 
     def fit(self, member: MemberParams, x: np.ndarray, y: np.ndarray, task: Task, categorical: np.ndarray) -> Fitted:
         hidden = () if self.kind == "linear" else member.train.hidden
@@ -116,6 +118,7 @@ class SklearnFitted:
 class SklearnFamily:
     kind: str = "sklearn"
     encoding: str = "onehot"
+    sections: tuple[str, ...] = ("sklearn",)
 
     def fit(self, member: MemberParams, x: np.ndarray, y: np.ndarray, task: Task, categorical: np.ndarray) -> Fitted:
         from sklearn.linear_model import LogisticRegression, Ridge
@@ -155,6 +158,7 @@ OBJECTIVES = {"regression": "regression", "binary": "binary", "multiclass": "mul
 class LightGBMFamily:
     kind: str = "lightgbm"
     encoding: str = "native"
+    sections: tuple[str, ...] = ("lightgbm",)
 
     def fit(self, member: MemberParams, x: np.ndarray, y: np.ndarray, task: Task, categorical: np.ndarray) -> Fitted:
         import lightgbm

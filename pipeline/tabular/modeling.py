@@ -12,23 +12,24 @@ model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from pipeline.common.io import atomic_dir
+from pipeline.common.params import parse_section
 from pipeline.common.skops_files import dump_skops, load_skops
 from pipeline.tabular.competition import Competition
 from pipeline.tabular.features import (
-    ENCODINGS,
     categorical_mask,
     column_roles,
     fit_matrix,
@@ -39,6 +40,9 @@ from pipeline.tabular.hooks import Hooks
 from pipeline.tabular.members import FAMILIES, Fitted, Task
 from pipeline.tabular.metrics import Metric
 from pipeline.tabular.params import MemberParams, TabularExperiment
+
+if TYPE_CHECKING:
+    from pipeline.tabular.library import MemberLibrary
 
 log = logging.getLogger(__name__)
 MODEL_SPEC = "model.json"
@@ -108,42 +112,60 @@ def fold_plan(y: np.ndarray, task: Task, folds: int, shuffle: bool, seed: int) -
 
 
 @dataclass
-class FittedBlend:
-    """The transformers (one per encoding the members read) and the fitted members."""
+class FeatureView:
+    """One fitted transformer: an encoding with one member's feature options. Members that read
+    the same encoding with the same options share it (a fit per view, not per member)."""
 
-    transformers: dict[str, Any]
-    members: list[tuple[MemberParams, Fitted]]
+    encoding: str
+    transformer: Any
+    categorical: np.ndarray
+
+
+def view_of(member: MemberParams) -> tuple[str, str]:
+    """The view a member reads: its family's encoding and its own feature options."""
+    return FAMILIES[member.kind].encoding, json.dumps(dataclasses.asdict(member.features), sort_keys=True)
+
+
+@dataclass
+class FittedBlend:
+    """The feature views and the fitted members, each with the index of the view it reads."""
+
+    views: list[FeatureView]
+    members: list[tuple[MemberParams, int, Fitted]]
     threshold: float = 0.5
 
     def member_links(self, features: pd.DataFrame) -> list[np.ndarray]:
-        matrices = {enc: matrix(t, features) for enc, t in self.transformers.items()}
-        return [fitted.predict(matrices[FAMILIES[m.kind].encoding]) for m, fitted in self.members]
+        matrices = [matrix(v.transformer, features) for v in self.views]
+        return [fitted.predict(matrices[view]) for _m, view, fitted in self.members]
 
     def link(self, features: pd.DataFrame) -> np.ndarray:
         return np.mean(self.member_links(features), axis=0)
 
 
-def fit_blend(problem: Problem, experiment: TabularExperiment, features: pd.DataFrame, y: np.ndarray,
+def fit_blend(problem: Problem, members: Sequence[MemberParams], features: pd.DataFrame, y: np.ndarray,
               on_member: Callable[[int, MemberParams, float], None] | None = None) -> FittedBlend:
-    """Every member on these rows, each on the encoding its family reads."""
-    encodings = [e for e in ENCODINGS if any(FAMILIES[m.kind].encoding == e for m in experiment.members)]
-    roles = column_roles(features, experiment.members[0].features, ())
-    transformers, matrices, masks = {}, {}, {}
-    for encoding in encodings:
-        params = next(m.features for m in experiment.members if FAMILIES[m.kind].encoding == encoding)
-        transformer = make_transformer(roles, params, encoding, problem.task.kind)
-        matrices[encoding] = fit_matrix(transformer, features, y)
-        masks[encoding] = categorical_mask(transformer) if encoding == "native" else np.zeros(0, dtype=bool)
-        transformers[encoding] = transformer
-    members = []
-    for i, member in enumerate(experiment.members):
-        family = FAMILIES[member.kind]
+    """Every member on these rows, each on its own view of the features (its family's encoding,
+    its own feature options): a member's predictions depend on its own params only."""
+    views: dict[tuple[str, str], int] = {}
+    fitted_views: list[FeatureView] = []
+    matrices: list[np.ndarray] = []
+    fitted = []
+    for i, member in enumerate(members):
+        key = view_of(member)
+        if key not in views:
+            roles = column_roles(features, member.features, ())
+            transformer = make_transformer(roles, member.features, key[0], problem.task.kind)
+            matrices.append(fit_matrix(transformer, features, y))
+            mask = categorical_mask(transformer) if key[0] == "native" else np.zeros(0, dtype=bool)
+            views[key] = len(fitted_views)
+            fitted_views.append(FeatureView(key[0], transformer, mask))
+        view = views[key]
         start = time.perf_counter()
-        members.append((member, family.fit(member, matrices[family.encoding], y, problem.task,
-                                           masks[family.encoding])))
+        fitted.append((member, view, FAMILIES[member.kind].fit(member, matrices[view], y, problem.task,
+                                                              fitted_views[view].categorical)))
         if on_member:
             on_member(i, member, time.perf_counter() - start)
-    return FittedBlend(transformers, members)
+    return FittedBlend(fitted_views, fitted)
 
 
 @dataclass
@@ -160,6 +182,8 @@ class TabularCV:
     threshold: float
     oof_score: float
     roles: dict[str, list[str]] = field(default_factory=dict)
+    hits: int = 0  # members read from the OOF library instead of computed
+    keys: list[str] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -171,41 +195,49 @@ class TabularCV:
 
 
 def cross_validate(problem: Problem, experiment: TabularExperiment, train: pd.DataFrame,
-                   test: pd.DataFrame) -> TabularCV:
-    """k-fold CV of the blend; logs one line per fold (the progress of long work)."""
+                   test: pd.DataFrame, library: MemberLibrary | None = None) -> TabularCV:
+    """k-fold CV of the blend; logs one line per fold (the progress of long work). With a
+    library, a member whose every ingredient was cross-validated before is read, not trained."""
     features, test_features = problem.features(train), problem.features(test)
     y = problem.fit_target(train)
     splits = fold_plan(y, problem.task, experiment.cv.folds, experiment.cv.shuffle, experiment.base.seed)
-    n_members = len(experiment.members)
+    members = experiment.members
+    keys = library.keys(problem, experiment, train, test) if library else []
+    stored = [library.read(k) if library else None for k in keys] or [None] * len(members)
+    todo = [i for i, entry in enumerate(stored) if entry is None]
     shape, test_shape = problem.task.link_shape(len(y)), problem.task.link_shape(len(test))
-    member_oof = [np.zeros(shape) for _ in range(n_members)]
-    member_test = [np.zeros(test_shape) for _ in range(n_members)]
+    member_oof = [entry[0] if entry is not None else np.zeros(shape) for entry in stored]
+    member_test = [entry[1] if entry is not None else np.zeros(test_shape) for entry in stored]
     baseline = np.zeros(shape)
     for f, (fit_rows, val_rows) in enumerate(splits):
         start = time.perf_counter()
-        blend = fit_blend(problem, experiment, features.iloc[fit_rows], y[fit_rows])
-        val_links, test_links = blend.member_links(features.iloc[val_rows]), blend.member_links(test_features)
-        for i in range(n_members):
-            member_oof[i][val_rows] = val_links[i]
-            member_test[i] += test_links[i] / len(splits)
         baseline[val_rows] = problem.baseline(y[fit_rows], len(val_rows))
-        score = problem.score(y[val_rows], np.mean(val_links, axis=0))
-        log.info("fold %d/%d: %s %.5f (%s) in %.1f s", f + 1, len(splits), problem.metric.name, score,
-                 ", ".join(f"{m.kind} {problem.score(y[val_rows], v):.5f}"
-                           for m, v in zip(experiment.members, val_links, strict=True)),
-                 time.perf_counter() - start)
+        if todo:
+            blend = fit_blend(problem, [members[i] for i in todo], features.iloc[fit_rows], y[fit_rows])
+            val_links, test_links = blend.member_links(features.iloc[val_rows]), blend.member_links(test_features)
+            for i, val, tst in zip(todo, val_links, test_links, strict=True):
+                member_oof[i][val_rows] = val
+                member_test[i] += tst / len(splits)
+        links = [o[val_rows] for o in member_oof]
+        each = ", ".join(f"{m.kind} {problem.score(y[val_rows], v):.5f}" for m, v in zip(members, links, strict=True))
+        log.info("fold %d/%d: %s %.5f (%s) in %.1f s", f + 1, len(splits), problem.metric.name,
+                 problem.score(y[val_rows], np.mean(links, axis=0)), each, time.perf_counter() - start)
     oof = np.mean(member_oof, axis=0)
     threshold = choose_threshold(problem, y, oof)
 
     def per_fold(link: np.ndarray, cut: float = 0.5) -> np.ndarray:
         return np.array([problem.score(y[v], link[v], cut) for _, v in splits])
 
-    return TabularCV(member_oof=member_oof, member_test=member_test,
-                     member_scores=[per_fold(o) for o in member_oof], oof=oof,
+    scores = [per_fold(o) for o in member_oof]
+    if library:
+        for i in todo:
+            library.write(keys[i], members[i], problem, member_oof[i], member_test[i], scores[i])
+    return TabularCV(member_oof=member_oof, member_test=member_test, member_scores=scores, oof=oof,
                      test=np.mean(member_test, axis=0), fold_scores=per_fold(oof, threshold),
                      baseline_scores=per_fold(baseline), threshold=threshold,
                      oof_score=problem.score(y, oof, threshold),
-                     roles=column_roles(features, experiment.members[0].features, ()).to_dict())
+                     roles=column_roles(features, members[0].features, ()).to_dict(),
+                     hits=len(members) - len(todo), keys=keys)
 
 
 def choose_threshold(problem: Problem, y: np.ndarray, oof_link: np.ndarray) -> float:
@@ -224,17 +256,19 @@ def choose_threshold(problem: Problem, y: np.ndarray, oof_link: np.ndarray) -> f
 # --- the saved model ----------------------------------------------------------------------
 def save_blend(blend: FittedBlend, problem: Problem, directory: Path) -> None:
     """The model folder: `model.json` (what to load, task, classes, threshold), one skops file
-    per feature encoding and one file per member; written whole or not at all."""
+    per feature view and one file per member; written whole or not at all."""
     with atomic_dir(directory) as tmp:
         members = []
-        for i, (member, fitted) in enumerate(blend.members):
-            members.append({"kind": member.kind, "params": member.ingredients(), **fitted.save(tmp, f"member{i}")})
-        for encoding, transformer in blend.transformers.items():
-            dump_skops(transformer, tmp / f"features-{encoding}.skops")
+        for i, (member, view, fitted) in enumerate(blend.members):
+            members.append({"kind": member.kind, "view": view, "params": member.ingredients(),
+                            **fitted.save(tmp, f"member{i}")})
+        for i, view in enumerate(blend.views):
+            dump_skops(view.transformer, tmp / f"features{i}-{view.encoding}.skops")
         competition = problem.competition
         spec = {"task": problem.task.kind, "n_classes": problem.task.n_classes, "classes": list(competition.classes),
                 "metric": problem.metric.name, "threshold": blend.threshold, "blend": "mean",
-                "encodings": list(blend.transformers), "members": members}
+                "views": [{"encoding": v.encoding, "categorical": v.categorical.tolist()} for v in blend.views],
+                "members": members}
         (tmp / MODEL_SPEC).write_text(json.dumps(spec, indent=2, sort_keys=True, default=str) + "\n")
 
 
@@ -246,17 +280,9 @@ def load_blend(directory: Path) -> tuple[FittedBlend, dict[str, Any]]:
         raise FileNotFoundError(2, "no saved model (run `dvc repro train`)", str(spec_path))
     spec = json.loads(spec_path.read_text())
     task = Task(spec["task"], spec["n_classes"])
-    transformers = {e: load_skops(directory / f"features-{e}.skops", ("sklearn.", "numpy.", "pipeline.tabular."))
-                    for e in spec["encodings"]}
-    members = []
-    for m in spec["members"]:
-        p = m["params"]
-        member = _member_from(p)
-        members.append((member, FAMILIES[m["kind"]].load(directory, m, task)))
-    return FittedBlend(transformers, members, spec["threshold"]), spec
-
-
-def _member_from(params: dict[str, Any]) -> MemberParams:
-    from pipeline.common.params import parse_section
-
-    return parse_section(params, MemberParams, "saved member")
+    views = [FeatureView(v["encoding"], load_skops(directory / f"features{i}-{v['encoding']}.skops",
+                                                   ("sklearn.", "numpy.", "pipeline.tabular.")),
+                         np.asarray(v["categorical"], dtype=bool)) for i, v in enumerate(spec["views"])]
+    members = [(parse_section(m["params"], MemberParams, "saved member"), m["view"],
+                FAMILIES[m["kind"]].load(directory, m, task)) for m in spec["members"]]
+    return FittedBlend(views, members, spec["threshold"]), spec

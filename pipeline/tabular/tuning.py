@@ -23,6 +23,7 @@ from pipeline.common.paths import ProjectPaths
 from pipeline.common.tracking import RunRecord, log_record
 from pipeline.tabular.competition import read_competition
 from pipeline.tabular.hooks import load_hooks
+from pipeline.tabular.library import MemberLibrary
 from pipeline.tabular.members import FAMILIES
 from pipeline.tabular.modeling import Problem, cross_validate
 from pipeline.tabular.params import parse_tabular
@@ -77,6 +78,7 @@ def run_tabular_tuning(paths: ProjectPaths, options: TuneOptions) -> TabularTune
     space = _space(raw, tune)
     problem = Problem.of(competition, load_hooks(competition.module))
     train, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
+    library = MemberLibrary.for_project(paths.root)  # members a trial leaves alone are read, not trained
     storage_spec = tune.storage if options.storage is None else options.storage
     name = options.study_name or tune.study_name or competition.slug
     study = optuna.create_study(
@@ -92,7 +94,8 @@ def run_tabular_tuning(paths: ProjectPaths, options: TuneOptions) -> TabularTune
 
     def objective(trial: optuna.Trial) -> float:
         overrides = space.suggest(trial)
-        result = cross_validate(problem, parse_tabular(with_overrides(raw, overrides), tuple(FAMILIES)), train, test)
+        experiment = parse_tabular(with_overrides(raw, overrides), tuple(FAMILIES))
+        result = cross_validate(problem, experiment, train, test, library)
         log_record(paths, competition.slug, RunRecord(
             name=f"tune {name} #{trial.number}", params=overrides,
             metrics={f"{problem.metric.name}_mean": result.mean, f"{problem.metric.name}_std": result.std},

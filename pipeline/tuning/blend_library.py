@@ -206,7 +206,8 @@ def library_table(library: OOFLibrary, limit: int) -> str:
     if not entries:
         return f"the OOF library at {library.root} is empty: `dvc repro cv` or `kpipe tune` fills it"
     now = time.time()
-    rows = [{"key": e.key[:12], "member": e.manifest.get("member", "?"), "cv_mean": round(e.score, 5),
+    rows = [{"key": e.key[:12], "member": e.manifest.get("member", "?"),
+             "cv_mean": round(float(e.manifest["cv"]["mean"]), 5),
              "cv_std": round(float(e.manifest["cv"]["std"]), 5),
              "plan": "{repeats}x{folds} seed {seed}".format(**e.manifest.get("plan", {})),
              "commit": e.manifest.get("commit") or "-",
