@@ -297,6 +297,15 @@ def blend(
     os.environ.setdefault("TQDM_DISABLE", "1")
 
     def command() -> None:
+        if _generic_project():
+            from pipeline.common.errors import PipelineError
+            from pipeline.tabular.blend_choice import run_tabular_blend
+
+            if study or key or repeats is not None:
+                raise PipelineError("in a competition project, kpipe blend chooses among every library entry of "
+                                    "the project's folds and data; --study, --key and --repeats are House Prices'")
+            typer.echo(run_tabular_blend(ProjectPaths.here(), dry_run=dry_run).report())
+            return
         from pipeline.tuning.blend_library import BlendOptions, run_blend
 
         options = BlendOptions(study=study, storage=storage, keys=tuple(key), repeats=repeats, dry_run=dry_run)

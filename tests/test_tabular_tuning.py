@@ -63,3 +63,49 @@ def test_a_second_worker_joins_the_same_study(project: ProjectPaths) -> None:
     outcome = run_tabular_tuning(project, TuneOptions(n_trials=1, sampler_seed=1))
     assert len(outcome.study.trials) == 2
     assert (project.root / "optuna.journal").exists()
+
+
+def _set(paths: ProjectPaths, **sections: object) -> None:
+    params = yaml.safe_load(paths.params.read_text())
+    params.update(sections)
+    paths.params.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_kpipe_blend_writes_a_better_blend_of_library_members_and_then_refuses_to_move(
+        project: ProjectPaths) -> None:
+    import pandas as pd
+
+    from pipeline.common.params import read_params
+    from pipeline.tabular.blend_choice import run_tabular_blend
+    from pipeline.tabular.competition import read_competition
+    from pipeline.tabular.hooks import Hooks
+    from pipeline.tabular.library import MemberLibrary
+    from pipeline.tabular.members import FAMILIES
+    from pipeline.tabular.modeling import Problem, cross_validate
+    from pipeline.tabular.params import parse_tabular
+
+    problem = Problem.of(read_competition(project.competition_file), Hooks())
+    train, test = pd.read_parquet(project.clean_train), pd.read_parquet(project.clean_test)
+    library = MemberLibrary.for_project(project.root)
+
+    def cv() -> object:
+        return cross_validate(problem, parse_tabular(read_params(project.params), tuple(FAMILIES)), train, test,
+                              library)
+
+    _set(project, model={"blend": "mean", "members": [{"kind": "lightgbm"}, {"kind": "sklearn"}]})
+    good = cv()  # two good members into the library
+    _set(project, model={"blend": "mean", "members": [{"kind": "linear", "train.epochs": 1, "train.lr": 0.0001}]})
+    weak = cv()
+    assert weak.mean < good.mean
+
+    report = run_tabular_blend(project)
+    assert report.written, report.report()
+    chosen = yaml.safe_load(project.params.read_text())["model"]["members"]
+    assert {m["kind"] for m in chosen} <= {"lightgbm", "sklearn", "linear"} and "linear" not in {
+        m["kind"] for m in chosen}
+    again = cv()
+    assert again.hits == len(chosen)  # the written members are the library's entries, not new ones
+    assert again.mean > weak.mean
+
+    second = run_tabular_blend(project)
+    assert not second.written and "fold noise" in second.reason

@@ -66,7 +66,7 @@ class MemberLibrary:
                   "classes": list(map(str, competition.classes)), "fits_log": problem.metric.fits_log,
                   "data": frame_digest(train, test), "hook": _hook_source(competition.module),
                   "code": source_digest(CODE, {n: importlib.metadata.version(n) for n in LIBRARIES})}
-        self._plan_key, self._data_key = digest(shared["plan"]), shared["data"]
+        self.plan_key, self.data_key = digest(shared["plan"]), shared["data"]
         return [digest({**shared, "member": member_ingredients(m),
                         "threads": current_threads() if m.kind in ("linear", "mlp") else None})
                 for m in experiment.members]
@@ -84,6 +84,6 @@ class MemberLibrary:
         self.library.put(key, {
             "member": member.kind, "params": member_ingredients(member), "competition": problem.competition.slug,
             "metric": problem.metric.name, "plan": {"folds": len(scores), "repeats": 1, "seed": member.seed},
-            "plan_key": self._plan_key, "data_key": self._data_key, "created": time.time(),
+            "plan_key": self.plan_key, "data_key": self.data_key, "created": time.time(),
             "cv": {"mean": mean, "std": float(np.std(scores)), "loss": problem.metric.sign * mean}},
             {"oof_link": oof, "test_link": test, "fold_scores": scores})
