@@ -334,12 +334,9 @@ def _now() -> str:
     return datetime.datetime.now().strftime("%H:%M:%S")
 
 
-def stamp(threads: int, load_start: tuple[float, ...]) -> str:
-    from pipeline.common.provenance import git_commit
-
-    commit = git_commit(ROOT)
+def stamp(commit: str, threads: int, load_start: tuple[float, ...]) -> str:
     load_end = os.getloadavg()
-    return (f"{datetime.date.today().isoformat()}, commit {commit.short if commit else 'unknown'}, "
+    return (f"{datetime.date.today().isoformat()}, commit {commit}, "
             f"{os.cpu_count()} cores, {threads} thread(s) per child, load average "
             f"{'/'.join(f'{v:.2f}' for v in load_start)} at the start and "
             f"{'/'.join(f'{v:.2f}' for v in load_end)} at the end (1/5/15 min)")
@@ -362,14 +359,15 @@ def table(rows: list[tuple[str, dict[str, Any] | None]], n_rows: int, n_cols: in
 
 
 def breakdown(result: dict[str, Any]) -> str:
-    lines = ["| phase (package child) | seconds | share | peak RSS GiB while in it |", "| --- | ---: | ---: | ---: |"]
+    lines = ["| phase (package child) | seconds | share of CV | peak RSS GiB while in it |",
+             "| --- | ---: | ---: | ---: |"]
     timed = sum(s for name, (s, _) in result["phases"].items() if name != "read parquet")
     other = max(result["seconds"] - timed, 0.0)
     phases = {**result["phases"], "other (splits, blend, scoring)": [other, result["phases"].get("other", [0, 0])[1]]}
     phases.pop("other", None)
     for name, (seconds, peak) in sorted(phases.items(), key=lambda kv: -kv[1][0]):
         share = f"{seconds / result['seconds']:.0%}" if name != "read parquet" else "(not counted)"
-        lines.append(f"| {name} | {seconds:.1f} | {share} | {peak:.2f} |")
+        lines.append(f"| {name} | {seconds:.1f} | {share} | {f'{peak:.2f}' if peak else '(under 50 ms)'} |")
     return "\n".join(lines)
 
 
@@ -409,12 +407,14 @@ def main() -> None:
     if args.member:
         child_main(args.member, args.work)
         return
+    from pipeline.common.provenance import git_commit
     from pipeline.common.runtime import resolve_threads
     from pipeline.tabular.members import Task
     from pipeline.tabular.modeling import fold_plan
     from pipeline.tabular.params import DEFAULTS
 
     load_start, threads = os.getloadavg(), resolve_threads(args.threads)
+    commit = git_commit(ROOT)  # at the start: the code the children run (others may commit meanwhile)
     n_cols = N_NUMERIC + N_CATEGORICAL
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
         work = Path(tmp)
@@ -452,7 +452,7 @@ def main() -> None:
         scores = ", ".join(f"{k} {v:.5f}" for k, v in package["member_scores"].items())
         text += (f"\n\nfold scores: reference {_scores(rows[0][1])}; package {_scores(package)}"
                  f"\npackage members alone (mean over folds): {scores}\n\n{breakdown(package)}")
-    text += f"\n\n{stamp(threads, load_start)}"
+    text += f"\n\n{stamp(commit.short if commit else 'unknown', threads, load_start)}"
     print("\n" + text, flush=True)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -7,13 +7,14 @@ through `run_stage`, so a known failure is one message and exit code 1, never a 
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 
 import typer
 
+from pipeline.common.errors import PipelineError
 from pipeline.common.paths import ProjectPaths
+from pipeline.projects import Project, project_at
 from pipeline.stages import run_stage
 
 app = typer.Typer(help="House Prices and Fashion-MNIST pipelines (D2L chapters 3-4).",
@@ -40,23 +41,19 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-# The stages a competition project made by `kpipe new` has (pipeline.stages.tabular): there,
-# `kpipe fetch` ... `kpipe predict` run the generic stage instead of House Prices'.
-GENERIC_STAGES = ("fetch", "validate", "cv", "train", "predict", "residuals")
-
-
-def _generic_project() -> bool:
-    return ProjectPaths.here().competition_file.is_file()
+def _project() -> Project:
+    """The project of the current folder (pipeline.projects): House Prices, or a `kpipe new` one."""
+    return project_at(ProjectPaths.here())
 
 
 def _run_stage_named(name: str) -> None:
-    if name in GENERIC_STAGES and _generic_project():
-        from pipeline.stages import tabular
+    def command() -> None:
+        project = _project()
+        if not project.has_stage(name):
+            raise PipelineError(f"this competition project has no stage {name!r} (it has those of its dvc.yaml)")
+        project.run_stage(name)
 
-        run_stage(lambda: tabular.main(name))
-        return
-    module = f"pipeline.stages.{name.replace('-', '_')}"
-    run_stage(lambda: importlib.import_module(module).main())
+    run_stage(command)
 
 
 def _stage_command(name: str, help_text: str) -> None:
@@ -67,8 +64,8 @@ def _stage_command(name: str, help_text: str) -> None:
 
 
 def _predict(
-    model_uri: str = typer.Option(None, help="An MLflow model instead of models/house_prices, e.g. "
-                                             "models:/house-prices/3 or models:/house-prices/latest."),
+    model_uri: str = typer.Option(None, help="An MLflow model instead of the saved one, e.g. "
+                                             "models:/house-prices/3 or models:/<competition>/latest."),
     output: Path = typer.Option(None, "--output", "-o", help="With --model-uri; default: "
                                                              "submissions/submission-<name>-<version>.csv."),
 ) -> None:
@@ -78,11 +75,7 @@ def _predict(
         return
 
     def command() -> None:
-        from pipeline.house_prices.serving import write_registered_submission
-
-        if _generic_project():
-            from pipeline.tabular.serving import write_registered_submission
-        typer.echo(f"wrote {write_registered_submission(ProjectPaths.here(), model_uri, output)} from {model_uri}")
+        typer.echo(f"wrote {_project().registered_submission(model_uri, output)} from {model_uri}")
 
     run_stage(command)
 
@@ -96,17 +89,9 @@ for _name, _help in STAGES.items():
 
 @app.command()
 def runs(limit: int = typer.Option(20, help="How many runs to show.")) -> None:
-    """Past CV runs from MLflow, best CV log-RMSE first, with the params that differ."""
+    """Past CV runs from MLflow, best CV score first (the metric's own direction), with the params that differ."""
     def command() -> None:
-        from pipeline.house_prices.runs import cv_runs, runs_table
-
-        paths = ProjectPaths.here()
-        if _generic_project():
-            from pipeline.tabular.project import runs as competition_runs
-
-            table = competition_runs(paths, limit)
-        else:
-            table = runs_table(cv_runs(paths), limit)
+        table = _project().runs(limit)
         typer.echo(table.to_string(index=False) if not table.empty
                    else "no CV runs yet: run `dvc repro` (or `kpipe cv`) first")
 
@@ -123,13 +108,13 @@ def submit(
     """Validate the submission against the test ids, submit it with the Kaggle API, wait for its score."""
     from pipeline.house_prices import kaggle_submit
     from pipeline.house_prices.kaggle_api import (
-        COMPETITION,
         KaggleSubmission,
         KaggleUnavailable,
         submit_command,
         submit_file,
         wait_for_score,
     )
+    from pipeline.projects import default_message
 
     paths = ProjectPaths.here()
     path = file or paths.submission
@@ -139,23 +124,10 @@ def submit(
                    f"{submission.status} after {waited:.0f} s ", nl=False, err=True)
 
     def command() -> None:
-        from pipeline.common.params import StageParams
-        from pipeline.common.readers import MB
-        from pipeline.house_prices.params import DataParams
-
-        if _generic_project():
-            from pipeline.tabular import project
-            from pipeline.tabular.params import TabularDataParams
-
-            max_bytes = int(StageParams(paths.params).key("data", "max_file_mb", TabularDataParams) * MB)
-            slug = project.competition_of(paths).slug
-            text = message or project.default_message(paths)
-            project.validate_submission_file(paths, path, max_bytes)
-        else:
-            max_bytes = int(StageParams(paths.params).key("data", "max_file_mb", DataParams) * MB)
-            slug = COMPETITION
-            text = message or kaggle_submit.default_message(paths)
-            kaggle_submit.validate_submission_file(paths, path, max_bytes)
+        project = _project()
+        slug = project.competition.slug
+        text = message or default_message(project)
+        project.validate_submission_file(path)
         try:
             ref, answer = submit_file(path, text, slug)
         except KaggleUnavailable as exc:
@@ -177,15 +149,9 @@ def submit(
 def submissions(limit: int = typer.Option(20, help="How many to show, newest first.")) -> None:
     """Your past submissions to the competition on Kaggle, with their scores."""
     def command() -> None:
-        from pipeline.house_prices.kaggle_api import COMPETITION
         from pipeline.house_prices.kaggle_submit import submissions_table
 
-        slug = COMPETITION
-        if _generic_project():
-            from pipeline.tabular.project import competition_of
-
-            slug = competition_of(ProjectPaths.here()).slug
-        table = submissions_table(limit, slug)
+        table = submissions_table(limit, _project().competition.slug)
         typer.echo(table.to_string(index=False) if not table.empty else "no submissions yet")
 
     run_stage(command)
@@ -256,26 +222,12 @@ def tune(
     os.environ.setdefault("TQDM_DISABLE", "1")
 
     def command() -> None:
-        if status:
-            from pipeline.tuning.status import study_status
-
-            typer.echo(study_status(ProjectPaths.here(), storage, study_name))
-            return
-        from pipeline.tuning.study import TuneOptions, run_tuning, summary
+        from pipeline.tuning.study import TuneOptions
 
         options = TuneOptions(n_trials=n_trials, timeout_s=timeout, storage=storage, study_name=study_name,
                               sampler_seed=sampler_seed, n_jobs=n_jobs, output=output, apply=apply,
                               force=force)
-        if _generic_project():
-            from pipeline.common.errors import PipelineError
-            from pipeline.tabular.tuning import run_tabular_tuning
-
-            if apply or force:
-                raise PipelineError("--apply is House Prices' for now: in a competition project, kpipe tune "
-                                    "writes params.tuned.yaml; copy the values you want into params.yaml")
-            typer.echo(run_tabular_tuning(ProjectPaths.here(), options).summary())
-            return
-        typer.echo(summary(run_tuning(ProjectPaths.here(), options)))
+        typer.echo(_project().tune(options, status))
 
     run_stage(command)
 
@@ -297,19 +249,7 @@ def blend(
     os.environ.setdefault("TQDM_DISABLE", "1")
 
     def command() -> None:
-        if _generic_project():
-            from pipeline.common.errors import PipelineError
-            from pipeline.tabular.blend_choice import run_tabular_blend
-
-            if study or key or repeats is not None:
-                raise PipelineError("in a competition project, kpipe blend chooses among every library entry of "
-                                    "the project's folds and data; --study, --key and --repeats are House Prices'")
-            typer.echo(run_tabular_blend(ProjectPaths.here(), dry_run=dry_run).report())
-            return
-        from pipeline.tuning.blend_library import BlendOptions, run_blend
-
-        options = BlendOptions(study=study, storage=storage, keys=tuple(key), repeats=repeats, dry_run=dry_run)
-        typer.echo(run_blend(ProjectPaths.here(), options).report())
+        typer.echo(_project().blend(study, storage, tuple(key), repeats, dry_run))
 
     run_stage(command)
 

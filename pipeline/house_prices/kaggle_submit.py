@@ -7,13 +7,11 @@ Without credentials the file is still checked, and the equivalent `kaggle` comma
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.common.paths import ProjectPaths
-from pipeline.common.provenance import git_commit
 from pipeline.house_prices.kaggle_api import (
     COMPETITION,
     KaggleSubmission,
@@ -26,12 +24,9 @@ from pipeline.house_prices.submission import InvalidSubmission, check_submission
 
 def default_message(paths: ProjectPaths) -> str:
     """`kaggle-pipeline <commit> CV log-RMSE <mean> ± <std>`: the leaderboard entry points back to the code."""
-    commit = git_commit(paths.root)
-    score = ""
-    if paths.cv_metrics.exists():
-        cv = json.loads(paths.cv_metrics.read_text())
-        score = f" CV log-RMSE {cv['log_rmse_mean']:.4f} ± {cv['log_rmse_std']:.4f}"
-    return f"kaggle-pipeline {commit.short if commit else 'unknown-commit'}{score}"
+    from pipeline.projects import HousePricesProject, default_message
+
+    return default_message(HousePricesProject(paths))
 
 
 def validate_submission_file(paths: ProjectPaths, path: Path, max_bytes: int) -> pd.DataFrame:

@@ -1,0 +1,211 @@
+"""The two kinds of folder `kpipe` runs in, behind one interface: this repository (House Prices,
+the flagship, with its hand-written schema, domain features and tuned ensemble) and a project
+made by `kpipe new` for any other competition (competition.yaml, the inferred schema, the
+generic features and members). `kpipe` asks `project_at(paths)` which one it is in and never
+branches on it again: each command is a method here.
+
+House Prices is the first instance of the interface: its facts are a `Competition` like any
+other (`pipeline.house_prices.competition`), scored and submitted the same way; its stages,
+tuning and blending are its own richer modules, as a competition module may provide.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from pipeline.common.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.tabular.competition import Competition
+    from pipeline.tuning.study import TuneOptions
+
+
+class Project(Protocol):
+    paths: ProjectPaths
+
+    @property
+    def competition(self) -> Competition: ...
+
+    def run_stage(self, name: str) -> None:
+        """The stage `name` (`kpipe fetch`, ... what `dvc repro` runs)."""
+        ...
+
+    def has_stage(self, name: str) -> bool: ...
+
+    def max_bytes(self) -> int:
+        """The cap on a data file (`data.max_file_mb`)."""
+        ...
+
+    def cv_metrics(self) -> Path: ...
+
+    def validate_submission_file(self, path: Path) -> pd.DataFrame: ...
+
+    def runs(self, limit: int) -> pd.DataFrame: ...
+
+    def tune(self, options: TuneOptions, status: bool) -> str: ...
+
+    def blend(self, study: str | None, storage: str | None, keys: tuple[str, ...], repeats: int | None,
+              dry_run: bool) -> str: ...
+
+    def registered_submission(self, uri: str, output: Path | None) -> Path: ...
+
+
+def default_message(project: Project) -> str:
+    """`kaggle-pipeline <commit> CV <metric> <mean> ± <std>`: the leaderboard entry points back to the code."""
+    from pipeline.common.provenance import git_commit
+
+    commit = git_commit(project.paths.root)
+    metric, score = project.competition.metric, ""
+    if project.cv_metrics().exists():
+        cv = json.loads(project.cv_metrics().read_text())
+        label = "log-RMSE" if metric == "log_rmse" else metric
+        score = f" CV {label} {cv[f'{metric}_mean']:.4f} ± {cv[f'{metric}_std']:.4f}"
+    return f"kaggle-pipeline {commit.short if commit else 'unknown-commit'}{score}"
+
+
+def _runs(project: Project, limit: int) -> pd.DataFrame:
+    """CV runs from MLflow, best first by the metric's own direction (the same for both kinds)."""
+    from pipeline.house_prices.runs import cv_runs, runs_table
+
+    competition = project.competition
+    score, spread = f"metrics.{competition.metric}_mean", f"metrics.{competition.metric}_std"
+    ascending = not competition.scorer.greater_is_better
+    experiment = getattr(project, "experiment", competition.slug)
+    return runs_table(cv_runs(project.paths, experiment, score, ascending), limit, score, spread, ascending)
+
+
+@dataclass(frozen=True)
+class HousePricesProject:
+    """This repository: House Prices' own stages, schema, tuning and blend library."""
+
+    paths: ProjectPaths
+    experiment: str = "house-prices"  # its MLflow experiment (tracking.HOUSE_PRICES_EXPERIMENT)
+
+    @property
+    def competition(self) -> Competition:
+        from pipeline.house_prices.competition import HOUSE_PRICES
+
+        return HOUSE_PRICES
+
+    def has_stage(self, name: str) -> bool:
+        return importlib.util.find_spec(f"pipeline.stages.{name.replace('-', '_')}") is not None
+
+    def run_stage(self, name: str) -> None:
+        importlib.import_module(f"pipeline.stages.{name.replace('-', '_')}").main()
+
+    def max_bytes(self) -> int:
+        from pipeline.common.params import StageParams
+        from pipeline.common.readers import MB
+        from pipeline.house_prices.params import DataParams
+
+        return int(StageParams(self.paths.params).key("data", "max_file_mb", DataParams) * MB)
+
+    def cv_metrics(self) -> Path:
+        return self.paths.cv_metrics
+
+    def validate_submission_file(self, path: Path) -> pd.DataFrame:
+        from pipeline.house_prices.kaggle_submit import validate_submission_file
+
+        return validate_submission_file(self.paths, path, self.max_bytes())
+
+    def runs(self, limit: int) -> pd.DataFrame:
+        return _runs(self, limit)
+
+    def tune(self, options: TuneOptions, status: bool) -> str:
+        if status:
+            from pipeline.tuning.status import study_status
+
+            return study_status(self.paths, options.storage, options.study_name)
+        from pipeline.tuning.study import run_tuning, summary
+
+        return summary(run_tuning(self.paths, options))
+
+    def blend(self, study: str | None, storage: str | None, keys: tuple[str, ...], repeats: int | None,
+              dry_run: bool) -> str:
+        from pipeline.tuning.blend_library import BlendOptions, run_blend
+
+        options = BlendOptions(study=study, storage=storage, keys=keys, repeats=repeats, dry_run=dry_run)
+        return run_blend(self.paths, options).report()
+
+    def registered_submission(self, uri: str, output: Path | None) -> Path:
+        from pipeline.house_prices.serving import write_registered_submission
+
+        return write_registered_submission(self.paths, uri, output)
+
+
+@dataclass(frozen=True)
+class CompetitionProject:
+    """A folder made by `kpipe new`: competition.yaml and the generic stages."""
+
+    paths: ProjectPaths
+
+    @property
+    def competition(self) -> Competition:
+        from pipeline.tabular.competition import read_competition
+
+        return read_competition(self.paths.competition_file)
+
+    def has_stage(self, name: str) -> bool:
+        from pipeline.stages.tabular import STAGES
+
+        return name in STAGES
+
+    def run_stage(self, name: str) -> None:
+        from pipeline.stages import tabular
+
+        tabular.main(name)
+
+    def max_bytes(self) -> int:
+        from pipeline.common.params import StageParams
+        from pipeline.common.readers import MB
+        from pipeline.tabular.params import TabularDataParams
+
+        return int(StageParams(self.paths.params).key("data", "max_file_mb", TabularDataParams) * MB)
+
+    def cv_metrics(self) -> Path:
+        return self.paths.competition_cv_metrics
+
+    def validate_submission_file(self, path: Path) -> pd.DataFrame:
+        from pipeline.tabular.project import validate_submission_file
+
+        return validate_submission_file(self.paths, path, self.max_bytes())
+
+    def runs(self, limit: int) -> pd.DataFrame:
+        return _runs(self, limit)
+
+    def tune(self, options: TuneOptions, status: bool) -> str:
+        from pipeline.common.errors import PipelineError
+        from pipeline.tabular.tuning import run_tabular_tuning
+
+        if status or options.apply or options.force:
+            raise PipelineError("--status and --apply are House Prices' for now: in a competition project, "
+                                "kpipe tune writes params.tuned.yaml; copy the values you want into params.yaml")
+        return run_tabular_tuning(self.paths, options).summary()
+
+    def blend(self, study: str | None, storage: str | None, keys: tuple[str, ...], repeats: int | None,
+              dry_run: bool) -> str:
+        from pipeline.common.errors import PipelineError
+        from pipeline.tabular.blend_choice import run_tabular_blend
+
+        if study or keys or repeats is not None:
+            raise PipelineError("in a competition project, kpipe blend chooses among every library entry of the "
+                                "project's folds and data; --study, --key and --repeats are House Prices'")
+        return run_tabular_blend(self.paths, dry_run=dry_run).report()
+
+    def registered_submission(self, uri: str, output: Path | None) -> Path:
+        from pipeline.tabular.serving import write_registered_submission
+
+        return write_registered_submission(self.paths, uri, output)
+
+
+def project_at(paths: ProjectPaths) -> Project:
+    """The project of this folder: a competition project when it holds competition.yaml."""
+    return CompetitionProject(paths) if paths.competition_file.is_file() else HousePricesProject(paths)
+
