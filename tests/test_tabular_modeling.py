@@ -27,10 +27,10 @@ from pipeline.tabular.submission import check_submission, submission_frame
 FAST = {"train.epochs": 15, "train.batch_size": 64, "lightgbm.num_boost_round": 60}
 
 
-def experiment(members: list[dict], folds: int = 3):
+def experiment(members: list[dict], folds: int = 3, blend: str = "mean"):
     raw = {k: v for k, v in DEFAULTS.items() if k not in ("data", "runtime")}
     raw = {**raw, "cv": {"folds": folds, "shuffle": True},
-           "model": {"blend": "mean", "members": [{**m, **FAST} for m in members]}}
+           "model": {"blend": blend, "members": [{**m, **FAST} for m in members]}}
     return parse_tabular(raw, tuple(FAMILIES))
 
 
@@ -172,3 +172,15 @@ def test_the_oof_library_reads_back_exactly_the_members_whose_ingredients_did_no
                              cancer, test, library)
     assert changed.hits == 1 and np.array_equal(changed.member_oof[0], first.member_oof[0])
     assert len(library.library.entries()) == 3
+
+
+def test_a_greedy_blend_leaves_out_a_member_that_drags_the_mean_down_and_is_scored_nested(cancer):
+    problem = Problem.of(binary("logloss", "probability"), Hooks())
+    test = cancer.drop(columns="diagnosis").head(10)
+    members = [{"kind": "lightgbm"}, {"kind": "sklearn"}, {"kind": "linear", "train.epochs": 1, "train.lr": 1e-4}]
+    everyone = cross_validate(problem, experiment(members), cancer, test)
+    greedy = cross_validate(problem, experiment(members, blend="greedy"), cancer, test)
+    assert everyone.chosen == [0, 1, 2] and 2 not in greedy.chosen
+    assert greedy.mean < everyone.mean
+    chosen_mean = np.mean([greedy.member_oof[i] for i in greedy.chosen], axis=0)
+    assert np.array_equal(greedy.oof, chosen_mean)

@@ -105,7 +105,9 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
                "folds": {f"fold{i}": float(s) for i, s in enumerate(result.fold_scores)},
                "members": {f"member{i}-{m.kind}": float(np.mean(s))
                            for i, (m, s) in enumerate(zip(experiment.members, result.member_scores, strict=True))},
-               "threshold": result.threshold, "seconds": time.perf_counter() - start,
+               "threshold": result.threshold, "blend": experiment.model.blend,
+               "chosen": [f"member{i}-{experiment.members[i].kind}" for i in result.chosen],
+               "seconds": time.perf_counter() - start,
                "columns": {role: len(cols) for role, cols in result.roles.items()}}
     y = problem.fit_target(train)
     oof = pd.DataFrame({competition.id_column: train[competition.id_column], competition.target:
@@ -146,7 +148,10 @@ def train(paths: ProjectPaths) -> None:
         else {}
     ensure_writable(paths.blend_model_dir.parent, paths.competition_metrics_dir)
     start = time.perf_counter()
-    blend = fit_blend(problem, experiment.members, problem.features(frame), problem.fit_target(frame),
+    # The members the CV's blend kept (greedy selection), or every member (mean, or no CV yet).
+    names = [f"member{i}-{m.kind}" for i, m in enumerate(experiment.members)]
+    kept = [m for m, name in zip(experiment.members, names, strict=True) if name in cv_metrics.get("chosen", names)]
+    blend = fit_blend(problem, kept or experiment.members, problem.features(frame), problem.fit_target(frame),
                       on_member=lambda i, m, s: log.info("member %d (%s) fit on %d rows in %.1f s", i, m.kind,
                                                          len(frame), s))
     blend.threshold = float(cv_metrics.get("threshold", 0.5))

@@ -28,38 +28,9 @@ from pipeline.tabular.library import MemberLibrary
 from pipeline.tabular.members import FAMILIES
 from pipeline.tabular.modeling import Problem, cross_validate, fold_plan
 from pipeline.tabular.params import parse_tabular
+from pipeline.tabular.selection import MAX_MEMBERS, nested_scores, select
 from pipeline.tuning.apply import write_params
 from pipeline.tuning.incumbent import clears_noise, fold_noise
-
-MAX_MEMBERS = 8
-
-
-def select(problem: Problem, y: np.ndarray, links: list[np.ndarray], rows: np.ndarray, max_members: int) -> list[int]:
-    """Greedy forward selection of distinct members, scored on `rows`."""
-    chosen: list[int] = []
-    best = problem.metric.worst()
-    while len(chosen) < max_members:
-        trials = [(problem.score(y[rows], np.mean([links[j][rows] for j in (*chosen, i)], axis=0)), i)
-                  for i in range(len(links)) if i not in chosen]
-        if not trials:
-            break
-        score, pick = max(trials, key=lambda t: -problem.metric.sign * t[0])
-        if chosen and not problem.metric.better(score, best):
-            break
-        chosen.append(pick)
-        best = score
-    return chosen
-
-
-def nested_scores(problem: Problem, y: np.ndarray, links: list[np.ndarray], splits: list, max_members: int
-                  ) -> np.ndarray:
-    """Each fold's score of the blend chosen on the other folds."""
-    scores = []
-    for _fit, held_out in splits:
-        others = np.setdiff1d(np.arange(len(y)), held_out)
-        chosen = select(problem, y, links, others, max_members)
-        scores.append(problem.score(y[held_out], np.mean([links[j][held_out] for j in chosen], axis=0)))
-    return np.array(scores)
 
 
 def member_spec(ingredients: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:

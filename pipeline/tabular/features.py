@@ -4,8 +4,9 @@ Every column but the id and the target gets a role from its values on the traini
 
 - numeric: median imputation with a missing-indicator, a signed `log1p` where the column is
   skewed, standardization (one-hot encoding), or the raw values with NaN kept (native);
-- text with at most `max_onehot` values: one-hot with unseen and rare values grouped into one
-  `infrequent` column (one-hot), or integer codes, unseen as missing (native);
+- text with at most `max_onehot` values: integer codes of the values seen (`TextCodes`), then
+  one-hot with unseen and rare values grouped into one `infrequent` column (one-hot), or the
+  codes themselves, unseen and missing as LightGBM's missing (native);
 - text with more values, but repeated across rows: target-encoded (scikit-learn's
   `TargetEncoder`, whose `fit_transform` cross-fits so a row never sees its own target);
 - text that is nearly unique per row (names, ticket numbers, free text; more than
@@ -31,7 +32,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
+from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
 from pipeline.common.params import positive, ranged
 
@@ -85,19 +86,22 @@ def column_roles(frame: pd.DataFrame, params: TabularFeatureParams, exclude: tup
 
 
 class SignedLog(BaseEstimator, TransformerMixin):
-    """`sign(x) * log1p(|x|)` on the columns whose training skew passes `threshold`."""
+    """`sign(x) * log1p(|x|)` on the columns whose training skew passes `threshold`; float32 in
+    and out (the skew itself in float64, one column at a time), so a million rows are not
+    copied to double precision."""
 
     def __init__(self, threshold: float = 0.75, enabled: bool = True) -> None:
         self.threshold, self.enabled = threshold, enabled
 
     def fit(self, x: np.ndarray, y: Any = None) -> SignedLog:
-        x = np.asarray(x, dtype=np.float64)
-        skew = pd.DataFrame(x).skew().to_numpy() if len(x) > 2 else np.zeros(x.shape[1])
+        x = np.asarray(x, dtype=np.float32)
+        skew = np.array([pd.Series(x[:, j], dtype=np.float64).skew() if len(x) > 2 else 0.0
+                         for j in range(x.shape[1])])
         self.skewed_ = self.enabled & (np.abs(np.nan_to_num(skew)) > self.threshold)
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        x = np.array(x, dtype=np.float64)
+        x = np.array(x, dtype=np.float32)
         x[:, self.skewed_] = np.sign(x[:, self.skewed_]) * np.log1p(np.abs(x[:, self.skewed_]))
         return x
 
@@ -105,15 +109,47 @@ class SignedLog(BaseEstimator, TransformerMixin):
         return np.asarray(names, dtype=object)
 
 
-class AsText(BaseEstimator, TransformerMixin):
-    """Text columns as strings with missing values as their own category (encoders need one type)."""
+MISSING, UNSEEN = -1, -2
 
-    def fit(self, x: Any, y: Any = None) -> AsText:
+
+class TextCodes(BaseEstimator, TransformerMixin):
+    """Text columns as int32 codes of the values seen at fit (missing: -1, unseen: -2).
+
+    The encoders after it (one-hot, target encoding) then work on integers, not on millions of
+    Python strings; a tree member reads the codes themselves (LightGBM takes negative values of
+    a categorical feature as missing).
+    """
+
+    def fit(self, x: Any, y: Any = None) -> TextCodes:
+        frame = pd.DataFrame(x)
+        self.categories_ = [sorted(map(str, frame[c].dropna().unique())) for c in frame.columns]
         return self
 
     def transform(self, x: Any) -> np.ndarray:
         frame = pd.DataFrame(x)
-        return frame.astype("string").fillna("(missing)").astype(object).to_numpy()
+        out = np.empty(frame.shape, dtype=np.int32)
+        for j, (column, categories) in enumerate(zip(frame.columns, self.categories_, strict=True)):
+            values = frame[column]
+            present = values.notna().to_numpy()
+            codes = pd.Index(categories).get_indexer(values.astype(str))  # -1: not among them
+            out[:, j] = np.where(present, np.where(codes < 0, UNSEEN, codes), MISSING)
+        return out
+
+    def get_feature_names_out(self, names: Any = None) -> np.ndarray:
+        return np.asarray(names, dtype=object)
+
+
+class Float32(BaseEstimator, TransformerMixin):
+    """The part's output as float32, so the stacked matrix is float32 without a second copy."""
+
+    def fit(self, x: Any, y: Any = None) -> Float32:
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:  # stateless: nothing to fit
+        return True
+
+    def transform(self, x: Any) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32)
 
     def get_feature_names_out(self, names: Any = None) -> np.ndarray:
         return np.asarray(names, dtype=object)
@@ -125,21 +161,20 @@ def make_transformer(roles: Roles, params: TabularFeatureParams, encoding: str, 
     target_type = {"regression": "continuous", "binary": "binary", "multiclass": "multiclass"}[task]
     folds = KFold(5, shuffle=True, random_state=0) if task == "regression" else \
         StratifiedKFold(5, shuffle=True, random_state=0)  # the encoder's cross-fitting
-    encode = [("target_encoded", make_pipeline(AsText(), TargetEncoder(target_type=target_type, cv=folds)),
-               roles.target_encoded)] if roles.target_encoded else []
+    encoded = [roles.target_encoded] if roles.target_encoded else []
     if encoding == "native":
-        parts = [("numeric", "passthrough", roles.numeric),
-                 ("codes", make_pipeline(AsText(), OrdinalEncoder(handle_unknown="use_encoded_value",
-                                                                  unknown_value=-1, encoded_missing_value=-1,
-                                                                  dtype=np.float32)), roles.onehot), *encode]
+        parts = [("numeric", Float32(), roles.numeric), ("codes", make_pipeline(TextCodes(), Float32()), roles.onehot),
+                 *[("target_encoded", make_pipeline(TextCodes(), TargetEncoder(target_type=target_type, cv=folds),
+                                                    Float32()), c) for c in encoded]]
     else:
         numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
                                 SignedLog(params.skew_threshold, params.log_skewed), StandardScaler())
-        onehot = make_pipeline(AsText(), OneHotEncoder(handle_unknown="infrequent_if_exist",
-                                                       min_frequency=params.min_frequency, sparse_output=False,
-                                                       dtype=np.float32))
+        onehot = make_pipeline(TextCodes(), OneHotEncoder(handle_unknown="infrequent_if_exist",
+                                                          min_frequency=params.min_frequency, sparse_output=False,
+                                                          dtype=np.float32))
         parts = [("numeric", numeric, roles.numeric), ("onehot", onehot, roles.onehot),
-                 *[(n, make_pipeline(t, StandardScaler()), c) for n, t, c in encode]]
+                 *[("target_encoded", make_pipeline(TextCodes(), TargetEncoder(target_type=target_type, cv=folds),
+                                                    StandardScaler(), Float32()), c) for c in encoded]]
     return ColumnTransformer([p for p in parts if p[2]], remainder="drop", sparse_threshold=0.0,
                              verbose_feature_names_out=False)
 

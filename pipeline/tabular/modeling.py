@@ -4,8 +4,9 @@ One path for every task: features fit inside each fold (`features.py`), every me
 the fold's rows (`members.py`), link-space predictions of the held-out rows and of the test
 rows, an equal-weight mean of the members in link space (log-odds or log-probabilities for
 classification, so the blend of two confident members stays confident), and the
-competition's metric on what the submission holds. The mean has no fitted weights, so its
-out-of-fold score needs no nesting. Where the metric scores labels of a binary problem, the
+competition's metric on what the submission holds. `model.blend: greedy` averages the subset
+that forward selection keeps (scored nested); `mean` averages every member, and having no
+fitted weights its out-of-fold score needs no nesting. Where the metric scores labels of a binary problem, the
 decision threshold is chosen on the blend's out-of-fold probabilities and saved with the
 model.
 """
@@ -40,6 +41,7 @@ from pipeline.tabular.hooks import Hooks
 from pipeline.tabular.members import FAMILIES, Fitted, Task
 from pipeline.tabular.metrics import Metric
 from pipeline.tabular.params import MemberParams, TabularExperiment
+from pipeline.tabular.selection import MAX_MEMBERS, nested_scores, select
 
 if TYPE_CHECKING:
     from pipeline.tabular.library import MemberLibrary
@@ -184,6 +186,7 @@ class TabularCV:
     roles: dict[str, list[str]] = field(default_factory=dict)
     hits: int = 0  # members read from the OOF library instead of computed
     keys: list[str] = field(default_factory=list)
+    chosen: list[int] = field(default_factory=list)  # the members the blend averages (all, for `mean`)
 
     @property
     def mean(self) -> float:
@@ -222,7 +225,10 @@ def cross_validate(problem: Problem, experiment: TabularExperiment, train: pd.Da
         each = ", ".join(f"{m.kind} {problem.score(y[val_rows], v):.5f}" for m, v in zip(members, links, strict=True))
         log.info("fold %d/%d: %s %.5f (%s) in %.1f s", f + 1, len(splits), problem.metric.name,
                  problem.score(y[val_rows], np.mean(links, axis=0)), each, time.perf_counter() - start)
-    oof = np.mean(member_oof, axis=0)
+    chosen = list(range(len(members)))
+    if experiment.model.blend == "greedy":
+        chosen = sorted(select(problem, y, member_oof, np.arange(len(y)), MAX_MEMBERS))
+    oof = np.mean([member_oof[i] for i in chosen], axis=0)
     threshold = choose_threshold(problem, y, oof)
 
     def per_fold(link: np.ndarray, cut: float = 0.5) -> np.ndarray:
@@ -232,12 +238,16 @@ def cross_validate(problem: Problem, experiment: TabularExperiment, train: pd.Da
     if library:
         for i in todo:
             library.write(keys[i], members[i], problem, member_oof[i], member_test[i], scores[i])
+    # A greedy choice is scored nested (each fold by the subset chosen on the others); the mean
+    # has nothing fitted on the out-of-fold rows, so its plain fold scores are honest.
+    fold_scores = nested_scores(problem, y, member_oof, splits, MAX_MEMBERS) \
+        if experiment.model.blend == "greedy" else per_fold(oof, threshold)
     return TabularCV(member_oof=member_oof, member_test=member_test, member_scores=scores, oof=oof,
-                     test=np.mean(member_test, axis=0), fold_scores=per_fold(oof, threshold),
+                     test=np.mean([member_test[i] for i in chosen], axis=0), fold_scores=fold_scores,
                      baseline_scores=per_fold(baseline), threshold=threshold,
                      oof_score=problem.score(y, oof, threshold),
                      roles=column_roles(features, members[0].features, ()).to_dict(),
-                     hits=len(members) - len(todo), keys=keys)
+                     hits=len(members) - len(todo), keys=keys, chosen=chosen)
 
 
 def choose_threshold(problem: Problem, y: np.ndarray, oof_link: np.ndarray) -> float:

@@ -44,7 +44,7 @@ class TabularCVParams:
 class TorchParams:
     """`train`: the torch members (linear/logistic/softmax regression and MLPs), Adam with weight
     decay on minibatches. An epoch has at most `max_batches` batches (the batch grows on large
-    tables), so an epoch costs the same on a million rows as on a hundred thousand."""
+    tables): the number of optimizer steps stays bounded, though each step costs more rows."""
 
     epochs: int = positive()
     lr: float = positive()
@@ -89,7 +89,9 @@ class ModelSection:
     """`model`: the members and how their predictions are blended."""
 
     members: tuple[dict, ...]
-    blend: Literal["mean"]
+    # mean: every member, equal weights; greedy: the equal-weight mean of the subset chosen by
+    # forward selection on out-of-fold predictions, scored nested (pipeline.tabular.selection)
+    blend: Literal["mean", "greedy"]
 
 
 SECTIONS: dict[str, type] = {"base": BaseParams, "features": TabularFeatureParams, "cv": TabularCVParams,
@@ -107,7 +109,7 @@ DEFAULTS: dict[str, Any] = {
     "sklearn": {"alpha": 1.0, "C": 1.0, "max_iter": 1000},
     "lightgbm": {"num_boost_round": 400, "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20,
                  "feature_fraction": 0.8, "lambda_l2": 1.0},
-    "model": {"blend": "mean", "members": [{"kind": "lightgbm"}, {"kind": "sklearn"}, {"kind": "mlp"}]},
+    "model": {"blend": "greedy", "members": [{"kind": "lightgbm"}, {"kind": "sklearn"}, {"kind": "mlp"}]},
     "residuals": {"worst": 20, "max_values": 30},
     # `kpipe tune`: not read by any stage (a study writes params.tuned.yaml, never a result).
     "tune": {"n_trials": 20, "timeout_s": 0, "sampler_seed": 0, "storage": "", "study_name": "",
