@@ -9,15 +9,21 @@ downloaded through the unmodified Kaggle client from the loopback stand-in).
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
+import signal
+import socket
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 import yaml
 from conftest import BIN, run_dvc
 from kaggle_standin import KaggleStandIn, write_credentials
@@ -82,6 +88,40 @@ def test_a_regression_from_a_kaggle_folder_to_a_submission_that_beats_the_mean(t
     assert "up to date" in status.stdout, status.stdout
 
 
+def serve_and_check(project: Path, uri: str, rows: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """docs/new-competition.md's `mlflow models serve`, for real on a free loopback port: test
+    rows in, the submission's rows out; a row the inferred schema refuses is a 400."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local", "--host", "127.0.0.1",
+         "-p", str(port), "-w", "1"],
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+             "PATH": f"{BIN}:{os.environ['PATH']}"},
+        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stdout.read()[-3000:]
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the server did not come up in 120 s"
+            time.sleep(0.5)
+        records = json.loads(rows.to_json(orient="records"))
+        answer = requests.post(f"{url}/invocations", json={"dataframe_records": records}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        served = pd.DataFrame(answer.json()["predictions"]).set_index("id")
+        assert np.allclose(served.to_numpy(dtype=float), expected.loc[served.index, served.columns].to_numpy())
+        refused = requests.post(f"{url}/invocations", timeout=60,
+                                json={"dataframe_records": [{**records[0], "Island": "Atlantis"}]})
+        assert refused.status_code == 400 and "Island" in refused.text, refused.text
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def _zip_of(folder: Path, path: Path) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         for csv in sorted(folder.glob("*.csv")):
@@ -129,6 +169,9 @@ def test_a_multiclass_competition_downloaded_with_the_kaggle_client_and_submitte
         assert served.returncode == 0, served.stdout + served.stderr
         from_registry = pd.read_csv(paths.submission_from("models:/palmer-penguins/latest"))
         assert np.allclose(from_registry[classes], submission[classes])  # the registered model is the blend
+
+        serve_and_check(project, "models:/palmer-penguins/latest", pd.read_csv(layout.folder / "test.csv").head(4),
+                        submission.set_index("id"))
 
         sent = kpipe(project, "submit", "-m", "first", "--poll-interval", "0.1", env=env)
         assert sent.returncode == 0, sent.stdout + sent.stderr

@@ -6,7 +6,7 @@ Every column but the id and the target gets a role from its values on the traini
   skewed, standardization (one-hot encoding), or the raw values with NaN kept (native);
 - text with at most `max_onehot` values: integer codes of the values seen (`TextCodes`), then
   one-hot with unseen and rare values grouped into one `infrequent` column (one-hot), or the
-  codes themselves, unseen and missing as LightGBM's missing (native);
+  codes themselves, unseen and missing as NaN, LightGBM's missing (native);
 - text with more values, but repeated across rows: target-encoded (scikit-learn's
   `TargetEncoder`, whose `fit_transform` cross-fits so a row never sees its own target);
 - text that is nearly unique per row (names, ticket numbers, free text; more than
@@ -116,8 +116,7 @@ class TextCodes(BaseEstimator, TransformerMixin):
     """Text columns as int32 codes of the values seen at fit (missing: -1, unseen: -2).
 
     The encoders after it (one-hot, target encoding) then work on integers, not on millions of
-    Python strings; a tree member reads the codes themselves (LightGBM takes negative values of
-    a categorical feature as missing).
+    Python strings; a tree member reads the codes themselves, negative ones as missing.
     """
 
     def fit(self, x: Any, y: Any = None) -> TextCodes:
@@ -140,7 +139,12 @@ class TextCodes(BaseEstimator, TransformerMixin):
 
 
 class Float32(BaseEstimator, TransformerMixin):
-    """The part's output as float32, so the stacked matrix is float32 without a second copy."""
+    """The part's output as float32, so the stacked matrix is float32 without a second copy;
+    `negative_missing`: category codes below zero (missing, unseen) become NaN, which is how
+    LightGBM reads a missing category."""
+
+    def __init__(self, negative_missing: bool = False) -> None:
+        self.negative_missing = negative_missing
 
     def fit(self, x: Any, y: Any = None) -> Float32:
         return self
@@ -149,7 +153,8 @@ class Float32(BaseEstimator, TransformerMixin):
         return True
 
     def transform(self, x: Any) -> np.ndarray:
-        return np.asarray(x, dtype=np.float32)
+        out = np.asarray(x, dtype=np.float32)
+        return np.where(out < 0, np.float32(np.nan), out) if self.negative_missing else out
 
     def get_feature_names_out(self, names: Any = None) -> np.ndarray:
         return np.asarray(names, dtype=object)
@@ -163,7 +168,8 @@ def make_transformer(roles: Roles, params: TabularFeatureParams, encoding: str, 
         StratifiedKFold(5, shuffle=True, random_state=0)  # the encoder's cross-fitting
     encoded = [roles.target_encoded] if roles.target_encoded else []
     if encoding == "native":
-        parts = [("numeric", Float32(), roles.numeric), ("codes", make_pipeline(TextCodes(), Float32()), roles.onehot),
+        codes = make_pipeline(TextCodes(), Float32(negative_missing=True))
+        parts = [("numeric", Float32(), roles.numeric), ("codes", codes, roles.onehot),
                  *[("target_encoded", make_pipeline(TextCodes(), TargetEncoder(target_type=target_type, cv=folds),
                                                     Float32()), c) for c in encoded]]
     else:
