@@ -24,7 +24,7 @@ from pipeline.tabular.modeling import Problem, cross_validate, fit_blend, load_b
 from pipeline.tabular.params import DEFAULTS, parse_tabular
 from pipeline.tabular.submission import check_submission, submission_frame
 
-FAST = {"train.epochs": 15, "train.batch_size": 64, "lightgbm.num_boost_round": 60}
+FAST = {"train.epochs": 15, "train.batch_size": 64, "lightgbm.num_boost_round": 60, "catboost.iterations": 60}
 
 
 def experiment(members: list[dict], folds: int = 3, blend: str = "mean"):

@@ -51,7 +51,22 @@ class CatBoostParams:
     boosting_type: Literal["Plain", "Ordered"]  # Ordered: each row's gradient from a model that never saw it
 
 
-def _frame(x: np.ndarray, categorical: np.ndarray | list[int]) -> pd.DataFrame:
+def save_cbm(model: object, path: Path) -> None:
+    """CatBoost's binary model, without the metadata that differs between identical fits."""
+    metadata = model.get_metadata()
+    for key in VOLATILE_METADATA:
+        if key in metadata:
+            del metadata[key]
+    if "params" in metadata:
+        params = json.loads(metadata["params"])
+        params.get("system_options", {})["thread_count"] = -1  # a runtime setting that changes no tree
+        params.get("flat_params", {}).pop("thread_count", None)
+        metadata["params"] = json.dumps(params, sort_keys=True)
+    with atomic_path(path) as tmp:
+        model.save_model(str(tmp), format="cbm")
+
+
+def catboost_frame(x: np.ndarray, categorical: np.ndarray | list[int]) -> pd.DataFrame:
     """`x` as a frame CatBoost reads: native-code columns as int64, the rest float64."""
     frame = pd.DataFrame(np.asarray(x, dtype=np.float64), columns=[f"f{i}" for i in range(x.shape[1])])
     cat = np.flatnonzero(categorical) if np.asarray(categorical).dtype == bool else np.asarray(categorical, dtype=int)
@@ -90,26 +105,15 @@ class CatBoostRegressor:
 
         cat = [int(i) for i in np.flatnonzero(categorical)]
         self.model = catboost.CatBoostRegressor(**self.model_params(), cat_features=cat)
-        self.model.fit(_frame(x, cat), np.asarray(y, dtype=np.float64))
+        self.model.fit(catboost_frame(x, cat), np.asarray(y, dtype=np.float64))
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        frame = _frame(x, self.model.get_cat_feature_indices())
+        frame = catboost_frame(x, self.model.get_cat_feature_indices())
         return np.asarray(self.model.predict(frame, thread_count=current_threads()), dtype=np.float64)
 
     def save(self, directory: Path) -> dict[str, str]:
-        """CatBoost's binary model, without the metadata that differs between identical fits."""
-        metadata = self.model.get_metadata()
-        for key in VOLATILE_METADATA:
-            if key in metadata:
-                del metadata[key]
-        if "params" in metadata:
-            params = json.loads(metadata["params"])
-            params.get("system_options", {})["thread_count"] = -1  # a runtime setting that changes no tree
-            params.get("flat_params", {}).pop("thread_count", None)
-            metadata["params"] = json.dumps(params, sort_keys=True)
-        with atomic_path(directory / CATBOOST_FILE) as tmp:
-            self.model.save_model(str(tmp), format="cbm")
+        save_cbm(self.model, directory / CATBOOST_FILE)
         return {"kind": self.kind, "estimator": self.name, "file": CATBOOST_FILE}
 
     @classmethod

@@ -27,8 +27,9 @@ from pipeline.tabular.members import FAMILIES
 from pipeline.tabular.params import MemberParams, TabularExperiment
 
 _HERE = Path(__file__).resolve().parent
-CODE = tuple(_HERE / m for m in ("features.py", "members.py", "torch_members.py", "modeling.py", "params.py"))
-LIBRARIES = ("numpy", "scikit-learn", "torch", "lightgbm", "pandas")
+CODE = (*(_HERE / m for m in ("features.py", "members.py", "torch_members.py", "modeling.py", "params.py")),
+        _HERE.parent / "house_prices" / "catboost_member.py")
+LIBRARIES = ("numpy", "scikit-learn", "torch", "lightgbm", "catboost", "pandas")
 
 
 def member_ingredients(member: MemberParams) -> dict:

@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.common.io import write_text
 from pipeline.common.runtime import current_threads
 from pipeline.common.skops_files import dump_skops, load_skops
+from pipeline.house_prices.catboost_member import catboost_frame, save_cbm
 from pipeline.tabular.params import MemberParams
 from pipeline.tabular.torch_members import TorchModel, fit_torch
 
@@ -180,5 +181,65 @@ class LightGBMFamily:
         return LightGBMFitted(lightgbm.Booster(model_file=str(directory / spec["file"])), task)
 
 
+@dataclass
+class CatBoostFitted:
+    """A CatBoost model; raw formula values are the link (log-odds, or class scores)."""
+
+    model: Any
+    task: Task
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        cat = self.model.get_cat_feature_indices()
+        raw = np.asarray(self.model.predict(catboost_frame(_codes(x, cat), cat), prediction_type="RawFormulaVal",
+                                            thread_count=current_threads()), dtype=np.float64)
+        if self.task.kind == "multiclass":
+            return raw - np.logaddexp.reduce(raw, axis=1, keepdims=True)
+        return raw
+
+    def save(self, directory: Path, stem: str) -> dict[str, Any]:
+        save_cbm(self.model, directory / f"{stem}.cbm")
+        return {"file": f"{stem}.cbm"}
+
+
+def _codes(x: np.ndarray, categorical: list[int]) -> np.ndarray:
+    """The native view with missing category codes as -1: CatBoost's categories are integers."""
+    x = np.array(x, dtype=np.float32)
+    for j in categorical:
+        x[np.isnan(x[:, j]), j] = -1
+    return x
+
+
+LOSSES = {"regression": "RMSE", "binary": "Logloss", "multiclass": "MultiClass"}
+
+
+@dataclass(frozen=True)
+class CatBoostFamily:
+    """Symmetric gradient-boosted trees with ordered target statistics for categories (the
+    `catboost` section, House Prices' parameter names)."""
+
+    kind: str = "catboost"
+    encoding: str = "native"
+    sections: tuple[str, ...] = ("catboost",)
+
+    def fit(self, member: MemberParams, x: np.ndarray, y: np.ndarray, task: Task, categorical: np.ndarray) -> Fitted:
+        import catboost
+
+        p, cat = member.catboost, [int(i) for i in np.flatnonzero(categorical)]
+        model = (catboost.CatBoostRegressor if task.kind == "regression" else catboost.CatBoostClassifier)(
+            loss_function=LOSSES[task.kind], iterations=p.iterations, learning_rate=p.learning_rate, depth=p.depth,
+            l2_leaf_reg=p.l2_leaf_reg, random_strength=p.random_strength, bootstrap_type="Bayesian",
+            bagging_temperature=p.bagging_temperature, border_count=p.border_count,
+            one_hot_max_size=p.one_hot_max_size, rsm=p.rsm, boosting_type=p.boosting_type, random_seed=member.seed,
+            thread_count=current_threads(), allow_writing_files=False, verbose=False, cat_features=cat)
+        model.fit(catboost_frame(_codes(x, cat), cat), y)
+        return CatBoostFitted(model, task)
+
+    def load(self, directory: Path, spec: dict[str, Any], task: Task) -> Fitted:
+        import catboost
+
+        return CatBoostFitted(catboost.CatBoost().load_model(str(directory / spec["file"]), format="cbm"), task)
+
+
 FAMILIES: dict[str, Family] = {"linear": TorchFamily("linear"), "mlp": TorchFamily("mlp"),
-                               "sklearn": SklearnFamily(), "lightgbm": LightGBMFamily()}
+                               "sklearn": SklearnFamily(), "lightgbm": LightGBMFamily(),
+                               "catboost": CatBoostFamily()}

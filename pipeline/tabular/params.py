@@ -20,6 +20,7 @@ from pipeline.common.params import (
     ranged,
     with_overrides,
 )
+from pipeline.house_prices.catboost_member import CatBoostParams
 from pipeline.tabular.features import TabularFeatureParams
 
 
@@ -96,7 +97,7 @@ class ModelSection:
 
 SECTIONS: dict[str, type] = {"base": BaseParams, "features": TabularFeatureParams, "cv": TabularCVParams,
                              "train": TorchParams, "sklearn": LinearSklearnParams,
-                             "lightgbm": TabularLightGBMParams, "model": ModelSection}
+                             "lightgbm": TabularLightGBMParams, "catboost": CatBoostParams, "model": ModelSection}
 
 DEFAULTS: dict[str, Any] = {
     "base": {"seed": 42},
@@ -109,6 +110,10 @@ DEFAULTS: dict[str, Any] = {
     "sklearn": {"alpha": 1.0, "C": 1.0, "max_iter": 1000},
     "lightgbm": {"num_boost_round": 400, "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20,
                  "feature_fraction": 0.8, "lambda_l2": 1.0},
+    # `{kind: catboost}` members (not among the defaults: slower than LightGBM on large tables)
+    "catboost": {"iterations": 500, "learning_rate": 0.05, "depth": 6, "l2_leaf_reg": 3.0, "random_strength": 1.0,
+                 "bagging_temperature": 1.0, "border_count": 254, "one_hot_max_size": 10, "rsm": 1.0,
+                 "boosting_type": "Plain"},
     "model": {"blend": "greedy", "members": [{"kind": "lightgbm"}, {"kind": "sklearn"}, {"kind": "mlp"}]},
     "residuals": {"worst": 20, "max_values": 30},
     # `kpipe tune`: not read by any stage (a study writes params.tuned.yaml, never a result).
@@ -133,6 +138,7 @@ class MemberParams:
     train: TorchParams
     sklearn: LinearSklearnParams
     lightgbm: TabularLightGBMParams
+    catboost: CatBoostParams
 
     def ingredients(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -168,5 +174,5 @@ def parse_tabular(raw: dict[str, Any], kinds: tuple[str, ...]) -> TabularExperim
         members.append(MemberParams(
             kind=spec["kind"], seed=parse_section(own["base"], BaseParams, f"{where}.base").seed,
             **{name: parse_section(own[name], SECTIONS[name], f"{where}.{name}")
-               for name in ("features", "train", "sklearn", "lightgbm")}))
+               for name in ("features", "train", "sklearn", "lightgbm", "catboost")}))
     return TabularExperiment(base=sections["base"], cv=sections["cv"], model=model, members=tuple(members))

@@ -121,8 +121,8 @@ def _init_repositories(folder: Path) -> None:
 
 
 PARAMS_HEADER = """\
-# What you tune (`dvc exp run -S train.lr=0.01`). Members: `kind` (lightgbm, sklearn, linear,
-# mlp) plus dotted overrides of the shared sections, e.g. {kind: mlp, train.hidden: [256, 128]}.
+# What you tune (`dvc exp run -S train.lr=0.01`). Members: `kind` (lightgbm, catboost, sklearn,
+# linear, mlp) plus dotted overrides of the shared sections, e.g. {kind: mlp, train.hidden: [256, 128]}.
 # `runtime` says how to run (threads, device), never what to compute.
 """
 
@@ -135,7 +135,7 @@ GITIGNORE = """\
 __pycache__/
 """
 
-EXPERIMENT_PARAMS = ["base", "features", "cv", "train", "sklearn", "lightgbm", "model"]
+EXPERIMENT_PARAMS = ["base", "features", "cv", "train", "sklearn", "lightgbm", "catboost", "model"]
 
 
 def dvc_yaml(competition: Competition) -> str:
