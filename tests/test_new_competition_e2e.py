@@ -40,9 +40,14 @@ TOKEN, USER = "KGAT_new_competition_0123456789", "alice"
 QUICK = {"train": {"epochs": 15}, "lightgbm": {"num_boost_round": 150}, "cv": {"folds": 3}}
 
 
+def own_store(project: Path) -> dict[str, str]:
+    """The project's own MLflow store, whatever an earlier test left in this process's environment."""
+    return {"MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+
+
 def kpipe(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "TQDM_DISABLE": "1",
-            **(env or {})}
+            **own_store(cwd), **(env or {})}
     return subprocess.run([str(BIN / "kpipe"), *args], cwd=cwd, env=full, capture_output=True, text=True,
                           timeout=300)
 
@@ -55,7 +60,7 @@ def quicken(project: Path) -> None:
 
 
 def repro(project: Path, env: dict[str, str] | None = None) -> None:
-    done = run_dvc(project, "repro", env=env, timeout=600)
+    done = run_dvc(project, "repro", env={**own_store(project), **(env or {})}, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -84,7 +89,7 @@ def test_a_regression_from_a_kaggle_folder_to_a_submission_that_beats_the_mean(t
 
     runs = kpipe(project, "runs")
     assert runs.returncode == 0 and f"{cv['mae_mean']:.4f}"[:5] in runs.stdout, runs.stdout + runs.stderr
-    status = run_dvc(project, "status")
+    status = run_dvc(project, "status", env=own_store(project))
     assert "up to date" in status.stdout, status.stdout
 
 
@@ -97,8 +102,7 @@ def serve_and_check(project: Path, uri: str, rows: pd.DataFrame, expected: pd.Da
     server = subprocess.Popen(
         [str(BIN / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local", "--host", "127.0.0.1",
          "-p", str(port), "-w", "1"],
-        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
-             "PATH": f"{BIN}:{os.environ['PATH']}"},
+        env={**os.environ, **own_store(project), "PATH": f"{BIN}:{os.environ['PATH']}"},
         cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120

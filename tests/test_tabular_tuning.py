@@ -3,6 +3,7 @@ the metric's own direction, every trial in MLflow, the best values in params.tun
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -19,7 +20,7 @@ from pipeline.tuning.study import TuneOptions
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectPaths:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectPaths]:
     layout = penguins(tmp_path / "download")
     monkeypatch.chdir(tmp_path)
     made = CliRunner().invoke(app, ["new", "penguins", "--from", str(layout.folder), "--metric", "accuracy"])
@@ -34,9 +35,15 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectPaths:
                                "train.hidden": {"type": "categorical", "choices": [[16, 8], [128, 64]]}}
     paths.params.write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(paths.root)
+    # The stages run in this process, and mlflow.set_tracking_uri() sets the variable too: set
+    # here, it is undone after the test, so no later test's subprocess logs into this store.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{paths.mlflow_db}")
     tabular.fetch(paths)
     tabular.validate(paths)
-    return paths
+    yield paths
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
 
 
 def test_a_study_starts_from_params_yaml_maximises_accuracy_and_writes_the_best(project: ProjectPaths) -> None:
