@@ -59,6 +59,13 @@ def quicken(project: Path) -> None:
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def commit(project: Path) -> None:
+    identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@localhost"}
+    for command in (["git", "add", "."], ["git", "commit", "-q", "-m", "kpipe new"]):
+        subprocess.run(command, cwd=project, check=True, env={**os.environ, **identity})
+
+
 def repro(project: Path, env: dict[str, str] | None = None) -> None:
     done = run_dvc(project, "repro", env={**own_store(project), **(env or {})}, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -70,6 +77,7 @@ def test_a_regression_from_a_kaggle_folder_to_a_submission_that_beats_the_mean(t
     assert made.returncode == 0, made.stderr
     project = tmp_path / "auto-mpg"
     quicken(project)
+    commit(project)  # as the next line `kpipe new` prints says: `dvc exp run` needs a commit
     repro(project)
 
     paths, competition = ProjectPaths(project), read_competition(project / "competition.yaml")
@@ -91,6 +99,18 @@ def test_a_regression_from_a_kaggle_folder_to_a_submission_that_beats_the_mean(t
     assert runs.returncode == 0 and f"{cv['mae_mean']:.4f}"[:5] in runs.stdout, runs.stdout + runs.stderr
     status = run_dvc(project, "status", env=own_store(project))
     assert "up to date" in status.stdout, status.stdout
+
+    # The project README's and docs/new-competition.md's other commands, as documented.
+    exp = run_dvc(project, "exp", "run", "-S", "train.lr=0.02", env=own_store(project))
+    assert exp.returncode == 0, exp.stdout[-2000:] + exp.stderr[-2000:]
+    assert "read from the OOF library" in exp.stdout + exp.stderr
+    library = kpipe(project, "oof")
+    assert library.returncode == 0 and "entries in" in library.stdout, library.stdout + library.stderr
+    tuned = kpipe(project, "tune", "--n-trials", "1")
+    assert tuned.returncode == 0 and "best CV mae" in tuned.stdout, tuned.stdout + tuned.stderr
+    assert (project / "params.tuned.yaml").exists()
+    chosen = kpipe(project, "blend", "--dry-run")
+    assert chosen.returncode == 0 and "candidate member(s)" in chosen.stdout, chosen.stdout + chosen.stderr
 
 
 def serve_and_check(project: Path, uri: str, rows: pd.DataFrame, expected: pd.DataFrame) -> None:
