@@ -439,7 +439,8 @@ def main() -> None:
         (work / "config.json").write_text(json.dumps(config))
         rows = []
         for which, label in ((REFERENCE, "plain LightGBM (lightgbm.train, raw values + category codes)"),
-                             (PACKAGE, f"pipeline.tabular cross_validate ({' + '.join(args.members)}, mean blend)")):
+                             (PACKAGE, f"pipeline.tabular cross_validate ({' + '.join(args.members)}, "
+                                      f"{DEFAULTS['model']['blend']} blend)")):
             print(f"[{_now()}] start {which}: {label}", flush=True)
             result = run_child(which, work, threads)
             if result:
