@@ -97,20 +97,11 @@ def test_a_regression_from_a_kaggle_folder_to_a_submission_that_beats_the_mean(t
 
     runs = kpipe(project, "runs")
     assert runs.returncode == 0 and f"{cv['mae_mean']:.4f}"[:5] in runs.stdout, runs.stdout + runs.stderr
-    status = run_dvc(project, "status", env=own_store(project))
-    assert "up to date" in status.stdout, status.stdout
-
-    # The project README's and docs/new-competition.md's other commands, as documented.
-    exp = run_dvc(project, "exp", "run", "-S", "train.lr=0.02", env=own_store(project))
+    # `dvc exp run` as the project's README shows it (the cv stage, to keep this test short):
+    # the OOF library reads the members a changed torch key leaves alone.
+    exp = run_dvc(project, "exp", "run", "cv", "-S", "train.lr=0.02", env=own_store(project))
     assert exp.returncode == 0, exp.stdout[-2000:] + exp.stderr[-2000:]
-    assert "read from the OOF library" in exp.stdout + exp.stderr
-    library = kpipe(project, "oof")
-    assert library.returncode == 0 and "entries in" in library.stdout, library.stdout + library.stderr
-    tuned = kpipe(project, "tune", "--n-trials", "1")
-    assert tuned.returncode == 0 and "best CV mae" in tuned.stdout, tuned.stdout + tuned.stderr
-    assert (project / "params.tuned.yaml").exists()
-    chosen = kpipe(project, "blend", "--dry-run")
-    assert chosen.returncode == 0 and "candidate member(s)" in chosen.stdout, chosen.stdout + chosen.stderr
+    assert "2 of 3 member(s) read from the OOF library" in exp.stdout + exp.stderr
 
 
 def serve_and_check(project: Path, uri: str, rows: pd.DataFrame, expected: pd.DataFrame) -> None:
@@ -188,11 +179,6 @@ def test_a_multiclass_competition_downloaded_with_the_kaggle_client_and_submitte
         trivial = logloss.score(truth.map({c: i for i, c in enumerate(classes)}).to_numpy(),
                                 np.tile(prior.to_numpy(), (len(truth), 1)))
         assert float(public) < 0.3 * trivial, (public, trivial)
-
-        served = kpipe(project, "predict", "--model-uri", "models:/palmer-penguins/latest", env=env)
-        assert served.returncode == 0, served.stdout + served.stderr
-        from_registry = pd.read_csv(paths.submission_from("models:/palmer-penguins/latest"))
-        assert np.allclose(from_registry[classes], submission[classes])  # the registered model is the blend
 
         serve_and_check(project, "models:/palmer-penguins/latest", pd.read_csv(layout.folder / "test.csv").head(4),
                         submission.set_index("id"))

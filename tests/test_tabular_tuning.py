@@ -116,3 +116,21 @@ def test_kpipe_blend_writes_a_better_blend_of_library_members_and_then_refuses_t
 
     second = run_tabular_blend(project)
     assert not second.written and "fold noise" in second.reason
+
+
+def test_the_commands_in_a_competition_project_as_documented(project: ProjectPaths) -> None:
+    """`kpipe tune`, `kpipe oof`, `kpipe blend --dry-run` and `kpipe predict --model-uri`, as
+    docs/new-competition.md shows them (in this process: the CLI is the same code)."""
+    runner = CliRunner()
+    tuned = runner.invoke(app, ["tune", "--n-trials", "1"])
+    assert tuned.exit_code == 0 and "best CV accuracy" in tuned.output, tuned.output
+    assert project.tuned_params.exists()
+    listed = runner.invoke(app, ["oof"])
+    assert listed.exit_code == 0 and "entries in" in listed.output, listed.output
+    chosen = runner.invoke(app, ["blend", "--dry-run"])
+    assert chosen.exit_code == 0 and "candidate member(s)" in chosen.output, chosen.output
+    for stage in ("cv", "train"):
+        assert runner.invoke(app, [stage]).exit_code == 0
+    served = runner.invoke(app, ["predict", "--model-uri", "models:/penguins/latest"])
+    assert served.exit_code == 0, served.output
+    assert project.submission_from("models:/penguins/latest").exists()

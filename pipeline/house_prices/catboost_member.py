@@ -28,7 +28,6 @@ import pandas as pd
 
 from pipeline.common.io import atomic_path
 from pipeline.common.params import at_least, positive, ranged
-from pipeline.common.runtime import current_threads
 
 CATBOOST_FILE = "catboost.cbm"
 # Model metadata CatBoost writes that differs between two identical fits.
@@ -92,6 +91,8 @@ class CatBoostRegressor:
         self.params, self.seed, self.model = params, seed, model
 
     def model_params(self) -> dict[str, object]:
+        from pipeline.common.runtime import current_threads  # torch's thread count: imported when fitting
+
         p = self.params
         return {"loss_function": "RMSE", "iterations": p.iterations, "learning_rate": p.learning_rate,
                 "depth": p.depth, "l2_leaf_reg": p.l2_leaf_reg, "random_strength": p.random_strength,
@@ -109,6 +110,8 @@ class CatBoostRegressor:
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        from pipeline.common.runtime import current_threads
+
         frame = catboost_frame(x, self.model.get_cat_feature_indices())
         return np.asarray(self.model.predict(frame, thread_count=current_threads()), dtype=np.float64)
 

@@ -12,38 +12,24 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pipeline.common.io import ensure_writable, write_frame, write_json
 from pipeline.common.params import StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.readers import MB, read_csv_table
-from pipeline.common.runtime import set_threads
-from pipeline.common.seed import seed_everything
-from pipeline.common.tracking import RunRecord, flatten, log_record, open_run
-from pipeline.house_prices.validation import ValidationFailed
 from pipeline.stages import run_stage
 from pipeline.tabular.competition import Competition, read_competition
-from pipeline.tabular.fetch import fetch_competition
-from pipeline.tabular.hooks import load_hooks
-from pipeline.tabular.library import MemberLibrary
-from pipeline.tabular.members import FAMILIES
-from pipeline.tabular.modeling import Problem, cross_validate, fit_blend, load_blend, save_blend
-from pipeline.tabular.params import (
-    SECTIONS,
-    TabularDataParams,
-    TabularExperiment,
-    TabularResidualsParams,
-    parse_tabular,
-)
-from pipeline.tabular.plots import plot_cv
-from pipeline.tabular.residuals import group_columns, loss_by, plot_loss_by, residual_frame, summary, worst_rows
-from pipeline.tabular.schema import read_schema, validate_tables
-from pipeline.tabular.serving import log_model
-from pipeline.tabular.submission import submission_frame, write_submission
+from pipeline.tabular.params import TabularDataParams
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from pipeline.tabular.modeling import Problem
+    from pipeline.tabular.params import TabularExperiment
+
+# fetch and validate import only what they use (no torch, no MLflow): on a small table a
+# stage's start-up is most of its time, so the others import their modules when they run.
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +38,10 @@ def _competition(paths: ProjectPaths) -> Competition:
 
 
 def _experiment(paths: ProjectPaths) -> tuple[TabularExperiment, dict, int]:
+    from pipeline.common.runtime import set_threads
+    from pipeline.tabular.members import FAMILIES
+    from pipeline.tabular.params import SECTIONS, parse_tabular
+
     params = StageParams(paths.params)
     raw = params.sections(SECTIONS)
     threads = set_threads(params.runtime().threads)
@@ -63,6 +53,8 @@ def _tags(competition: Competition, stage: str) -> dict[str, str]:
 
 
 def fetch(paths: ProjectPaths) -> None:
+    from pipeline.tabular.fetch import fetch_competition
+
     competition = _competition(paths)
     data = StageParams(paths.params).section("data", TabularDataParams)
     actions = fetch_competition(competition, data.source, paths.external_dir,
@@ -73,6 +65,9 @@ def fetch(paths: ProjectPaths) -> None:
 
 
 def validate(paths: ProjectPaths) -> None:
+    from pipeline.house_prices.validation import ValidationFailed
+    from pipeline.tabular.schema import read_schema, validate_tables
+
     competition = _competition(paths)
     max_bytes = int(StageParams(paths.params).key("data", "max_file_mb", TabularDataParams) * MB)
     train, test = (read_csv_table(p, max_bytes=max_bytes, hint="run `dvc repro fetch` first")
@@ -91,6 +86,16 @@ def validate(paths: ProjectPaths) -> None:
 
 
 def cv(paths: ProjectPaths) -> dict[str, float]:
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.common.seed import seed_everything
+    from pipeline.common.tracking import RunRecord, flatten, log_record
+    from pipeline.tabular.hooks import load_hooks
+    from pipeline.tabular.library import MemberLibrary
+    from pipeline.tabular.modeling import Problem, cross_validate
+    from pipeline.tabular.plots import plot_cv
+
     competition = _competition(paths)
     experiment, raw, _threads = _experiment(paths)
     seed_everything(experiment.base.seed)
@@ -139,6 +144,14 @@ def _oof_columns(problem: Problem, link: np.ndarray, prefix: str) -> dict[str, n
 
 
 def train(paths: ProjectPaths) -> None:
+    import pandas as pd
+
+    from pipeline.common.seed import seed_everything
+    from pipeline.common.tracking import RunRecord, flatten, open_run
+    from pipeline.tabular.hooks import load_hooks
+    from pipeline.tabular.modeling import Problem, fit_blend, save_blend
+    from pipeline.tabular.serving import log_model
+
     competition = _competition(paths)
     experiment, raw, _threads = _experiment(paths)
     seed_everything(experiment.base.seed)
@@ -174,6 +187,12 @@ def train(paths: ProjectPaths) -> None:
 
 
 def predict(paths: ProjectPaths) -> None:
+    import pandas as pd
+
+    from pipeline.tabular.hooks import load_hooks
+    from pipeline.tabular.modeling import Problem, load_blend
+    from pipeline.tabular.submission import submission_frame, write_submission
+
     competition = _competition(paths)
     problem = Problem.of(competition, load_hooks(competition.module))
     test = pd.read_parquet(paths.clean_test)
@@ -186,6 +205,13 @@ def predict(paths: ProjectPaths) -> None:
 
 
 def residuals(paths: ProjectPaths) -> None:
+    import pandas as pd
+
+    from pipeline.tabular.hooks import load_hooks
+    from pipeline.tabular.modeling import Problem
+    from pipeline.tabular.params import TabularResidualsParams
+    from pipeline.tabular.residuals import group_columns, loss_by, plot_loss_by, residual_frame, summary, worst_rows
+
     competition = _competition(paths)
     params = StageParams(paths.params).section("residuals", TabularResidualsParams)
     problem = Problem.of(competition, load_hooks(competition.module))

@@ -34,20 +34,9 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
-from pipeline.common.params import positive, ranged
+from pipeline.tabular.params import TabularFeatureParams
 
 ENCODINGS = ("onehot", "native")
-
-
-@dataclass(frozen=True)
-class TabularFeatureParams:
-    """The `features` section of a generic competition's params.yaml."""
-
-    max_onehot: int = positive()  # a text column with at most this many values is one-hot encoded
-    text_unique_ratio: float = ranged(0, 1)  # above this share of distinct values, text is dropped
-    log_skewed: bool
-    skew_threshold: float = ranged(0)
-    min_frequency: int = positive()  # rarer categories share the `infrequent` column
 
 
 @dataclass(frozen=True)

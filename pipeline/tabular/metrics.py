@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from sklearn import metrics as skm
 
 from pipeline.common.errors import PipelineError
 
@@ -125,22 +124,32 @@ def _logloss(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def _auc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from sklearn import metrics as skm  # imported when scored: reading a competition file needs none
+
     return float(skm.roc_auc_score(y_true, y_pred))
 
 
 def _f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from sklearn import metrics as skm  # imported when scored: reading a competition file needs none
+
     return float(skm.f1_score(y_true, y_pred))
 
 
 def _mcc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from sklearn import metrics as skm  # imported when scored: reading a competition file needs none
+
     return float(skm.matthews_corrcoef(y_true, y_pred))
 
 
 def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from sklearn import metrics as skm  # imported when scored: reading a competition file needs none
+
     return float(skm.balanced_accuracy_score(y_true, y_pred))
 
 
 def _r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from sklearn import metrics as skm  # imported when scored: reading a competition file needs none
+
     return float(skm.r2_score(y_true, y_pred))
 
 

@@ -21,7 +21,17 @@ from pipeline.common.params import (
     with_overrides,
 )
 from pipeline.house_prices.catboost_member import CatBoostParams
-from pipeline.tabular.features import TabularFeatureParams
+
+
+@dataclass(frozen=True)
+class TabularFeatureParams:
+    """`features`: how `pipeline.tabular.features` gives each column its role and encoding."""
+
+    max_onehot: int = positive()  # a text column with at most this many values is one-hot encoded
+    text_unique_ratio: float = ranged(0, 1)  # above this share of distinct values, text is dropped
+    log_skewed: bool
+    skew_threshold: float = ranged(0)
+    min_frequency: int = positive()  # rarer categories share the `infrequent` column
 
 
 @dataclass(frozen=True)
