@@ -119,12 +119,19 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def mlflow_uri(tmp_path: Path, mlflow_template: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def mlflow_uri(tmp_path: Path, mlflow_template: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh store as MLFLOW_TRACKING_URI. An earlier test's in-process `mlflow.set_tracking_uri()`
+    (a stage run in this process calls it) would win over the variable, so that global is unset
+    first and again after the test."""
+    import mlflow
+
     db = tmp_path / "mlflow.db"
     shutil.copy(mlflow_template, db)
     uri = f"sqlite:///{db}"
+    mlflow.set_tracking_uri(None)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
+    yield uri
+    mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture
