@@ -76,7 +76,7 @@ def validate_raw(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame,
 
 
 def _failure(table: str, column: str | None, check: str, case: Any) -> dict[str, Any]:
-    return {"table": table, "column": column, "check": check, "failure_case": _plain(case), "index": None}
+    return {"table": table, "column": column, "check": check, "failure_case": json_scalar(case), "index": None}
 
 
 def _fractional_id_failures(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -130,13 +130,13 @@ def _validate(model: type[pa.DataFrameModel], frame: pd.DataFrame, table: str,
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         for row in cases.itertuples(index=False):
-            failures.append({"table": table, "column": _plain(row.column), "check": str(row.check),
-                             "failure_case": _plain(row.failure_case), "index": _plain(row.index)})
+            failures.append({"table": table, "column": json_scalar(row.column), "check": str(row.check),
+                             "failure_case": json_scalar(row.failure_case), "index": json_scalar(row.index)})
         return None
 
 
-def _plain(value: Any) -> Any:
-    """JSON-friendly scalar."""
+def json_scalar(value: Any) -> Any:
+    """JSON-friendly scalar (a failure case of any table's report, House Prices' or a competition's)."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
     if hasattr(value, "item"):

@@ -37,7 +37,7 @@ import yaml
 
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_path
-from pipeline.house_prices.validation import ValidationFailed, ValidationReport
+from pipeline.house_prices.validation import ValidationFailed, ValidationReport, json_scalar
 
 MARGIN = 0.1  # fraction of a column's observed range added on each side: later data strays a little beyond it
 MAX_LISTED_CATEGORIES = 50  # more distinct values than this is an open set (names, tickets), not categories
@@ -226,22 +226,13 @@ def _validate(schema: pa.DataFrameSchema, frame: pd.DataFrame, table: str,
     except pa.errors.SchemaErrors as exc:
         for row in exc.failure_cases.itertuples(index=False):
             check = str(row.check)
-            column = _plain(row.column)
+            column = json_scalar(row.column)
             if check in ("column_in_dataframe", "column_in_schema"):  # pandera names the column in the case
-                column = _plain(row.failure_case)
+                column = json_scalar(row.failure_case)
             failures.append({"table": table, "column": column, "check": check,
-                             "failure_case": _plain(row.failure_case), "index": _plain(row.index)})
+                             "failure_case": json_scalar(row.failure_case), "index": json_scalar(row.index)})
         return None
 
 
 def _failure(table: str, column: str | None, check: str, case: Any) -> dict[str, Any]:
-    return {"table": table, "column": column, "check": check, "failure_case": _plain(case), "index": None}
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly scalar."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    return value if isinstance(value, (int, float, str, bool)) else str(value)
+    return {"table": table, "column": column, "check": check, "failure_case": json_scalar(case), "index": None}
