@@ -70,6 +70,14 @@ def default_message(project: Project) -> str:
     return f"kaggle-pipeline {commit.short if commit else 'unknown-commit'}{score}"
 
 
+def _max_bytes(paths: ProjectPaths, data_params: type) -> int:
+    """`data.max_file_mb` of either kind's `data` section, in bytes."""
+    from pipeline.common.params import StageParams
+    from pipeline.common.readers import MB
+
+    return int(StageParams(paths.params).key("data", "max_file_mb", data_params) * MB)
+
+
 def _runs(project: Project, limit: int) -> pd.DataFrame:
     """CV runs from MLflow, best first by the metric's own direction (the same for both kinds)."""
     from pipeline.house_prices.runs import cv_runs, runs_table
@@ -101,11 +109,9 @@ class HousePricesProject:
         importlib.import_module(f"pipeline.stages.{name.replace('-', '_')}").main()
 
     def max_bytes(self) -> int:
-        from pipeline.common.params import StageParams
-        from pipeline.common.readers import MB
         from pipeline.house_prices.params import DataParams
 
-        return int(StageParams(self.paths.params).key("data", "max_file_mb", DataParams) * MB)
+        return _max_bytes(self.paths, DataParams)
 
     def cv_metrics(self) -> Path:
         return self.paths.cv_metrics
@@ -163,19 +169,26 @@ class CompetitionProject:
         tabular.main(name)
 
     def max_bytes(self) -> int:
-        from pipeline.common.params import StageParams
-        from pipeline.common.readers import MB
         from pipeline.tabular.params import TabularDataParams
 
-        return int(StageParams(self.paths.params).key("data", "max_file_mb", TabularDataParams) * MB)
+        return _max_bytes(self.paths, TabularDataParams)
 
     def cv_metrics(self) -> Path:
         return self.paths.competition_cv_metrics
 
     def validate_submission_file(self, path: Path) -> pd.DataFrame:
-        from pipeline.tabular.project import validate_submission_file
+        """The file as Kaggle will read it, against the sample's layout and the validated test ids."""
+        import pandas as pd
 
-        return validate_submission_file(self.paths, path, self.max_bytes())
+        from pipeline.house_prices.submission import InvalidSubmission, read_submission
+        from pipeline.tabular.submission import check_submission
+
+        competition = self.competition
+        if not self.paths.clean_test.exists():
+            raise InvalidSubmission(f"{self.paths.clean_test} not found: the submission is checked against the "
+                                    "validated test ids, so run `dvc repro validate` first")
+        ids = pd.read_parquet(self.paths.clean_test, columns=[competition.id_column])[competition.id_column]
+        return check_submission(read_submission(path, self.max_bytes()), competition, ids.to_numpy())
 
     def runs(self, limit: int) -> pd.DataFrame:
         return _runs(self, limit)

@@ -99,7 +99,7 @@ def test_multiclass_members_blend_log_probabilities_into_rows_that_sum_to_one(tm
     frame = submission_frame(competition, test["id"].to_numpy(), result.test, 0.5)
     check_submission(frame, competition, test["id"].to_numpy())
     assert np.allclose(frame[list(classes)].sum(axis=1), 1)
-    roles = column_roles(problem.features(train), experiment([{"kind": "sklearn"}]).members[0].features, ())
+    roles = column_roles(problem.features(train), experiment([{"kind": "sklearn"}]).members[0].features)
     assert "Individual ID" in roles.dropped and "Island" in roles.onehot  # ids dropped, few values one-hot
 
 

@@ -16,7 +16,6 @@ from pipeline.house_prices.kaggle_api import (
     COMPETITION,
     KaggleSubmission,
     list_submissions,
-    submit_file,
 )
 from pipeline.house_prices.schemas import ID
 from pipeline.house_prices.submission import InvalidSubmission, check_submission, read_submission
@@ -36,16 +35,6 @@ def validate_submission_file(paths: ProjectPaths, path: Path, max_bytes: int) ->
                                 "validated test ids, so run `dvc repro validate` first")
     test_ids = pd.read_parquet(paths.clean_test, columns=[ID])[ID].to_numpy()
     return check_submission(read_submission(path, max_bytes), test_ids)
-
-
-def submit(paths: ProjectPaths, path: Path, message: str | None, max_bytes: int) -> tuple[int, str]:
-    """Check `path`, then upload it; (the submission's ref, Kaggle's answer).
-
-    Raises `KaggleUnavailable` without credentials (nothing sent) and `KaggleRefused` when
-    Kaggle says no; the file is checked before either can happen.
-    """
-    validate_submission_file(paths, path, max_bytes)
-    return submit_file(path, message or default_message(paths))
 
 
 def describe(submission: KaggleSubmission) -> str:

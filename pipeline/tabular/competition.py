@@ -9,7 +9,7 @@ with domain knowledge names its module in `module:` (see `pipeline.tabular.hooks
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +23,12 @@ FILE_NAME = "competition.yaml"
 DATA_FILES = ("train.csv", "test.csv", "sample_submission.csv")
 Layout = Literal["values", "labels", "probability", "class_probabilities"]
 LAYOUTS: tuple[str, ...] = ("values", "labels", "probability", "class_probabilities")
+
+
+def is_sample_submission(name: str) -> bool:
+    """Kaggle's sample submission by its file name: `sample_submission.csv`, Titanic's
+    `gender_submission.csv`, `sampleSubmission.csv`."""
+    return "submission" in name.lower()
 
 
 class CompetitionFileError(PipelineError, ValueError):
@@ -62,7 +68,6 @@ class Competition:
     classes: tuple[Any, ...] = ()
     module: str | None = None  # a competition module with hooks (pipeline.tabular.hooks)
     title: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def scorer(self) -> Metric:

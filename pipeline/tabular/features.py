@@ -53,13 +53,11 @@ class Roles:
                 "dropped": self.dropped}
 
 
-def column_roles(frame: pd.DataFrame, params: TabularFeatureParams, exclude: tuple[str, ...]) -> Roles:
+def column_roles(frame: pd.DataFrame, params: TabularFeatureParams) -> Roles:
     """Each feature column's role from its values in `frame` (the training rows)."""
     numeric, onehot, encoded, dropped = [], [], [], []
     rows = max(len(frame), 1)
     for column in frame.columns:
-        if column in exclude:
-            continue
         values = frame[column]
         if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             numeric.append(column)

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 from pipeline.common.download import FetchError, copy_verified, extract_verified, safe_members, verifies
-from pipeline.tabular.competition import Competition
+from pipeline.tabular.competition import Competition, is_sample_submission
 
 ROLES = ("train", "test", "sample")
 
@@ -21,7 +21,7 @@ ROLES = ("train", "test", "sample")
 def file_roles(competition: Competition) -> dict[str, str]:
     """Each role's file name in Kaggle's download (the sample may be e.g. gender_submission.csv)."""
     names = list(competition.files)
-    sample = [n for n in names if "submission" in n.lower()]
+    sample = [n for n in names if is_sample_submission(n)]
     roles = {"train": "train.csv", "test": "test.csv", "sample": sample[0] if sample else "sample_submission.csv"}
     missing = [n for n in roles.values() if n not in competition.files]
     if missing:

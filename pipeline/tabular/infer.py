@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.common.errors import PipelineError
-from pipeline.common.readers import read_csv_table
-from pipeline.tabular.competition import Competition, SubmissionFormat
+from pipeline.tabular.competition import Competition, SubmissionFormat, is_sample_submission
 from pipeline.tabular.metrics import TASKS, default_metric, get_metric
 
 # An integer-valued target with more distinct values than this is a count (regression); with
@@ -57,14 +56,14 @@ def find_files(folder: Path) -> CompetitionFiles:
     return CompetitionFiles(
         train=one("train.csv", [p for p in csvs if p.name.lower() == "train.csv"], hint),
         test=one("test.csv", [p for p in csvs if p.name.lower() == "test.csv"], hint),
-        sample=one("sample submission", [p for p in csvs if "submission" in p.stem.lower()], hint))
+        sample=one("sample submission", [p for p in csvs if is_sample_submission(p.name)], hint))
 
 
-def infer_competition(slug: str, files: CompetitionFiles, sha1: dict[str, str], *, target: str | None = None,
-                      id_column: str | None = None, task: str | None = None, metric: str | None = None,
-                      max_bytes: int) -> Competition:
-    """The competition of these files; flags override what would be inferred."""
-    train, test, sample = (read_csv_table(p, max_bytes=max_bytes) for p in (files.train, files.test, files.sample))
+def infer_competition(slug: str, train: pd.DataFrame, test: pd.DataFrame, sample: pd.DataFrame,
+                      sha1: dict[str, str], *, target: str | None = None, id_column: str | None = None,
+                      task: str | None = None, metric: str | None = None) -> Competition:
+    """The competition of these tables (train.csv, test.csv, the sample submission); flags
+    override what would be inferred."""
     target = target or _target(train, test)
     if target not in train.columns:
         raise CannotInfer(f"--target {target}: train.csv has no such column (has: {_list(train.columns)})")
@@ -91,7 +90,7 @@ def infer_competition(slug: str, files: CompetitionFiles, sha1: dict[str, str], 
         raise CannotInfer(f"--task {task}: choose one of {', '.join(TASKS)}")
     classes: tuple = ()
     if task != "regression":
-        classes = tuple(_plain(v) for v in sorted(y.unique().tolist()))
+        classes = tuple(sorted(y.unique().tolist()))  # Python scalars: what YAML writes
         if task == "binary" and len(classes) != 2:
             raise CannotInfer(f"--task binary, but the target {target} has {len(classes)} values")
     submission, classes = _layout(task, target, id_column, sample, rest, classes)
@@ -160,11 +159,6 @@ def _layout(task: str, target: str, id_column: str, sample: pd.DataFrame, rest: 
         return SubmissionFormat(columns, "probability", positive=classes[-1]), classes
     raise CannotInfer(f"the sample submission's {target} values ({_list(map(str, shown.head(3)))}) are neither "
                       f"classes of {target} nor probabilities")
-
-
-def _plain(value: object) -> object:
-    """A class label as YAML writes it (numpy scalars become Python ones)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _list(items: object) -> str:

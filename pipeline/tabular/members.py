@@ -91,10 +91,6 @@ class TorchFitted:
     def save(self, directory: Path, stem: str) -> dict[str, Any]:
         return self.model.save(directory, stem)
 
-    @property
-    def losses(self) -> list[float]:
-        return self.model.losses or []
-
 
 @dataclass
 class SklearnFitted:

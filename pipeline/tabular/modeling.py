@@ -155,7 +155,7 @@ def fit_blend(problem: Problem, members: Sequence[MemberParams], features: pd.Da
     for i, member in enumerate(members):
         key = view_of(member)
         if key not in views:
-            roles = column_roles(features, member.features, ())
+            roles = column_roles(features, member.features)
             transformer = make_transformer(roles, member.features, key[0], problem.task.kind)
             matrices.append(fit_matrix(transformer, features, y))
             mask = categorical_mask(transformer) if key[0] == "native" else np.zeros(0, dtype=bool)
@@ -246,7 +246,7 @@ def cross_validate(problem: Problem, experiment: TabularExperiment, train: pd.Da
                      test=np.mean([member_test[i] for i in chosen], axis=0), fold_scores=fold_scores,
                      baseline_scores=per_fold(baseline), threshold=threshold,
                      oof_score=problem.score(y, oof, threshold),
-                     roles=column_roles(features, members[0].features, ()).to_dict(),
+                     roles=column_roles(features, members[0].features).to_dict(),
                      hits=len(members) - len(todo), keys=keys, chosen=chosen)
 
 

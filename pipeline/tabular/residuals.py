@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.house_prices.validation import json_scalar
 from pipeline.tabular.modeling import Problem
 
 TARGET_BIN = "target_decile"
@@ -78,8 +79,7 @@ def summary(residuals: pd.DataFrame, worst: pd.DataFrame, tables: dict[str, pd.D
                                   "worst_rows_share": float(worst["loss"].sum() / total) if total else 0.0}
     for column, table in tables.items():
         top = table.iloc[0]
-        value = top[column]
-        metrics[f"{column}_top_share"] = {"value": value.item() if isinstance(value, np.generic) else value,
+        metrics[f"{column}_top_share"] = {"value": json_scalar(top[column]),
                                           "share": float(top["share"]), "rows": int(top["rows"])}
     return metrics
 

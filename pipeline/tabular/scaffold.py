@@ -60,9 +60,10 @@ def new_project(options: NewOptions) -> Competition:
         _bring_data(options, slug, paths.external_dir)
         files = find_files(paths.external_dir)
         sha1 = {p.name: sha1_of(p) for p in (files.train, files.test, files.sample)}
-        competition = infer_competition(slug, files, sha1, target=options.target, id_column=options.id_column,
-                                        task=options.task, metric=options.metric, max_bytes=options.max_bytes)
-        train, test = (read_csv_table(p, max_bytes=options.max_bytes) for p in (files.train, files.test))
+        train, test, sample = (read_csv_table(p, max_bytes=options.max_bytes)
+                               for p in (files.train, files.test, files.sample))
+        competition = infer_competition(slug, train, test, sample, sha1, target=options.target,
+                                        id_column=options.id_column, task=options.task, metric=options.metric)
         write_schema(infer_schema(train, test, id_column=competition.id_column, target=competition.target),
                      paths.schema_file)
         write_competition(competition, paths.competition_file)

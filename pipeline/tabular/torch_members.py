@@ -44,7 +44,6 @@ class TorchModel:
     hidden: tuple[int, ...]
     y_mean: float = 0.0
     y_scale: float = 1.0
-    losses: list[float] | None = None  # the mean training loss of each epoch
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         self.net.eval()
@@ -90,18 +89,13 @@ def fit_torch(x: np.ndarray, y: np.ndarray, task: str, n_classes: int, params: T
     loss_fn = LOSS[task]()
     optimizer = torch.optim.AdamW(net.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     batch = max(params.batch_size, math.ceil(len(x) / params.max_batches))
-    losses = []
     for _epoch in range(params.epochs):
         net.train()
         order = torch.randperm(len(x), generator=generator)
-        total = 0.0
         for start in range(0, len(x), batch):
             rows = order[start:start + batch]
             optimizer.zero_grad()
-            loss = loss_fn(net(features[rows]), target[rows])
-            loss.backward()
+            loss_fn(net(features[rows]), target[rows]).backward()
             optimizer.step()
-            total += loss.item() * len(rows)
-        losses.append(total / max(len(x), 1))
-    return TorchModel(net.eval(), task, hidden, y_mean, y_scale, losses)
+    return TorchModel(net.eval(), task, hidden, y_mean, y_scale)
 
