@@ -92,7 +92,7 @@ def runs(limit: int = typer.Option(20, help="How many runs to show.")) -> None:
     """Past CV runs from MLflow, best CV score first (the metric's own direction), with the params that differ."""
     def command() -> None:
         table = _project().runs(limit)
-        typer.echo(table.to_string(index=False) if not table.empty
+        typer.echo(table.to_string(index=False, na_rep="-") if not table.empty
                    else "no CV runs yet: run `dvc repro` (or `kpipe cv`) first")
 
     run_stage(command)
@@ -104,17 +104,14 @@ def submit(
     message: str = typer.Option(None, "--message", "-m", help="Default: git commit and CV score."),
     wait: float = typer.Option(300, help="Seconds to wait for Kaggle's score (0: do not wait)."),
     poll_interval: float = typer.Option(5, help="Seconds between two looks at the submission's status."),
+    force: bool = typer.Option(False, "--force", help="Submit bytes the log says were already submitted."),
 ) -> None:
-    """Validate the submission against the test ids, submit it with the Kaggle API, wait for its score."""
-    from pipeline.house_prices import kaggle_submit
-    from pipeline.house_prices.kaggle_api import (
-        KaggleSubmission,
-        KaggleUnavailable,
-        submit_command,
-        submit_file,
-        wait_for_score,
-    )
+    """Validate the file, show the allowance left today, submit it with the Kaggle API, log it in
+    submissions/log.csv, wait for its score and record it on the MLflow runs and model version."""
+    from pipeline.house_prices.kaggle_api import KaggleSubmission, KaggleUnavailable, submit_command
     from pipeline.projects import default_message
+    from pipeline.submissions.workflow import SubmitOptions
+    from pipeline.submissions.workflow import submit as submit_file
 
     paths = ProjectPaths.here()
     path = file or paths.submission
@@ -125,21 +122,20 @@ def submit(
 
     def command() -> None:
         project = _project()
-        slug = project.competition.slug
         text = message or default_message(project)
-        project.validate_submission_file(path)
+        options = SubmitOptions(path=path, message=text, wait_s=wait, poll_s=poll_interval, force=force)
         try:
-            ref, answer = submit_file(path, text, slug)
+            row = submit_file(project, options, typer.echo, on_poll=progress)
         except KaggleUnavailable as exc:
-            typer.echo(f"{exc}\nThe file is valid; to submit it by hand:\n  {submit_command(path, text, slug)}")
+            typer.echo(f"{exc}\nThe file is valid; to submit it by hand:\n  "
+                       f"{submit_command(path, text, project.competition.slug)}")
             raise typer.Exit(2) from exc
-        typer.echo(f"submitted {path} as submission {ref}: {answer}")
-        if wait <= 0:
-            return
-        scored = wait_for_score(ref, wait, poll_interval, competition=slug, on_poll=progress)
-        typer.echo("", err=True)  # ends the progress line
-        typer.echo(kaggle_submit.describe(scored))
-        if scored.status == "ERROR":
+        if wait > 0:
+            typer.echo("", err=True)  # ends the progress line
+        if not row.scored and wait > 0:
+            typer.echo(f"submission {row.ref} is still {row.status} on Kaggle; `kpipe submissions` records its "
+                       "score once it has one")
+        if row.status == "ERROR":
             raise typer.Exit(1)
 
     run_stage(command)
@@ -147,12 +143,41 @@ def submit(
 
 @app.command()
 def submissions(limit: int = typer.Option(20, help="How many to show, newest first.")) -> None:
-    """Your past submissions to the competition on Kaggle, with their scores."""
+    """Your past submissions on Kaggle, with their scores; completes submissions/log.csv (pending
+    rows, later scores, submissions made outside kpipe) and records new scores in MLflow."""
     def command() -> None:
         from pipeline.house_prices.kaggle_submit import submissions_table
+        from pipeline.submissions.workflow import sync
 
-        table = submissions_table(limit, _project().competition.slug)
+        table = submissions_table(sync(_project(), limit, typer.echo))
         typer.echo(table.to_string(index=False) if not table.empty else "no submissions yet")
+
+    run_stage(command)
+
+
+@app.command()
+def leaderboard(
+    plot: Path = typer.Option(None, help="Where to draw CV against the public score (default: "
+                                         "plots/leaderboard.png)."),
+) -> None:
+    """CV against the public leaderboard for every logged submission: the table, the fit line, the
+    rank correlation and a picture (from submissions/log.csv; `kpipe submissions` brings it up to date)."""
+    def command() -> None:
+        from pipeline.submissions.leaderboard import leaderboard_report, plot_leaderboard
+        from pipeline.submissions.log import read_log
+
+        project = _project()
+        log = read_log(project.paths.submission_log)
+        if not log.rows:
+            typer.echo(f"no submissions logged in {project.paths.submission_log} yet: `kpipe submit` adds them")
+            return
+        competition = project.competition
+        report = leaderboard_report(log, competition.metric)
+        picture = plot or project.paths.leaderboard_png
+        plot_leaderboard(report, f"{competition.slug}: CV against the public leaderboard", picture)
+        typer.echo(report.table.to_string(index=False, na_rep="-"))
+        typer.echo(report.summary())
+        typer.echo(f"wrote {picture}")
 
     run_stage(command)
 

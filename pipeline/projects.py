@@ -89,6 +89,17 @@ def _runs(project: Project, limit: int) -> pd.DataFrame:
     return runs_table(cv_runs(project.paths, experiment, score, ascending), limit, score, spread, ascending)
 
 
+def _with_source(project: Project, uri: str, submission: Path) -> Path:
+    """Record beside a file `kpipe predict --model-uri` wrote which MLflow model wrote it."""
+    from pipeline.common.tracking import tracking_uri
+    from pipeline.submissions.source import model_uri_source, write_submission_source
+
+    competition = project.competition
+    write_submission_source(submission, model_uri_source(tracking_uri(project.paths), uri, competition.slug,
+                                                         competition.metric))
+    return submission
+
+
 @dataclass(frozen=True)
 class HousePricesProject:
     """This repository: House Prices' own stages, schema, tuning and blend library."""
@@ -143,7 +154,7 @@ class HousePricesProject:
     def registered_submission(self, uri: str, output: Path | None) -> Path:
         from pipeline.house_prices.serving import write_registered_submission
 
-        return write_registered_submission(self.paths, uri, output)
+        return _with_source(self, uri, write_registered_submission(self.paths, uri, output))
 
 
 @dataclass(frozen=True)
@@ -215,7 +226,7 @@ class CompetitionProject:
     def registered_submission(self, uri: str, output: Path | None) -> Path:
         from pipeline.tabular.serving import write_registered_submission
 
-        return write_registered_submission(self.paths, uri, output)
+        return _with_source(self, uri, write_registered_submission(self.paths, uri, output))
 
 
 def project_at(paths: ProjectPaths) -> Project:

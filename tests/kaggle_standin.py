@@ -33,13 +33,20 @@ Endpoints (service ``competitions.CompetitionApiService`` unless noted):
   ``blobFileTokens`` = that token and ``submissionDescription`` = the message; the answer is
   ``{"message", "ref"}``.
 * ``ListSubmissions``, ``GetSubmission`` (``kaggle competitions submission <ref>`` and
-  ``submit --wait``), ``GetSubmissionLimits`` (the CLI's submit asks it for "N submissions
-  remaining today").
+  ``submit --wait``), ``GetSubmissionLimits`` (``kaggle competitions submission-limits``; the
+  CLI's submit asks it for "N submissions remaining today"): ``numToday``, ``numTotal``,
+  ``numAllowedNow`` (the daily limit less today's submissions), ``limitedByTotal``.
+* ``GetLeaderboard`` (``kaggle competitions leaderboard --show``: one page of
+  ``{teamId, teamName, submissionDate, score}``, best first, and ``nextPageToken``) and
+  ``DownloadLeaderboard`` (``--download``: a 302 to a zip of one CSV,
+  ``TeamId,TeamName,SubmissionDate,Score``). The leaderboard holds the ``leaderboard`` teams
+  given to the constructor and each user's best scored submission.
 
 A submission starts ``PENDING`` and becomes ``COMPLETE`` once it has been read
 ``pending_reads`` times (by ``ListSubmissions``/``GetSubmission``) *and* ``scoring_delay``
 seconds have passed; a file that is not a valid submission becomes ``ERROR`` with an
-``errorDescription`` instead.
+``errorDescription`` instead. :meth:`KaggleStandIn.reveal_private` plays the competition's end:
+every scored submission gets a ``privateScore``.
 
 **The public score is not Kaggle's.** The hidden answers are not available locally, so the
 stand-in scores the competition's metric -- RMSE between the logarithms of predicted and
@@ -80,7 +87,7 @@ import threading
 import time
 import urllib.parse
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -111,6 +118,7 @@ class Submission:
     created: float  # time.monotonic() at creation
     status: str = "PENDING"  # PENDING, COMPLETE or ERROR (kagglesdk SubmissionStatus names)
     public_score: str | None = None
+    private_score: str | None = None
     error_description: str | None = None
     reads: int = 0
 
@@ -159,6 +167,8 @@ class KaggleStandIn:
         archive: the zip served as the competition's data.
         scorer: the public score (or an error) of a submission's bytes, for another competition than
             House Prices (whose metric is built in).
+        leaderboard: the other teams' best public scores, (team name, score).
+        greater_is_better: the leaderboard's order (House Prices: lower is better).
     """
 
     def __init__(
@@ -173,6 +183,8 @@ class KaggleStandIn:
         archive: Path = ARCHIVE,
         competition: str = COMPETITION,
         scorer: Callable[[bytes], tuple[str | None, str | None]] | None = None,
+        leaderboard: Sequence[tuple[str, float]] = (),
+        greater_is_better: bool = False,
     ) -> None:
         self.tokens = dict(tokens or {})
         self.api_keys = dict(api_keys or {})
@@ -190,6 +202,8 @@ class KaggleStandIn:
         # Another competition (`kpipe new --competition`) brings its own scorer of submission bytes.
         self.scorer = scorer
         self.answers = _read_prices(self.members["sample_submission.csv"]) if scorer is None else {}
+        self.teams = list(leaderboard)
+        self.greater_is_better = greater_is_better
 
         self.submissions: list[Submission] = []
         self.uploads: dict[str, Upload] = {}
@@ -282,6 +296,40 @@ class KaggleStandIn:
         squared = [(math.log(predicted[i]) - math.log(self.answers[i])) ** 2 for i in self.answers]
         return f"{math.sqrt(sum(squared) / len(squared)):.5f}", None
 
+    def reveal_private(self, offset: float) -> None:
+        """The competition ends: every scored submission's private score is its public one + `offset`."""
+        with self._lock:
+            for sub in self.submissions:
+                if sub.public_score is not None:
+                    sub.private_score = f"{float(sub.public_score) + offset:.5f}"
+
+    def leaderboard_rows(self) -> list[dict[str, Any]]:
+        """Every team's best public score, best first (the other teams, then each user's best)."""
+        epoch = datetime(2026, 1, 1, tzinfo=UTC)
+        rows = [{"teamId": 1000 + i, "teamName": team, "submissionDate": _iso(epoch), "score": f"{score:.5f}"}
+                for i, (team, score) in enumerate(self.teams)]
+        best: dict[str, Submission] = {}
+        for sub in self.submissions:
+            if sub.public_score is None:
+                continue
+            held = best.get(sub.username)
+            if held is None or (float(sub.public_score) > float(held.public_score)) == self.greater_is_better:
+                best[sub.username] = sub
+        rows += [{"teamId": 9000 + i, "teamName": user, "submissionDate": _iso(sub.date), "score": sub.public_score}
+                 for i, (user, sub) in enumerate(sorted(best.items()))]
+        return sorted(rows, key=lambda r: float(r["score"]), reverse=self.greater_is_better)
+
+    def _leaderboard_zip(self) -> bytes:
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(["TeamId", "TeamName", "SubmissionDate", "Score"])
+        for row in self.leaderboard_rows():
+            writer.writerow([row["teamId"], row["teamName"], row["submissionDate"], row["score"]])
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as zf:
+            zf.writestr(f"{self.competition}-publicleaderboard.csv", text.getvalue())
+        return out.getvalue()
+
     # -- API ---------------------------------------------------------------------------------
 
     def _auth(self, header: str | None) -> str:
@@ -336,6 +384,8 @@ class KaggleStandIn:
         }
         if sub.public_score is not None:
             out["publicScore"] = sub.public_score
+        if sub.private_score is not None:
+            out["privateScore"] = sub.private_score
         if sub.error_description is not None:
             out["errorDescription"] = sub.error_description
         return out
@@ -415,6 +465,14 @@ class KaggleStandIn:
                 return 200, self._submission_json(sub)
             if rpc == "GetSubmissionLimits":
                 return 200, self._limits(user)
+            if rpc == "GetLeaderboard":
+                rows = self.leaderboard_rows()
+                size = int(body.get("pageSize") or 20)
+                start = int(body.get("pageToken") or 0)
+                following = str(start + size) if start + size < len(rows) else ""
+                return 200, {"submissions": rows[start:start + size], "nextPageToken": following}
+            if rpc == "DownloadLeaderboard":
+                return 302, self._storage_url(f"leaderboard/{self.competition}.zip")
         raise ApiError(404, f"Unknown method {method!r}")
 
     def _storage_url(self, path: str) -> str:
@@ -432,6 +490,11 @@ class KaggleStandIn:
                 "Last-Modified": email.utils.formatdate(self.archive_mtime, usegmt=True),
                 "ETag": f'"{len(self.archive_bytes)}-{int(self.archive_mtime)}"',
             }
+        if verb == "GET" and rest == f"leaderboard/{self.competition}.zip":
+            with self._lock:
+                content = self._leaderboard_zip()
+            return 200, content, {"Content-Type": "application/zip",
+                                  "Last-Modified": email.utils.formatdate(time.time(), usegmt=True)}
         if verb == "GET" and rest.startswith("files/"):
             name = urllib.parse.unquote(rest[len("files/"):])
             if name in self.members:

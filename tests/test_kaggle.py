@@ -24,9 +24,10 @@ from kaggle_standin import COMPETITION, KaggleStandIn, write_credentials
 from pipeline.common.download import sha1_of
 from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.dataset import HOUSE_PRICES
-from pipeline.house_prices.kaggle_api import KaggleSubmission, credentials_hint
-from pipeline.house_prices.kaggle_submit import describe
+from pipeline.house_prices.kaggle_api import credentials_hint
 from pipeline.house_prices.submission import write_submission
+from pipeline.submissions.log import LogRow, SubmissionLog
+from pipeline.submissions.workflow import describe_row
 
 TOKEN = "KGAT_pipeline_0123456789abcdef"
 USER = "alice"
@@ -58,14 +59,18 @@ def project(tmp_path: Path, clean_frames) -> ProjectPaths:
     return paths
 
 
+def kpipe_env(standin: KaggleStandIn, home: Path, **env: str) -> dict[str, str]:
+    """This process's environment without Kaggle's or proxy variables, routed to `standin`."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("KAGGLE_") and k not in PROXY_VARS and k not in ("VERBOSE", "VERBOSE_OUTPUT")}
+    return {**base, "HOME": str(home), "TQDM_DISABLE": "1", **standin.client_env(), **env}
+
+
 def kpipe(standin: KaggleStandIn, home: Path, project: ProjectPaths, *args: str,
           **env: str) -> subprocess.CompletedProcess[str]:
     """`kpipe <args>` in `project`, its Kaggle client routed to `standin`, HOME = `home`."""
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith("KAGGLE_") and k not in PROXY_VARS and k not in ("VERBOSE", "VERBOSE_OUTPUT")}
-    full = {**base, "HOME": str(home), "TQDM_DISABLE": "1", **standin.client_env(), **env}
-    return subprocess.run([str(BIN / "kpipe"), *args], cwd=project.root, env=full, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([str(BIN / "kpipe"), *args], cwd=project.root, env=kpipe_env(standin, home, **env),
+                          capture_output=True, text=True, timeout=120)
 
 
 # -- credentials --------------------------------------------------------------------------------
@@ -94,14 +99,14 @@ def test_the_token_is_looked_for_in_home_whatever_kaggle_config_dir_says(
 
 
 def test_each_outcome_of_a_submission_reads_as_one_line() -> None:
-    def submission(status: str, score: float | None = None, error: str = "") -> KaggleSubmission:
-        return KaggleSubmission(7, None, "my try", status, score, None, error, "submission.csv")
-
-    assert describe(submission("COMPLETE", 0.12345)) == "submission 7 scored: public score 0.12345 (message: my try)"
-    assert describe(submission("ERROR", error="Submission must have 1459 rows")) == (
-        "Kaggle could not score submission 7: Submission must have 1459 rows")
-    assert describe(submission("PENDING")) == (
-        "submission 7 is still PENDING on Kaggle; `kpipe submissions` shows its score once it has one")
+    row = LogRow(ref=7, date="2026-12-01T10:00:00+00:00", competition=COMPETITION, status="COMPLETE",
+                 public_score=0.12345, cv_mean=0.1201, cv_std=0.0102)
+    assert describe_row(row) == "submission 7 scored: public score 0.12345 (CV 0.12010 ± 0.01020)"
+    row.rank, row.teams, row.percentile = 3, 40, 7.5
+    assert describe_row(row).endswith(", rank 3 of 40 (top 7.5%)")
+    failed = LogRow(ref=8, date=row.date, competition=COMPETITION, status="ERROR",
+                    error="Submission must have 1459 rows")
+    assert describe_row(failed) == "Kaggle could not score submission 8: Submission must have 1459 rows"
 
 
 @pytest.mark.e2e
@@ -114,7 +119,7 @@ def test_kpipe_submit_waits_no_longer_than_it_was_told(home: Path, project: Proj
         (sub,) = standin.submissions
     assert result.returncode == 0, result.stderr  # sent; the score comes later
     assert result.stdout.splitlines()[-1] == (
-        f"submission {sub.ref} is still PENDING on Kaggle; `kpipe submissions` shows its score once it has one")
+        f"submission {sub.ref} is still PENDING on Kaggle; `kpipe submissions` records its score once it has one")
     assert waited < 30
 
 
@@ -129,33 +134,64 @@ def test_kpipe_submit_uploads_our_file_waits_for_the_score_and_prints_it(home: P
     assert sub.content == project.submission.read_bytes() and sub.description == "first try"
     score, _ = standin.score(sub.content)
     assert result.stdout.splitlines() == [
+        # a file written by hand, not by `kpipe predict`: no model to put the score back on
+        f"note: {project.submission} has no recorded model (no submission.source.json beside it (a file "
+        "`kpipe predict` did not write)): its log row will carry no CV or MLflow run",
+        "Kaggle: 5 submissions remaining today (0 made today, 0 in all)",
         f"submitted {project.submission} as submission {sub.ref}: "
         "Successfully submitted to House Prices - Advanced Regression Techniques",
-        f"submission {sub.ref} scored: public score {score} (message: first try)",
+        f"submission {sub.ref} scored: public score {score}, rank 1 of 1 (top 100.0%)",
     ]
     assert f"waiting for Kaggle to score submission {sub.ref}: PENDING after 0 s" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 @pytest.mark.e2e
-def test_kpipe_submissions_lists_past_submissions_with_their_scores(home: Path, project: ProjectPaths) -> None:
+def test_kpipe_submissions_completes_the_log_and_lists_past_submissions(home: Path, project: ProjectPaths) -> None:
     write_credentials(home, username=USER, key=KEY)
     with KaggleStandIn(api_keys={USER: KEY}, pending_reads=0) as standin:
-        assert kpipe(standin, home, project, "submit", "--wait", "0").returncode == 0
-        assert kpipe(standin, home, project, "submit", "-m", "second", "--wait", "0").returncode == 0
+        first = kpipe(standin, home, project, "submit", "--wait", "0")
+        assert first.returncode == 0, first.stderr
+        again = kpipe(standin, home, project, "submit", "-m", "second", "--wait", "0")
+        assert len(standin.submissions) == 1  # the same bytes are refused before anything is sent
+        forced = kpipe(standin, home, project, "submit", "-m", "second", "--wait", "0", "--force")
+        # A submission made with Kaggle's own CLI, which the log does not know yet.
+        by_hand = subprocess.run([str(BIN / "kaggle"), "competitions", "submit", COMPETITION, "-f",
+                                  str(project.submission), "-m", "by hand"], capture_output=True, text=True,
+                                 env={**kpipe_env(standin, home)}, timeout=120)
+        assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
         result = kpipe(standin, home, project, "submissions")
         refs = [s.ref for s in standin.submissions]
         score, _ = standin.score(project.submission.read_bytes())
 
+    (ref1, ref2, ref3) = refs
+    assert "Kaggle: 5 submissions remaining today (0 made today, 0 in all)" in first.stdout
+    assert again.returncode == 1 and again.stderr.strip() == (
+        f"error: these bytes (SHA-1 {sha1_of(project.submission)[:12]}) were already submitted as {ref1} on "
+        f"{time.strftime('%Y-%m-%d', time.gmtime())} (PENDING); Kaggle would score them the same. Nothing was "
+        "uploaded; add --force to submit them again")
+    assert forced.returncode == 0 and "warning: submitting bytes already submitted as" in forced.stdout
+    assert "Kaggle: 4 submissions remaining today (1 made today, 1 in all)" in forced.stdout
+
     assert result.returncode == 0, result.stderr
-    header, *rows = result.stdout.splitlines()
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [f"submission {ref1} scored: public score {score}, rank 1 of 1 (top 100.0%)",
+                         f"submission {ref2} scored: public score {score}, rank 1 of 1 (top 100.0%)",
+                         f"added 1 submission(s) made outside kpipe to log.csv (no CV or MLflow run): {ref3}"]
+    header, *rows = lines[3:]
     assert header.split() == ["ref", "date", "(UTC)", "status", "public", "private", "file", "message"]
     assert [row.split()[0] for row in rows] == [str(r) for r in reversed(refs)]  # newest first
     # Without -m the message names the commit (this folder is no git checkout) and the CV score.
     default = "kaggle-pipeline unknown-commit CV log-RMSE 0.1234 ± 0.0111"
-    for row, message in zip(rows, ("second", default), strict=True):
+    for row, message in zip(rows, ("by hand", "second", default), strict=True):
         assert row.split()[3:7] == ["COMPLETE", score, "-", "submission.csv"]
         assert row.rstrip().endswith(message)
+
+    log = SubmissionLog.read(project.submission_log)
+    assert [(r.ref, r.origin, r.status, r.public_score) for r in log.rows] == [
+        (ref1, "kpipe", "COMPLETE", float(score)), (ref2, "kpipe", "COMPLETE", float(score)),
+        (ref3, "kaggle", "COMPLETE", float(score))]
+    assert log.rows[0].file_sha1 == sha1_of(project.submission) and log.rows[2].file_sha1 == ""
 
 
 @pytest.mark.e2e
@@ -164,19 +200,24 @@ def test_kpipe_submissions_lists_past_submissions_with_their_scores(home: Path, 
             "token is wrong, expired or revoked. Create a new token at https://www.kaggle.com/settings/api."),
     ("403", "Kaggle would not let you submit (403): You must accept this competition's rules before you'll be "
             f"able to submit. Visit https://www.kaggle.com/competitions/{COMPETITION}/rules"),
-    ("429", "Kaggle would not let you submit (429): Your team has used its daily Submission allowance (0) "
-            "today, please try again tomorrow UTC."),
+    # A spent allowance is refused before anything is uploaded, in the client's own words.
+    ("limit", "Kaggle takes no more submissions now: 0 submissions remaining today (0 made today, 0 in all). "
+              "Nothing was uploaded"),
 ])
 def test_kpipe_submit_turns_each_refusal_into_one_clear_line(home: Path, project: ProjectPaths,
                                                              case: str, says: str) -> None:
     write_credentials(home, username=USER, key="wrong" if case == "401" else KEY)
-    with KaggleStandIn(api_keys={USER: KEY}, daily_limit=0 if case == "429" else 5,
+    with KaggleStandIn(api_keys={USER: KEY}, daily_limit=0 if case == "limit" else 5,
                        rules_accepted=case != "403") as standin:
         result = kpipe(standin, home, project, "submit", "-m", "m")
         assert not standin.submissions
+        uploads = [r for r in standin.requests if r.path.endswith("/StartSubmissionUpload")]
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: {says.format(home=home)}"]
-    assert result.stdout == ""
+    assert "submitted" not in result.stdout
+    assert not project.submission_log.exists()  # nothing was sent, so nothing is logged
+    if case == "limit":
+        assert uploads == []
 
 
 @pytest.mark.e2e

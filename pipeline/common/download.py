@@ -8,7 +8,6 @@ verifies is not fetched again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -19,7 +18,7 @@ import requests
 from tqdm.auto import tqdm
 
 from pipeline.common.errors import PipelineError
-from pipeline.common.io import atomic_path, remove_leftovers
+from pipeline.common.io import atomic_path, remove_leftovers, sha1_of
 from pipeline.common.readers import describe_size
 
 log = logging.getLogger(__name__)
@@ -39,14 +38,6 @@ class HashMismatch(FetchError):
 
 class UnsafeArchive(FetchError):
     """A zip member would land outside the extraction folder (zip-slip)."""
-
-
-def sha1_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verifies(path: Path, sha1: str) -> bool:

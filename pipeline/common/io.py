@@ -9,6 +9,7 @@ or the next stage would take as good.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -135,3 +136,12 @@ def write_frame(frame: Any, path: Path) -> None:
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
+
+
+def sha1_of(path: Path, chunk: int = 1 << 20) -> str:
+    """The file's SHA-1, as Kaggle's file lists and `sha1sum` give it."""
+    digest = hashlib.sha1()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

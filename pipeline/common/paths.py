@@ -79,6 +79,21 @@ class ProjectPaths:
     def submission(self) -> Path:
         return self.root / "submissions" / "submission.csv"
 
+    @property
+    def submission_log(self) -> Path:
+        """Every Kaggle submission, one row each (pipeline/submissions/log.py); committed."""
+        return self.root / "submissions" / "log.csv"
+
+    @property
+    def leaderboard_png(self) -> Path:
+        """`kpipe leaderboard`'s picture: CV against the public score."""
+        return self.plots_dir / "leaderboard.png"
+
+    @property
+    def cv_run(self) -> Path:
+        """The `cv` stage's MLflow run id, for `train` to record (pipeline/submissions/source.py)."""
+        return self.processed_dir / "cv_run.json"
+
     def submission_from(self, model_uri: str) -> Path:
         """`kpipe predict --model-uri models:/house-prices/3` writes submissions/submission-house-prices-3.csv
         (beside the DVC-tracked submission.csv, which it leaves alone)."""

@@ -431,3 +431,42 @@ def _experiment_id(client: Any, name: str, uri: str) -> str:
 
 def _millis() -> int:
     return int(time.time() * 1000)
+
+
+def annotate_run(paths: ProjectPaths, run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str],
+                 timestamp_ms: int | None = None) -> bool:
+    """Add metrics (at `timestamp_ms`, so a metric's history orders by when the value was true)
+    and tags to an existing, finished run; False (after the one warning) when it could not be done."""
+    uri = tracking_uri(paths)
+    if not _usable(uri):
+        return False
+    try:
+        with _quiet():
+            from mlflow.entities import Metric, RunTag
+            from mlflow.tracking import MlflowClient
+
+            when = timestamp_ms if timestamp_ms is not None else _millis()
+            MlflowClient(uri).log_batch(run_id, metrics=[Metric(k, float(v), when, 0) for k, v in metrics.items()],
+                                        tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        return True
+    except Exception as exc:  # noqa: BLE001 - a score that cannot be tracked is still in the log
+        _disable(uri, exc)
+        return False
+
+
+def tag_model_version(paths: ProjectPaths, name: str, version: str, tags: Mapping[str, str]) -> bool:
+    """Tags on a registered model version; False (after the one warning) when it could not be done."""
+    uri = tracking_uri(paths)
+    if not _usable(uri):
+        return False
+    try:
+        with _quiet():
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(uri)
+            for key, value in tags.items():
+                client.set_model_version_tag(name, version, key, str(value))
+        return True
+    except Exception as exc:  # noqa: BLE001
+        _disable(uri, exc)
+        return False

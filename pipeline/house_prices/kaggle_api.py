@@ -62,6 +62,7 @@ class KaggleSubmission:
     private_score: float | None
     error: str
     file_name: str
+    team_name: str = ""
 
     @property
     def scored(self) -> bool:
@@ -182,6 +183,74 @@ def list_submissions(competition: str = COMPETITION, limit: int = 20) -> list[Ka
     return [_submission(s) for s in found if s is not None][:limit]
 
 
+@dataclass(frozen=True)
+class SubmissionLimits:
+    """What `kaggle competitions submission-limits` shows: today's and lifetime counts, and how
+    many more Kaggle takes now."""
+
+    today: int
+    total: int
+    allowed_now: int
+    limited_by_total: bool
+
+    def line(self) -> str:
+        """The client's own words (`competition_submit_cli`), with the counts behind them."""
+        cap = " (limited by lifetime cap)" if self.limited_by_total else ""
+        return (f"{self.allowed_now} submissions remaining today{cap} "
+                f"({self.today} made today, {self.total} in all)")
+
+
+def submission_limits(competition: str = COMPETITION) -> SubmissionLimits:
+    """Your team's allowance now, as Kaggle counts it."""
+    api = _api(competition)
+    with _answers("read your submission limits", competition):
+        raw = api.competition_get_submission_limits(competition)
+    return SubmissionLimits(int(raw.num_today or 0), int(raw.num_total or 0), int(raw.num_allowed_now or 0),
+                            bool(raw.limited_by_total))
+
+
+def get_submission(ref: int, competition: str = COMPETITION) -> KaggleSubmission:
+    """One submission as Kaggle sees it now."""
+    api = _api(competition)
+    with _answers(f"read submission {ref}", competition):
+        return _submission(api.get_submission(ref))
+
+
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    team: str
+    score: float
+
+
+def public_leaderboard(competition: str = COMPETITION) -> list[LeaderboardEntry]:
+    """Every team's best public score: the leaderboard Kaggle lets anyone download (a zip of one
+    CSV with `TeamName` and `Score` columns), read in full, unlike the 20-row page of `--show`."""
+    import csv
+    import tempfile
+    import zipfile
+
+    api = _api(competition)
+    with tempfile.TemporaryDirectory(prefix="kpipe-leaderboard-") as folder:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed), _answers("download the leaderboard", competition):
+            api.competition_leaderboard_download(competition, folder, quiet=True)
+        archive = Path(folder) / f"{competition}.zip"
+        if not archive.is_file():
+            raise KaggleRefused(f"Kaggle sent no leaderboard for {competition}")
+        with zipfile.ZipFile(archive) as zf:
+            name = next((n for n in zf.namelist() if n.lower().endswith(".csv")), None)
+            if name is None:
+                raise KaggleRefused(f"the leaderboard of {competition} holds no CSV")
+            rows = list(csv.DictReader(io.TextIOWrapper(zf.open(name), encoding="utf-8-sig")))
+    entries = []
+    for row in rows:
+        fields = {k.lower(): v for k, v in row.items() if k is not None}
+        score = _score(fields.get("score"))
+        if score is not None:
+            entries.append(LeaderboardEntry(fields.get("teamname", ""), score))
+    return entries
+
+
 def wait_for_score(ref: int, timeout_s: float, poll_s: float = 5.0, competition: str = COMPETITION,
                    on_poll: Callable[[KaggleSubmission, float], None] | None = None) -> KaggleSubmission:
     """Poll submission `ref` until Kaggle has scored it (or failed to), at most `timeout_s`
@@ -213,7 +282,7 @@ def _submission(raw: Any) -> KaggleSubmission:
     return KaggleSubmission(ref=int(raw.ref), date=raw.date, description=raw.description or "",
                             status=status, public_score=_score(raw.public_score),
                             private_score=_score(raw.private_score), error=raw.error_description or "",
-                            file_name=raw.file_name or "")
+                            file_name=raw.file_name or "", team_name=getattr(raw, "team_name", "") or "")
 
 
 def submit_command(path: Path, message: str, competition: str = COMPETITION) -> str:

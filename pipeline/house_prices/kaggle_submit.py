@@ -1,8 +1,6 @@
-"""`kpipe submit` and `kpipe submissions`: the submission file checked against the test ids,
-sent with the Kaggle API (`kaggle_api.wait_for_score` then follows it until scored); past
-submissions as a table.
-
-Without credentials the file is still checked, and the equivalent `kaggle` command is printed.
+"""House Prices' submission file checked against the validated test ids, and Kaggle's list of
+past submissions as a table. The submit workflow itself (allowance, log, scores into MLflow)
+is every competition's: `pipeline.submissions.workflow`.
 """
 
 from __future__ import annotations
@@ -12,11 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.common.paths import ProjectPaths
-from pipeline.house_prices.kaggle_api import (
-    COMPETITION,
-    KaggleSubmission,
-    list_submissions,
-)
+from pipeline.house_prices.kaggle_api import KaggleSubmission
 from pipeline.house_prices.schemas import ID
 from pipeline.house_prices.submission import InvalidSubmission, check_submission, read_submission
 
@@ -37,23 +31,12 @@ def validate_submission_file(paths: ProjectPaths, path: Path, max_bytes: int) ->
     return check_submission(read_submission(path, max_bytes), test_ids)
 
 
-def describe(submission: KaggleSubmission) -> str:
-    """One line for a scored, failed or still pending submission."""
-    if submission.status == "COMPLETE":
-        return (f"submission {submission.ref} scored: public score {_score(submission.public_score)} "
-                f"(message: {submission.description})")
-    if submission.status == "ERROR":
-        return f"Kaggle could not score submission {submission.ref}: {submission.error or 'no reason given'}"
-    return (f"submission {submission.ref} is still {submission.status} on Kaggle; "
-            "`kpipe submissions` shows its score once it has one")
-
-
-def submissions_table(limit: int = 20, competition: str = COMPETITION) -> pd.DataFrame:
-    """Past submissions, newest first: ref, date (UTC), status, scores and message."""
+def submissions_table(listed: list[KaggleSubmission]) -> pd.DataFrame:
+    """Submissions as Kaggle lists them, newest first: ref, date (UTC), status, scores and message."""
     rows = [{"ref": s.ref, "date (UTC)": s.date.strftime("%Y-%m-%d %H:%M") if s.date else "",
              "status": s.status, "public": _score(s.public_score), "private": _score(s.private_score),
              "file": s.file_name, "message": s.description + (f" [error: {s.error}]" if s.error else "")}
-            for s in list_submissions(competition, limit=limit)]
+            for s in listed]
     return pd.DataFrame(rows)
 
 

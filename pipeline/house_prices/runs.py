@@ -161,7 +161,8 @@ def cv_runs(paths: ProjectPaths, experiment: str = HOUSE_PRICES_EXPERIMENT, scor
 
 def runs_table(runs: pd.DataFrame, limit: int = 20, score: str = SCORE, spread: str = SPREAD,
                ascending: bool = True) -> pd.DataFrame:
-    """Run id, date, commit, DVC experiment, CV mean/std and only the params that differ between runs."""
+    """Run id, date, commit, DVC experiment, CV mean/std, the public score (once a submission of the
+    run's model was scored) and only the params that differ between runs."""
     if runs.empty:
         return runs
     params = [c for c in runs.columns if c.startswith("params.")]
@@ -173,6 +174,8 @@ def runs_table(runs: pd.DataFrame, limit: int = 20, score: str = SCORE, spread: 
         "dvc_exp": _tag(runs, DVC_EXPERIMENT_TAG),
         "cv_mean": runs[score].round(4),
         "cv_std": runs[spread].round(4),
+        # Kaggle's score of a submission made from this CV's model (pipeline/submissions/scores.py).
+        "public_score": _metric(runs, "public_score").round(5),
     })
     for column in differing:
         table[column.removeprefix("params.")] = runs[column]
@@ -183,3 +186,9 @@ def _tag(runs: pd.DataFrame, tag: str) -> pd.Series:
     """A tag's column, "-" where a run lacks it (older runs; runs outside `dvc exp run`)."""
     column = f"tags.{tag}"
     return runs[column].fillna("-") if column in runs.columns else pd.Series("-", index=runs.index)
+
+
+def _metric(runs: pd.DataFrame, name: str) -> pd.Series:
+    """A metric's column, NaN where a run lacks it."""
+    column = f"metrics.{name}"
+    return runs[column] if column in runs.columns else pd.Series(np.nan, index=runs.index)

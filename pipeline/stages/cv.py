@@ -26,6 +26,7 @@ from pipeline.house_prices.plots import write_curves
 from pipeline.house_prices.runs import cv_run
 from pipeline.house_prices.schemas import ID, TARGET
 from pipeline.stages import run_stage
+from pipeline.submissions.source import write_cv_run
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def main() -> None:
                  " ".join(f"{w:.3f}" for w in result.weights),
                  ", ".join(f"{k} {v:.4f}" for k, v in metrics["blends"].items()))
         tracked.finish(result, metrics, histories, paths.cv_curves_png)
+        write_cv_run(paths.cv_run, tracked.run.run_id)
 
 
 if __name__ == "__main__":

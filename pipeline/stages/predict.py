@@ -9,10 +9,12 @@ import pandas as pd
 from pipeline.common.params import StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.artifacts import load_members
+from pipeline.house_prices.competition import HOUSE_PRICES
 from pipeline.house_prices.final import predict_blend
 from pipeline.house_prices.schemas import ID
 from pipeline.house_prices.submission import write_submission
 from pipeline.stages import run_stage
+from pipeline.submissions.source import ModelSource, read_model_source, write_submission_source
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,9 @@ def main() -> None:
     test = pd.read_parquet(paths.clean_test)
     submission = predict_blend(load_members(paths.model_dir), test)
     write_submission(submission, test[ID].to_numpy(), paths.submission)
+    # What made these bytes, for `kpipe submit` to log beside Kaggle's score.
+    write_submission_source(paths.submission, read_model_source(paths.model_dir)
+                            or ModelSource(HOUSE_PRICES.slug, HOUSE_PRICES.metric))
     log.info("wrote %s: %d rows, median price %.0f", paths.submission, len(submission),
              submission["SalePrice"].median())
 

@@ -19,6 +19,17 @@ from pipeline.common.params import StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.readers import MB, read_csv_table
 from pipeline.stages import run_stage
+from pipeline.submissions.source import (
+    CV_RUN_ID_TAG,
+    ModelSource,
+    model_source,
+    read_cv_run,
+    read_model_source,
+    registered_version,
+    write_cv_run,
+    write_model_source,
+    write_submission_source,
+)
 from pipeline.tabular.competition import Competition, read_competition
 from pipeline.tabular.params import TabularDataParams
 
@@ -127,9 +138,10 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
              len(experiment.members))
     flat = {k: v for k, v in metrics.items() if isinstance(v, float)}
     flat.update({f"member{i}_{name}": float(np.mean(s)) for i, s in enumerate(result.member_scores)})
-    log_record(paths, competition.slug, RunRecord(
+    run_id = log_record(paths, competition.slug, RunRecord(
         name="cv", params=flatten(raw), metrics=flat, tags=_tags(competition, "cv"),
         artifacts=[paths.competition_cv_metrics, paths.competition_cv_png]))
+    write_cv_run(paths.cv_run, run_id)
     return flat
 
 
@@ -174,8 +186,9 @@ def train(paths: ProjectPaths) -> None:
     write_json(metrics, paths.competition_train_metrics)
     cv_scores = {k: float(v) for k, v in cv_metrics.items() if isinstance(v, float)}
     log.info("saved the blend of %d member(s) to %s", len(blend.members), paths.blend_model_dir)
+    cv_run_id = read_cv_run(paths.cv_run)
     record = RunRecord(name="train", params=flatten(raw), metrics={**metrics, **cv_scores},
-                       tags=_tags(competition, "train"))
+                       tags={**_tags(competition, "train"), CV_RUN_ID_TAG: cv_run_id or ""})
     with open_run(paths, competition.slug, record) as run:
         # The blend as a pyfunc model, registered under the competition's slug; its signature
         # and input example are test.csv as read.
@@ -184,6 +197,10 @@ def train(paths: ProjectPaths) -> None:
         if logged is not None:
             log.info("registered %s version %s (%s)", competition.slug, logged.registered_model_version,
                      logged.model_uri)
+        write_model_source(paths.blend_model_dir, model_source(
+            competition.slug, competition.metric, cv_metrics, paths.root, experiment=competition.slug,
+            cv_run_id=cv_run_id, train_run_id=run.run_id,
+            model_name=competition.slug if logged is not None else None, model_version=registered_version(logged)))
 
 
 def predict(paths: ProjectPaths) -> None:
@@ -201,6 +218,8 @@ def predict(paths: ProjectPaths) -> None:
     ids = test[competition.id_column].to_numpy()
     frame = submission_frame(competition, ids, link, blend.threshold)
     write_submission(frame, competition, ids, paths.submission)
+    write_submission_source(paths.submission, read_model_source(paths.blend_model_dir)
+                            or ModelSource(competition.slug, competition.metric))
     log.info("wrote %s: %d rows, columns %s", paths.submission, len(frame), ", ".join(frame.columns))
 
 

@@ -14,8 +14,9 @@ from pipeline.common.params import ParamsError, RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
-from pipeline.common.tracking import RunRecord
+from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord
 from pipeline.house_prices.artifacts import save_members
+from pipeline.house_prices.competition import HOUSE_PRICES
 from pipeline.house_prices.experiment import (
     ExperimentParams,
     describe,
@@ -27,6 +28,14 @@ from pipeline.house_prices.plots import write_curves
 from pipeline.house_prices.runs import train_run
 from pipeline.house_prices.serving import REGISTERED_MODEL, log_model
 from pipeline.stages import run_stage
+from pipeline.submissions.source import (
+    CV_RUN_ID_TAG,
+    cv_scores,
+    model_source,
+    read_cv_run,
+    registered_version,
+    write_model_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +76,21 @@ def main() -> None:
         log.info("final fit of %d model(s): train log-RMSE %.4f; saved in %s", len(members),
                  metrics["train_log_rmse"], paths.model_dir)
 
-        tracked.run.log(RunRecord("train", metrics=metrics, artifacts=[paths.train_curves_png]))
+        # The CV this configuration scored, beside the run's own metrics (kpipe submit compares
+        # the two scores), and the CV run it was trained after.
+        cv_run_id = read_cv_run(paths.cv_run)
+        tracked.run.log(RunRecord("train", metrics={**metrics, **cv_scores(cv, HOUSE_PRICES.metric)},
+                                  tags={CV_RUN_ID_TAG: cv_run_id or ""}, artifacts=[paths.train_curves_png]))
         # The whole predictor as a pyfunc model, registered as `house-prices`; its signature
         # and input example are test.csv as read.
         logged = tracked.run.log_model(lambda: log_model(paths.model_dir, pd.read_csv(paths.raw_test)))
         if logged is not None:
             log.info("registered %s version %s (%s)", REGISTERED_MODEL, logged.registered_model_version,
                      logged.model_uri)
+        write_model_source(paths.model_dir, model_source(
+            HOUSE_PRICES, cv, paths.root, experiment=HOUSE_PRICES_EXPERIMENT, cv_run_id=cv_run_id,
+            train_run_id=tracked.run.run_id, model_name=REGISTERED_MODEL if logged is not None else None,
+            model_version=registered_version(logged)))
 
 
 if __name__ == "__main__":

@@ -134,6 +134,10 @@ GITIGNORE = """\
 /mlruns/
 /.kpipe/
 __pycache__/
+# `kpipe predict --model-uri` files and their source records (submissions/log.csv is committed).
+/submissions/submission-*
+/plots/leaderboard.png
+/submissions/.log.csv.lock
 """
 
 EXPERIMENT_PARAMS = ["base", "features", "cv", "train", "sklearn", "lightgbm", "catboost", "model"]
@@ -156,18 +160,20 @@ def dvc_yaml(competition: Competition) -> str:
         "cv": {"desc": f"k-fold CV {competition.metric} of the blend and each member; out-of-fold predictions.",
                "cmd": f"{cmd} cv",
                "deps": ["data/interim/train.parquet", "data/interim/test.parquet", "competition.yaml", *hook],
-               "params": EXPERIMENT_PARAMS, "outs": ["data/processed/oof_predictions.csv"],
+               "params": EXPERIMENT_PARAMS,
+               "outs": ["data/processed/oof_predictions.csv", "data/processed/cv_run.json"],
                "metrics": [{"metrics/competition/cv.json": {"cache": False}}],
                "plots": [{"plots/competition/cv.png": {"cache": False}}]},
         "train": {"desc": "Every member fit on all training rows; the blend saved under models/blend.",
                   "cmd": f"{cmd} train",
-                  "deps": ["data/interim/train.parquet", "metrics/competition/cv.json", "competition.yaml", *hook],
+                  "deps": ["data/interim/train.parquet", "metrics/competition/cv.json", "data/processed/cv_run.json",
+                           "competition.yaml", *hook],
                   "params": EXPERIMENT_PARAMS, "outs": ["models/blend"],
                   "metrics": [{"metrics/competition/train.json": {"cache": False}}]},
         "predict": {"desc": "submissions/submission.csv as the sample submission lays it out, checked.",
                     "cmd": f"{cmd} predict",
                     "deps": ["data/interim/test.parquet", "models/blend", "competition.yaml", *hook],
-                    "outs": ["submissions/submission.csv"]},
+                    "outs": ["submissions/submission.csv", "submissions/submission.source.json"]},
         "residuals": {"desc": "Error report of cv's out-of-fold predictions: worst rows, loss by group.",
                       "cmd": f"{cmd} residuals",
                       "deps": ["data/interim/train.parquet", "data/processed/oof_predictions.csv", "competition.yaml",
@@ -179,7 +185,10 @@ def dvc_yaml(competition: Competition) -> str:
     }
     header = ("# Written by `kpipe new`: the generic stages of kaggle-pipeline (installed in the active\n"
               "# environment). `dvc repro` runs them all; metrics and the CV picture are committed.\n")
-    return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
+    # The submission log (`kpipe submit`): CV against the public score, `dvc plots show`.
+    plots = [{"submissions/log.csv": {"template": "scatter", "x": "cv_mean", "y": "public_score",
+                                      "title": f"{competition.slug}: CV against the public leaderboard"}}]
+    return header + yaml.safe_dump({"stages": stages, "plots": plots}, sort_keys=False, width=120)
 
 
 def readme(competition: Competition, name: str) -> str:
@@ -193,11 +202,14 @@ dvc repro                      # fetch -> validate -> cv -> train -> predict: su
 kpipe runs                     # every CV run in MLflow, best first (or: mlflow ui --backend-store-uri sqlite:///mlflow.db)
 dvc exp run -S train.lr=0.01   # change a param, compare with `dvc exp show`
 kpipe submit                   # check the file, send it with the Kaggle client, wait for the score
+kpipe leaderboard              # every submission's CV against its public score (submissions/log.csv)
 ```
 
 - `competition.yaml`: the competition's facts (files and SHA-1s, columns, task, metric, the
   submission's layout); `schema.yaml`: the pandera schema inferred from the data. Tighten it.
 - `params.yaml`: features, members (`model.members`) and their settings.
+- `submissions/log.csv`: every Kaggle submission with its score, CV, commit and MLflow run;
+  commit it with the code.
 - Kaggle's files are in `data/external/` (git-ignored); a teammate fetches them with
   `dvc exp run -S data.source=kaggle` or from a DVC remote.
 

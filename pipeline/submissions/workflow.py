@@ -1,0 +1,175 @@
+"""`kpipe submit`, `kpipe submissions` and `kpipe leaderboard`: the steps in their order, over the
+modules of this package and the Kaggle adapter, for any project (`pipeline.projects.Project`).
+
+Submit: check the file (the project's own checks), read the log (a broken log stops here, before
+anything is spent), refuse bytes already submitted, warn on a weak CV, show the allowance and
+refuse when it is spent, upload, log the row as PENDING at once (so an interrupted wait loses
+nothing), wait for the score, complete the row, put the score into MLflow and the rank into the
+row. Submissions: complete every pending row from Kaggle, pick up submissions made elsewhere,
+and list them. Each line of output goes through `echo`, so the CLI decides where it goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.common.download import Unreachable
+from pipeline.common.io import sha1_of
+from pipeline.house_prices import kaggle_api
+from pipeline.house_prices.kaggle_api import KaggleRefused, KaggleSubmission
+from pipeline.submissions.leaderboard import Standing, standing
+from pipeline.submissions.log import KAGGLE, LogRow, SubmissionLog, change_log, read_log, update_row
+from pipeline.submissions.scores import record_scores
+from pipeline.submissions.source import read_submission_source
+from pipeline.submissions.spend import cv_warning, refuse_resubmission, refuse_without_allowance
+
+if TYPE_CHECKING:
+    from pipeline.projects import Project
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    path: Path
+    message: str
+    wait_s: float
+    poll_s: float
+    force: bool
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _iso(when: datetime | None) -> str:
+    return (when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)).isoformat(timespec="seconds") \
+        if when else _now()
+
+
+def submit(project: Project, options: SubmitOptions, echo: Echo,
+           on_poll: Callable[[KaggleSubmission, float], None] | None = None) -> LogRow:
+    """Check, spend one submission, log it, follow it until scored (at most `wait_s`)."""
+    competition = project.competition
+    log_path = project.paths.submission_log
+    project.validate_submission_file(options.path)
+    log = read_log(log_path)
+    sha1 = sha1_of(options.path)
+    if line := refuse_resubmission(log, sha1, options.force):
+        echo(line)
+    source, why = read_submission_source(options.path)
+    if source is None:
+        echo(f"note: {options.path} has no recorded model ({why}): its log row will carry no CV or MLflow run")
+    if line := cv_warning(log, source.model if source else None, competition.scorer.greater_is_better):
+        echo(line)
+    echo(refuse_without_allowance(kaggle_api.submission_limits(competition.slug)))
+
+    ref, answer = kaggle_api.submit_file(options.path, options.message, competition.slug)
+    echo(f"submitted {options.path} as submission {ref}: {answer}")
+    row = LogRow.submitted(ref, _now(), competition.slug, _relative(options.path, project.paths.root), sha1,
+                           options.message, source.model if source else None, competition.metric)
+    change_log(log_path, lambda log: log.rows.append(row))
+    if options.wait_s <= 0:
+        return row
+    scored = kaggle_api.wait_for_score(ref, options.wait_s, options.poll_s, competition=competition.slug,
+                                       on_poll=on_poll)
+    return _complete(project, row.ref, scored, echo) or row
+
+
+def _relative(path: Path, root: Path) -> Path:
+    try:
+        return path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return path
+
+
+def _complete(project: Project, ref: int, seen: KaggleSubmission, echo: Echo) -> LogRow | None:
+    """Bring Kaggle's answer about `ref` into its log row; on a new score, the rank and MLflow."""
+    changes = {"status": seen.status, "public_score": seen.public_score, "private_score": seen.private_score,
+               "error": seen.error}
+    found: dict[str, LogRow] = {}
+    new_score = False
+
+    def change(log: SubmissionLog) -> None:
+        nonlocal new_score
+        row = log.by_ref(ref)
+        if row is None:
+            return
+        before = (row.public_score, row.private_score)
+        update_row(row, changes)
+        new_score = (row.public_score, row.private_score) != before and row.public_score is not None
+        found["row"] = row
+
+    change_log(project.paths.submission_log, change)
+    row = found.get("row")
+    if row is None or not new_score:
+        return row
+    place = _standing(project, row, seen.team_name, echo)
+    if place is not None:
+        change_log(project.paths.submission_log,
+                   lambda log: update_row(log.by_ref(ref), {"rank": place.rank, "teams": place.teams,
+                                                            "percentile": round(place.percentile, 2)}))
+        row.rank, row.teams, row.percentile = place.rank, place.teams, round(place.percentile, 2)
+    where = record_scores(project.paths, row)
+    echo(describe_row(row) + (f"; recorded on {', '.join(where)}" if where else ""))
+    return row
+
+
+def _standing(project: Project, row: LogRow, team: str, echo: Echo) -> Standing | None:
+    competition = project.competition
+    try:
+        entries = kaggle_api.public_leaderboard(competition.slug)
+    except (KaggleRefused, Unreachable) as exc:
+        echo(f"note: no rank for submission {row.ref}: {exc}")
+        return None
+    return standing(entries, row.public_score, competition.scorer.greater_is_better, team)
+
+
+def describe_row(row: LogRow) -> str:
+    """One line for a submission kpipe has just seen scored (or failed)."""
+    if row.status == "ERROR":
+        return f"Kaggle could not score submission {row.ref}: {row.error or 'no reason given'}"
+    text = f"submission {row.ref} scored: public score {row.public_score:.5f}"
+    if row.private_score is not None:
+        text += f", private {row.private_score:.5f}"
+    if row.cv_mean is not None:
+        text += f" (CV {row.cv_mean:.5f} ± {row.cv_std or 0.0:.5f})"
+    if row.rank is not None:
+        text += f", rank {row.rank} of {row.teams} (top {row.percentile:.1f}%)"
+    return text
+
+
+def sync(project: Project, limit: int, echo: Echo) -> list[KaggleSubmission]:
+    """Complete the log from Kaggle: pending rows, later scores (the private one, at the end), and
+    submissions made outside kpipe (origin `kaggle`). Returns Kaggle's list, newest first."""
+    slug = project.competition.slug
+    read_log(project.paths.submission_log)  # a broken log fails before any call
+    listed = kaggle_api.list_submissions(slug, limit=limit)
+    by_ref = {s.ref: s for s in listed}
+    log = read_log(project.paths.submission_log)
+    for row in log.rows:
+        seen = by_ref.get(row.ref)
+        if seen is None and not row.scored:  # an old pending row, past the page Kaggle listed
+            seen = kaggle_api.get_submission(row.ref, slug)
+        if seen is not None and (seen.status, seen.public_score, seen.private_score) != (
+                row.status, row.public_score, row.private_score):
+            _complete(project, row.ref, seen, echo)
+    known = {r.ref for r in log.rows}
+    strangers = [s for s in listed if s.ref not in known]
+    if strangers:
+        change_log(project.paths.submission_log, lambda log: log.rows.extend(
+            _stranger(s, slug, project.competition.metric) for s in sorted(strangers, key=lambda s: s.ref)
+            if log.by_ref(s.ref) is None))
+        echo(f"added {len(strangers)} submission(s) made outside kpipe to {project.paths.submission_log.name} "
+             f"(no CV or MLflow run): {', '.join(str(s.ref) for s in strangers)}")
+    return listed
+
+
+def _stranger(seen: KaggleSubmission, slug: str, metric: str) -> LogRow:
+    return LogRow(ref=seen.ref, date=_iso(seen.date), competition=slug, status=seen.status, origin=KAGGLE,
+                  file=seen.file_name, message=seen.description, public_score=seen.public_score,
+                  private_score=seen.private_score, error=seen.error, metric=metric)
