@@ -132,7 +132,7 @@ def submit(
             raise typer.Exit(2) from exc
         if wait > 0:
             typer.echo("", err=True)  # ends the progress line
-        if not row.scored and wait > 0:
+        if not row.scored:
             typer.echo(f"submission {row.ref} is still {row.status} on Kaggle; `kpipe submissions` records its "
                        "score once it has one")
         if row.status == "ERROR":

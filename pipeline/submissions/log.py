@@ -157,10 +157,13 @@ def _broken(path: Path, problems: list[str]) -> SubmissionLogError:
         f"lines named (or `git checkout {path.name}` to the last committed log) and run the command again")
 
 
-def _write(path: Path, rows: list[LogRow]) -> None:
+def _frame(rows: list[LogRow]) -> pd.DataFrame:
     frame = pd.DataFrame([asdict(r) for r in rows], columns=list(COLUMNS))
-    for name in ("rank", "teams"):
-        frame[name] = frame[name].astype("Int64")
+    return frame.astype({**dict.fromkeys(_FLOATS, "float64"), **dict.fromkeys(_INTS, "Int64")})
+
+
+def _write(path: Path, rows: list[LogRow]) -> None:
+    frame = _frame(rows)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.10g")
 
@@ -194,7 +197,8 @@ class SubmissionLog:
         return pick(rows, key=lambda r: r.cv_mean)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame([asdict(r) for r in self.rows], columns=list(COLUMNS))
+        """The rows as a table: scores as floats (NaN when unknown), ref, rank and teams as Int64."""
+        return _frame(self.rows)
 
 
 @contextmanager
