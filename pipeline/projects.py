@@ -45,6 +45,11 @@ class Project(Protocol):
 
     def cv_metrics(self) -> Path: ...
 
+    @property
+    def experiment(self) -> str:
+        """The MLflow experiment of the project's runs."""
+        ...
+
     def validate_submission_file(self, path: Path) -> pd.DataFrame: ...
 
     def runs(self, limit: int) -> pd.DataFrame: ...
@@ -85,18 +90,15 @@ def _runs(project: Project, limit: int) -> pd.DataFrame:
     competition = project.competition
     score, spread = f"metrics.{competition.metric}_mean", f"metrics.{competition.metric}_std"
     ascending = not competition.scorer.greater_is_better
-    experiment = getattr(project, "experiment", competition.slug)
-    return runs_table(cv_runs(project.paths, experiment, score, ascending), limit, score, spread, ascending)
+    return runs_table(cv_runs(project.paths, project.experiment, score, ascending), limit, score, spread, ascending)
 
 
 def _with_source(project: Project, uri: str, submission: Path) -> Path:
-    """Record beside a file `kpipe predict --model-uri` wrote which MLflow model wrote it."""
-    from pipeline.common.tracking import tracking_uri
-    from pipeline.submissions.source import model_uri_source, write_submission_source
+    """Tag the run of the MLflow model that `kpipe predict --model-uri` used with the file's SHA-1."""
+    from pipeline.common.tracking import model_uri_run
+    from pipeline.submissions.source import link_model_submission
 
-    competition = project.competition
-    write_submission_source(submission, model_uri_source(tracking_uri(project.paths), uri, competition.slug,
-                                                         competition.metric))
+    link_model_submission(project.paths, model_uri_run(project.paths, uri), submission)
     return submission
 
 
@@ -168,6 +170,10 @@ class CompetitionProject:
         from pipeline.tabular.competition import read_competition
 
         return read_competition(self.paths.competition_file)
+
+    @property
+    def experiment(self) -> str:
+        return self.competition.slug
 
     def has_stage(self, name: str) -> bool:
         from pipeline.stages.tabular import STAGES

@@ -197,7 +197,6 @@ def test_metrics_and_curve_files_are_committed_not_cached() -> None:
 
 def test_a_new_projects_stages_name_params_it_writes_and_paths_the_stages_use() -> None:
     from pipeline.common.paths import ProjectPaths
-    from pipeline.submissions.source import submission_source_path
     from pipeline.tabular.params import DEFAULTS
 
     stages, paths = _generated_stages(), ProjectPaths(Path("."))
@@ -211,7 +210,7 @@ def test_a_new_projects_stages_name_params_it_writes_and_paths_the_stages_use() 
                 for stage in stages.values() for kind in ("outs", "metrics", "plots") for o in stage.get(kind, [])}
     used = {paths.raw_train, paths.raw_test, paths.raw_sample, paths.clean_train, paths.clean_test,
             paths.validation_report, paths.oof_predictions, paths.blend_model_dir, paths.competition_cv_metrics,
-            paths.competition_train_metrics, paths.competition_cv_png, paths.submission, paths.cv_run,
-            submission_source_path(paths.submission), paths.competition_residuals_dir,
+            paths.competition_train_metrics, paths.competition_cv_png, paths.submission,
+            paths.competition_residuals_dir,
             paths.competition_residuals_metrics, paths.competition_residuals_png}
     assert {str(p) for p in used} == declared

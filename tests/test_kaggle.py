@@ -135,8 +135,8 @@ def test_kpipe_submit_uploads_our_file_waits_for_the_score_and_prints_it(home: P
     score, _ = standin.score(sub.content)
     assert result.stdout.splitlines() == [
         # a file written by hand, not by `kpipe predict`: no model to put the score back on
-        f"note: {project.submission} has no recorded model (no submission.source.json beside it (a file "
-        "`kpipe predict` did not write)): its log row will carry no CV or MLflow run",
+        f"note: no tracked model wrote {project.submission} (no MLflow run of 'house-prices' names its SHA-1): "
+        "its log row will carry no CV or MLflow run",
         "Kaggle: 5 submissions remaining today (0 made today, 0 in all)",
         f"submitted {project.submission} as submission {sub.ref}: "
         "Successfully submitted to House Prices - Advanced Regression Techniques",

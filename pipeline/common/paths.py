@@ -89,11 +89,6 @@ class ProjectPaths:
         """`kpipe leaderboard`'s picture: CV against the public score."""
         return self.plots_dir / "leaderboard.png"
 
-    @property
-    def cv_run(self) -> Path:
-        """The `cv` stage's MLflow run id, for `train` to record (pipeline/submissions/source.py)."""
-        return self.processed_dir / "cv_run.json"
-
     def submission_from(self, model_uri: str) -> Path:
         """`kpipe predict --model-uri models:/house-prices/3` writes submissions/submission-house-prices-3.csv
         (beside the DVC-tracked submission.csv, which it leaves alone)."""

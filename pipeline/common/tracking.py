@@ -433,12 +433,18 @@ def _millis() -> int:
     return int(time.time() * 1000)
 
 
+def _exists(uri: str) -> bool:
+    """False for a local SQLite store not created yet: a lookup in it finds nothing, and must not
+    create it (MLflow would, running its migrations)."""
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
+
 def annotate_run(paths: ProjectPaths, run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str],
                  timestamp_ms: int | None = None) -> bool:
     """Add metrics (at `timestamp_ms`, so a metric's history orders by when the value was true)
     and tags to an existing, finished run; False (after the one warning) when it could not be done."""
     uri = tracking_uri(paths)
-    if not _usable(uri):
+    if not _exists(uri) or not _usable(uri):
         return False
     try:
         with _quiet():
@@ -457,7 +463,7 @@ def annotate_run(paths: ProjectPaths, run_id: str, metrics: Mapping[str, float],
 def tag_model_version(paths: ProjectPaths, name: str, version: str, tags: Mapping[str, str]) -> bool:
     """Tags on a registered model version; False (after the one warning) when it could not be done."""
     uri = tracking_uri(paths)
-    if not _usable(uri):
+    if not _exists(uri) or not _usable(uri):
         return False
     try:
         with _quiet():
@@ -470,3 +476,68 @@ def tag_model_version(paths: ProjectPaths, name: str, version: str, tags: Mappin
     except Exception as exc:  # noqa: BLE001
         _disable(uri, exc)
         return False
+
+
+def newest_run(paths: ProjectPaths, experiment: str, tags: Mapping[str, str]) -> Any | None:
+    """The newest run of `experiment` carrying every tag of `tags`, or None (none, or tracking off)."""
+    uri = tracking_uri(paths)
+    if not _exists(uri) or not _usable(uri):
+        return None
+    try:
+        with _quiet():
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(uri)
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                return None
+            where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+            runs = client.search_runs([found.experiment_id], filter_string=where,
+                                      order_by=["attributes.start_time DESC"], max_results=1)
+            return runs[0] if runs else None
+    except Exception:  # noqa: BLE001 - a lookup that fails finds nothing (and turns nothing off)
+        return None
+
+
+def run_model_version(paths: ProjectPaths, run_id: str) -> tuple[str, str] | None:
+    """(registered model, version) of the model logged by run `run_id`, the newest if several."""
+    uri = tracking_uri(paths)
+    if not _exists(uri) or not _usable(uri):
+        return None
+    try:
+        with _quiet():
+            from mlflow.tracking import MlflowClient
+
+            versions = MlflowClient(uri).search_model_versions(f"run_id = '{run_id}'")
+            if not versions:
+                return None
+            newest = max(versions, key=lambda v: int(v.version))
+            return newest.name, str(newest.version)
+    except Exception:  # noqa: BLE001 - a lookup that fails finds nothing
+        return None
+
+
+def model_uri_run(paths: ProjectPaths, uri: str) -> str | None:
+    """The run that logged the MLflow model at `uri` (`models:/name/3`, `models:/name@alias`,
+    `models:/name/latest`, `runs:/<id>/model`), or None when MLflow cannot tell."""
+    if uri.startswith("runs:/"):
+        return uri.removeprefix("runs:/").split("/")[0] or None
+    if not uri.startswith("models:/"):
+        return None
+    store = tracking_uri(paths)
+    if not _exists(store) or not _usable(store):
+        return None
+    try:
+        with _quiet():
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(store)
+            name, _, rest = uri.removeprefix("models:/").partition("/")
+            if "@" in name:
+                name, alias = name.split("@", 1)
+                return client.get_model_version_by_alias(name, alias).run_id
+            if rest in ("", "latest"):
+                return max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version)).run_id
+            return client.get_model_version(name, rest).run_id
+    except Exception:  # noqa: BLE001 - a lookup that fails finds nothing
+        return None

@@ -7,11 +7,12 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.common.io import ensure_writable, write_frame, write_json
+from pipeline.common.io import ensure_writable, sha1_of, write_frame, write_json
 from pipeline.common.params import RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
+from pipeline.common.tracking import RunRecord
 from pipeline.house_prices.cv import fold_names
 from pipeline.house_prices.experiment import (
     ExperimentParams,
@@ -26,7 +27,7 @@ from pipeline.house_prices.plots import write_curves
 from pipeline.house_prices.runs import cv_run
 from pipeline.house_prices.schemas import ID, TARGET
 from pipeline.stages import run_stage
-from pipeline.submissions.source import write_cv_run
+from pipeline.submissions.source import CV_METRICS_TAG
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def main() -> None:
                  " ".join(f"{w:.3f}" for w in result.weights),
                  ", ".join(f"{k} {v:.4f}" for k, v in metrics["blends"].items()))
         tracked.finish(result, metrics, histories, paths.cv_curves_png)
-        write_cv_run(paths.cv_run, tracked.run.run_id)
+        # The content address the train stage finds this run by (pipeline/submissions/source.py).
+        tracked.run.log(RunRecord("cv", tags={CV_METRICS_TAG: sha1_of(paths.cv_metrics)}))
 
 
 if __name__ == "__main__":

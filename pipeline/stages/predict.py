@@ -8,13 +8,13 @@ import pandas as pd
 
 from pipeline.common.params import StageParams
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT
 from pipeline.house_prices.artifacts import load_members
-from pipeline.house_prices.competition import HOUSE_PRICES
 from pipeline.house_prices.final import predict_blend
 from pipeline.house_prices.schemas import ID
 from pipeline.house_prices.submission import write_submission
 from pipeline.stages import run_stage
-from pipeline.submissions.source import ModelSource, read_model_source, write_submission_source
+from pipeline.submissions.source import link_submission
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,8 @@ def main() -> None:
     test = pd.read_parquet(paths.clean_test)
     submission = predict_blend(load_members(paths.model_dir), test)
     write_submission(submission, test[ID].to_numpy(), paths.submission)
-    # What made these bytes, for `kpipe submit` to log beside Kaggle's score.
-    write_submission_source(paths.submission, read_model_source(paths.model_dir)
-                            or ModelSource(HOUSE_PRICES.slug, HOUSE_PRICES.metric))
+    # Which training run made these bytes, for `kpipe submit` to log beside Kaggle's score.
+    link_submission(paths, HOUSE_PRICES_EXPERIMENT, paths.model_dir, paths.submission)
     log.info("wrote %s: %d rows, median price %.0f", paths.submission, len(submission),
              submission["SalePrice"].median())
 

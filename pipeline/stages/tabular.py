@@ -19,17 +19,6 @@ from pipeline.common.params import StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.readers import MB, read_csv_table
 from pipeline.stages import run_stage
-from pipeline.submissions.source import (
-    CV_RUN_ID_TAG,
-    ModelSource,
-    model_source,
-    read_cv_run,
-    read_model_source,
-    registered_version,
-    write_cv_run,
-    write_model_source,
-    write_submission_source,
-)
 from pipeline.tabular.competition import Competition, read_competition
 from pipeline.tabular.params import TabularDataParams
 
@@ -100,8 +89,10 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
     import numpy as np
     import pandas as pd
 
+    from pipeline.common.io import sha1_of
     from pipeline.common.seed import seed_everything
     from pipeline.common.tracking import RunRecord, flatten, log_record
+    from pipeline.submissions.source import CV_METRICS_TAG
     from pipeline.tabular.hooks import load_hooks
     from pipeline.tabular.library import MemberLibrary
     from pipeline.tabular.modeling import Problem, cross_validate
@@ -138,10 +129,9 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
              len(experiment.members))
     flat = {k: v for k, v in metrics.items() if isinstance(v, float)}
     flat.update({f"member{i}_{name}": float(np.mean(s)) for i, s in enumerate(result.member_scores)})
-    run_id = log_record(paths, competition.slug, RunRecord(
-        name="cv", params=flatten(raw), metrics=flat, tags=_tags(competition, "cv"),
-        artifacts=[paths.competition_cv_metrics, paths.competition_cv_png]))
-    write_cv_run(paths.cv_run, run_id)
+    tags = {**_tags(competition, "cv"), CV_METRICS_TAG: sha1_of(paths.competition_cv_metrics)}
+    log_record(paths, competition.slug, RunRecord(name="cv", params=flatten(raw), metrics=flat, tags=tags,
+                                                  artifacts=[paths.competition_cv_metrics, paths.competition_cv_png]))
     return flat
 
 
@@ -160,6 +150,7 @@ def train(paths: ProjectPaths) -> None:
 
     from pipeline.common.seed import seed_everything
     from pipeline.common.tracking import RunRecord, flatten, open_run
+    from pipeline.submissions.source import CV_RUN_ID_TAG, MODEL_DIGEST_TAG, cv_run_of, folder_digest
     from pipeline.tabular.hooks import load_hooks
     from pipeline.tabular.modeling import Problem, fit_blend, save_blend
     from pipeline.tabular.serving import log_model
@@ -186,9 +177,12 @@ def train(paths: ProjectPaths) -> None:
     write_json(metrics, paths.competition_train_metrics)
     cv_scores = {k: float(v) for k, v in cv_metrics.items() if isinstance(v, float)}
     log.info("saved the blend of %d member(s) to %s", len(blend.members), paths.blend_model_dir)
-    cv_run_id = read_cv_run(paths.cv_run)
+    # The CV run that scored this configuration, and the model folder's digest (the predict stage
+    # finds this run by it): pipeline/submissions/source.py.
+    links = {CV_RUN_ID_TAG: cv_run_of(paths, competition.slug, paths.competition_cv_metrics) or "",
+             MODEL_DIGEST_TAG: folder_digest(paths.blend_model_dir)}
     record = RunRecord(name="train", params=flatten(raw), metrics={**metrics, **cv_scores},
-                       tags={**_tags(competition, "train"), CV_RUN_ID_TAG: cv_run_id or ""})
+                       tags={**_tags(competition, "train"), **links})
     with open_run(paths, competition.slug, record) as run:
         # The blend as a pyfunc model, registered under the competition's slug; its signature
         # and input example are test.csv as read.
@@ -197,15 +191,12 @@ def train(paths: ProjectPaths) -> None:
         if logged is not None:
             log.info("registered %s version %s (%s)", competition.slug, logged.registered_model_version,
                      logged.model_uri)
-        write_model_source(paths.blend_model_dir, model_source(
-            competition.slug, competition.metric, cv_metrics, paths.root, experiment=competition.slug,
-            cv_run_id=cv_run_id, train_run_id=run.run_id,
-            model_name=competition.slug if logged is not None else None, model_version=registered_version(logged)))
 
 
 def predict(paths: ProjectPaths) -> None:
     import pandas as pd
 
+    from pipeline.submissions.source import link_submission
     from pipeline.tabular.hooks import load_hooks
     from pipeline.tabular.modeling import Problem, load_blend
     from pipeline.tabular.submission import submission_frame, write_submission
@@ -218,8 +209,7 @@ def predict(paths: ProjectPaths) -> None:
     ids = test[competition.id_column].to_numpy()
     frame = submission_frame(competition, ids, link, blend.threshold)
     write_submission(frame, competition, ids, paths.submission)
-    write_submission_source(paths.submission, read_model_source(paths.blend_model_dir)
-                            or ModelSource(competition.slug, competition.metric))
+    link_submission(paths, competition.slug, paths.blend_model_dir, paths.submission)
     log.info("wrote %s: %d rows, columns %s", paths.submission, len(frame), ", ".join(frame.columns))
 
 

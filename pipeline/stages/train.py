@@ -28,14 +28,7 @@ from pipeline.house_prices.plots import write_curves
 from pipeline.house_prices.runs import train_run
 from pipeline.house_prices.serving import REGISTERED_MODEL, log_model
 from pipeline.stages import run_stage
-from pipeline.submissions.source import (
-    CV_RUN_ID_TAG,
-    cv_scores,
-    model_source,
-    read_cv_run,
-    registered_version,
-    write_model_source,
-)
+from pipeline.submissions.source import CV_RUN_ID_TAG, MODEL_DIGEST_TAG, cv_run_of, cv_scores, folder_digest
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +71,18 @@ def main() -> None:
 
         # The CV this configuration scored, beside the run's own metrics (kpipe submit compares
         # the two scores), and the CV run it was trained after.
-        cv_run_id = read_cv_run(paths.cv_run)
-        tracked.run.log(RunRecord("train", metrics={**metrics, **cv_scores(cv, HOUSE_PRICES.metric)},
-                                  tags={CV_RUN_ID_TAG: cv_run_id or ""}, artifacts=[paths.train_curves_png]))
+        # The CV this configuration scored beside the run's own metrics, the CV run that scored it,
+        # and the model folder's digest (the predict stage finds this run by it).
+        cv_run_id = cv_run_of(paths, HOUSE_PRICES_EXPERIMENT, paths.cv_metrics) or ""
+        tags = {CV_RUN_ID_TAG: cv_run_id, MODEL_DIGEST_TAG: folder_digest(paths.model_dir)}
+        tracked.run.log(RunRecord("train", metrics={**metrics, **cv_scores(cv, HOUSE_PRICES.metric)}, tags=tags,
+                                  artifacts=[paths.train_curves_png]))
         # The whole predictor as a pyfunc model, registered as `house-prices`; its signature
         # and input example are test.csv as read.
         logged = tracked.run.log_model(lambda: log_model(paths.model_dir, pd.read_csv(paths.raw_test)))
         if logged is not None:
             log.info("registered %s version %s (%s)", REGISTERED_MODEL, logged.registered_model_version,
                      logged.model_uri)
-        write_model_source(paths.model_dir, model_source(
-            HOUSE_PRICES, cv, paths.root, experiment=HOUSE_PRICES_EXPERIMENT, cv_run_id=cv_run_id,
-            train_run_id=tracked.run.run_id, model_name=REGISTERED_MODEL if logged is not None else None,
-            model_version=registered_version(logged)))
 
 
 if __name__ == "__main__":

@@ -1,37 +1,44 @@
 """What made a submission file: the CV run, the training run, the registered model version, the
-commit, the DVC experiment and the CV score, carried from stage to stage in small JSON files.
+commit, the DVC experiment and the CV score, found in MLflow from the file's bytes alone.
 
-Kaggle only ever sees bytes. To put its score back beside the run that made them, each stage
-leaves one record: `cv` writes its MLflow run id (`data/processed/cv_run.json`); `train` writes
-a `ModelSource` into the model folder (`source.json`: the runs, the model version, the CV it
-was trained after); `predict` writes the same beside the submission, with the file's SHA-1
-(`submission.source.json`). `kpipe submit` believes a record only when that SHA-1 is the
-file's: a file edited or written by something else has no source, and its log row says so.
+Kaggle only ever sees bytes; to put its score back beside the run that made them, each stage
+leaves a content address on its MLflow run, as a tag:
 
-JSON files, not MLflow lookups: they travel with `dvc exp run`, `dvc checkout` and a DVC
-remote exactly as the model and the file do, and they work when tracking is off. This module
-imports nothing heavy: the stages that write it import it.
+- `cv` tags its run with the SHA-1 of the CV metrics file it wrote (`cv.metrics_sha1`);
+- `train` finds that run by the SHA-1 of the metrics file it read (`cv.run_id`, on its own
+  run) and tags its run with the digest of the model folder it saved (`model.digest`);
+- `predict` finds the training run by the digest of the model folder it loaded and tags it with
+  the SHA-1 of the submission it wrote (`submission.sha1`); `kpipe predict --model-uri` tags the
+  run of the model it used;
+- `kpipe submit` finds the run by the SHA-1 of the file it sends, and reads the rest from it.
+
+Tags, not files beside the outputs: the outputs stay the same bytes for the same inputs (a
+forced retrain leaves dvc.lock unchanged), and a file whose bytes no stage wrote simply has no
+source. Each lookup takes the newest run with the tag: two runs that made the same bytes are
+equally their source. Tracking off, or a run not found: the source is None and the log row says
+so. This module imports MLflow only inside its functions (through `tracking`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.common.io import sha1_of, write_json
-from pipeline.common.provenance import dvc_experiment, git_commit
+from pipeline.common.io import sha1_of
+from pipeline.common.paths import ProjectPaths
+from pipeline.common.tracking import COMMIT_TAG, DVC_EXPERIMENT_TAG, annotate_run, newest_run, run_model_version
 
-MODEL_SOURCE = "source.json"  # inside the model folder
-CV_RUN_ID_TAG = "cv.run_id"  # the training run's tag naming the CV run it was trained after
+CV_METRICS_TAG = "cv.metrics_sha1"  # on a CV run: the SHA-1 of the metrics file it wrote
+CV_RUN_ID_TAG = "cv.run_id"  # on a training run: the CV run it was trained after
+MODEL_DIGEST_TAG = "model.digest"  # on a training run: the digest of the model folder it saved
+SUBMISSION_TAG = "submission.sha1"  # on a training run: the SHA-1 of the last submission of its model
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a trained model came from. Every field but the competition may be unknown (None):
-    tracking off, no git checkout, no `dvc exp run`."""
+    """Where a submitted model came from. Every field but the competition may be unknown (None)."""
 
     competition: str
     metric: str
@@ -45,135 +52,50 @@ class ModelSource:
     commit: str | None = None
     dvc_exp: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelSource:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-@dataclass(frozen=True)
-class SubmissionSource:
-    """A submission file's bytes (their SHA-1) and the model that wrote them."""
-
-    sha1: str
-    model: ModelSource
-
 
 def cv_scores(cv: dict[str, Any], metric: str) -> dict[str, float]:
     """`<metric>_mean` and `<metric>_std` of a CV metrics file, as the training run logs them."""
     return {k: float(cv[k]) for k in (f"{metric}_mean", f"{metric}_std") if isinstance(cv.get(k), (int, float))}
 
 
-def model_source(slug: str, metric: str, cv: dict[str, Any], root: Path, **runs: str | None) -> ModelSource:
-    """The record of a model just trained at `root` after the CV `cv` (its metrics file), with
-    the MLflow facts in `runs` (experiment, cv_run_id, train_run_id, model_name, model_version)."""
-    commit = git_commit(root)
-    scores = cv_scores(cv, metric)
-    return ModelSource(competition=slug, metric=metric, cv_mean=scores.get(f"{metric}_mean"),
-                       cv_std=scores.get(f"{metric}_std"), commit=commit.short if commit else None,
-                       dvc_exp=dvc_experiment(), **runs)
+def folder_digest(folder: Path) -> str:
+    """SHA-1 over every file of `folder` (relative names and bytes, in name order)."""
+    digest = hashlib.sha1()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + sha1_of(path).encode())
+    return digest.hexdigest()
 
 
-def registered_version(logged: Any) -> str | None:
-    """The version `mlflow.<flavor>.log_model(registered_model_name=...)` registered, if any."""
-    version = getattr(logged, "registered_model_version", None)
-    return None if version is None else str(version)
+def cv_run_of(paths: ProjectPaths, experiment: str, cv_metrics: Path) -> str | None:
+    """The CV run that wrote `cv_metrics` as it is now, for the training run to name."""
+    run = newest_run(paths, experiment, {CV_METRICS_TAG: sha1_of(cv_metrics)}) if cv_metrics.is_file() else None
+    return run.info.run_id if run is not None else None
 
 
-def write_cv_run(path: Path, run_id: str | None) -> None:
-    """The `cv` stage's MLflow run id (None when tracking was off), for `train` to carry on."""
-    write_json({"run_id": run_id}, path)
-
-
-def read_cv_run(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    try:
-        run_id = json.loads(path.read_text()).get("run_id")
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    return run_id if isinstance(run_id, str) else None
-
-
-def write_model_source(model_dir: Path, source: ModelSource) -> None:
-    write_json(source.to_dict(), model_dir / MODEL_SOURCE)
-
-
-def read_model_source(model_dir: Path) -> ModelSource | None:
-    """The model folder's record, or None (a folder saved before records existed)."""
-    path = model_dir / MODEL_SOURCE
-    if not path.is_file():
-        return None
-    try:
-        return ModelSource.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError):
-        return None
-
-
-def submission_source_path(submission: Path) -> Path:
-    """`submissions/submission.csv` -> `submissions/submission.source.json`."""
-    return submission.with_name(f"{submission.stem}.source.json")
-
-
-def write_submission_source(submission: Path, model: ModelSource) -> Path:
-    """Record, beside a file just written, its SHA-1 and the model that wrote it."""
-    record = submission_source_path(submission)
-    write_json({"file": submission.name, "sha1": sha1_of(submission), "model": model.to_dict()}, record)
-    return record
-
-
-def read_submission_source(submission: Path) -> tuple[SubmissionSource | None, str]:
-    """The file's source and "", or None and why there is none."""
-    record = submission_source_path(submission)
-    sha1 = sha1_of(submission)
-    if not record.is_file():
-        return None, f"no {record.name} beside it (a file `kpipe predict` did not write)"
-    try:
-        data = json.loads(record.read_text())
-        written = data["sha1"]
-        model = ModelSource.from_dict(data["model"])
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return None, f"{record} is not a source record `kpipe predict` wrote"
-    if written != sha1:
-        return None, f"the file changed after `kpipe predict` wrote it ({record.name} names other bytes)"
-    return SubmissionSource(sha1, model), ""
-
-
-def model_uri_source(tracking: str, uri: str, slug: str, metric: str) -> ModelSource:
-    """The record of an MLflow model (`models:/name/3`, `models:/name@champion`,
-    `models:/name/latest`, `runs:/<id>/model`), read from its training run: the CV it logged,
-    the CV run it names, the commit and the DVC experiment. Fields MLflow cannot tell stay None."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    from pipeline.common.tracking import COMMIT_TAG, DVC_EXPERIMENT_TAG
-
-    client = MlflowClient(tracking)
-    name = version = run_id = None
-    try:
-        if uri.startswith("models:/"):
-            name, _, rest = uri.removeprefix("models:/").partition("/")
-            if "@" in name:
-                name, alias = name.split("@", 1)
-                found = client.get_model_version_by_alias(name, alias)
-            elif rest in ("", "latest"):
-                found = max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
-            else:
-                found = client.get_model_version(name, rest)
-            version, run_id = str(found.version), found.run_id
-        elif uri.startswith("runs:/"):
-            run_id = uri.removeprefix("runs:/").split("/")[0]
-        run = client.get_run(run_id) if run_id else None
-    except (MlflowException, ValueError):
-        return ModelSource(slug, metric, model_name=name, model_version=version)
+def link_submission(paths: ProjectPaths, experiment: str, model_dir: Path, submission: Path) -> str | None:
+    """Tag the training run of the model in `model_dir` with `submission`'s SHA-1; its run id."""
+    run = newest_run(paths, experiment, {MODEL_DIGEST_TAG: folder_digest(model_dir)})
     if run is None:
-        return ModelSource(slug, metric, model_name=name, model_version=version)
+        return None
+    annotate_run(paths, run.info.run_id, {}, {SUBMISSION_TAG: sha1_of(submission)})
+    return run.info.run_id
+
+
+def link_model_submission(paths: ProjectPaths, run_id: str | None, submission: Path) -> None:
+    """Tag run `run_id` (an MLflow model's, `kpipe predict --model-uri`) with `submission`'s SHA-1."""
+    if run_id:
+        annotate_run(paths, run_id, {}, {SUBMISSION_TAG: sha1_of(submission)})
+
+
+def submission_source(paths: ProjectPaths, experiment: str, sha1: str, slug: str, metric: str) -> ModelSource | None:
+    """The source of the bytes with SHA-1 `sha1`, or None when no tracked model wrote them."""
+    run = newest_run(paths, experiment, {SUBMISSION_TAG: sha1})
+    if run is None:
+        return None
     metrics, tags = run.data.metrics, run.data.tags
-    experiment = client.get_experiment(run.info.experiment_id).name
+    version = run_model_version(paths, run.info.run_id)
     return ModelSource(competition=slug, metric=metric, cv_mean=metrics.get(f"{metric}_mean"),
                        cv_std=metrics.get(f"{metric}_std"), experiment=experiment,
-                       cv_run_id=tags.get(CV_RUN_ID_TAG) or None, train_run_id=run_id, model_name=name,
-                       model_version=version, commit=tags.get(COMMIT_TAG), dvc_exp=tags.get(DVC_EXPERIMENT_TAG))
+                       cv_run_id=tags.get(CV_RUN_ID_TAG) or None, train_run_id=run.info.run_id,
+                       model_name=version[0] if version else None, model_version=version[1] if version else None,
+                       commit=tags.get(COMMIT_TAG), dvc_exp=tags.get(DVC_EXPERIMENT_TAG))

@@ -24,7 +24,7 @@ from pipeline.house_prices.kaggle_api import KaggleRefused, KaggleSubmission
 from pipeline.submissions.leaderboard import Standing, standing
 from pipeline.submissions.log import KAGGLE, LogRow, SubmissionLog, change_log, read_log, update_row
 from pipeline.submissions.scores import record_scores
-from pipeline.submissions.source import read_submission_source
+from pipeline.submissions.source import submission_source
 from pipeline.submissions.spend import cv_warning, refuse_resubmission, refuse_without_allowance
 
 if TYPE_CHECKING:
@@ -61,17 +61,18 @@ def submit(project: Project, options: SubmitOptions, echo: Echo,
     sha1 = sha1_of(options.path)
     if line := refuse_resubmission(log, sha1, options.force):
         echo(line)
-    source, why = read_submission_source(options.path)
+    source = submission_source(project.paths, project.experiment, sha1, competition.slug, competition.metric)
     if source is None:
-        echo(f"note: {options.path} has no recorded model ({why}): its log row will carry no CV or MLflow run")
-    if line := cv_warning(log, source.model if source else None, competition.scorer.greater_is_better):
+        echo(f"note: no tracked model wrote {options.path} (no MLflow run of {project.experiment!r} names its "
+             "SHA-1): its log row will carry no CV or MLflow run")
+    if line := cv_warning(log, source, competition.scorer.greater_is_better):
         echo(line)
     echo(refuse_without_allowance(kaggle_api.submission_limits(competition.slug)))
 
     ref, answer = kaggle_api.submit_file(options.path, options.message, competition.slug)
     echo(f"submitted {options.path} as submission {ref}: {answer}")
     row = LogRow.submitted(ref, _now(), competition.slug, _relative(options.path, project.paths.root), sha1,
-                           options.message, source.model if source else None, competition.metric)
+                           options.message, source, competition.metric)
     change_log(log_path, lambda log: log.rows.append(row))
     if options.wait_s <= 0:
         return row

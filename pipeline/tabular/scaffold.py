@@ -134,8 +134,8 @@ GITIGNORE = """\
 /mlruns/
 /.kpipe/
 __pycache__/
-# `kpipe predict --model-uri` files and their source records (submissions/log.csv is committed).
-/submissions/submission-*
+# `kpipe predict --model-uri` files (submissions/log.csv is committed).
+/submissions/submission-*.csv
 /plots/leaderboard.png
 /submissions/.log.csv.lock
 """
@@ -161,19 +161,18 @@ def dvc_yaml(competition: Competition) -> str:
                "cmd": f"{cmd} cv",
                "deps": ["data/interim/train.parquet", "data/interim/test.parquet", "competition.yaml", *hook],
                "params": EXPERIMENT_PARAMS,
-               "outs": ["data/processed/oof_predictions.csv", "data/processed/cv_run.json"],
+               "outs": ["data/processed/oof_predictions.csv"],
                "metrics": [{"metrics/competition/cv.json": {"cache": False}}],
                "plots": [{"plots/competition/cv.png": {"cache": False}}]},
         "train": {"desc": "Every member fit on all training rows; the blend saved under models/blend.",
                   "cmd": f"{cmd} train",
-                  "deps": ["data/interim/train.parquet", "metrics/competition/cv.json", "data/processed/cv_run.json",
-                           "competition.yaml", *hook],
+                  "deps": ["data/interim/train.parquet", "metrics/competition/cv.json", "competition.yaml", *hook],
                   "params": EXPERIMENT_PARAMS, "outs": ["models/blend"],
                   "metrics": [{"metrics/competition/train.json": {"cache": False}}]},
         "predict": {"desc": "submissions/submission.csv as the sample submission lays it out, checked.",
                     "cmd": f"{cmd} predict",
                     "deps": ["data/interim/test.parquet", "models/blend", "competition.yaml", *hook],
-                    "outs": ["submissions/submission.csv", "submissions/submission.source.json"]},
+                    "outs": ["submissions/submission.csv"]},
         "residuals": {"desc": "Error report of cv's out-of-fold predictions: worst rows, loss by group.",
                       "cmd": f"{cmd} residuals",
                       "deps": ["data/interim/train.parquet", "data/processed/oof_predictions.csv", "competition.yaml",
