@@ -19,6 +19,7 @@ from pipeline.common.download import sha1_of
 from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.dataset import HOUSE_PRICES as HOUSE_PRICES_FILES
 from pipeline.house_prices.submission import check_submission
+from pipeline.submissions.source import folder_digest, submission_source
 
 pytestmark = pytest.mark.e2e
 # The default model (a stacked ensemble of torch, scikit-learn and LightGBM members) made quick;
@@ -86,6 +87,12 @@ def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str
     # The registered model: the version this train run logged, predicting the submission.
     (version,) = client.search_model_versions("name = 'house-prices'")
     assert version.run_id == train.run_id
+    # The content addresses `kpipe submit` follows from the file back to these runs.
+    paths = ProjectPaths(repo)
+    assert tags["model.digest"] == folder_digest(paths.model_dir) and tags["cv.run_id"] == parents["run_id"].iloc[0]
+    assert tags["submission.sha1"] == sha1_of(paths.submission)
+    source = submission_source(paths, "house-prices", sha1_of(paths.submission), COMPETITION, "log_rmse")
+    assert (source.train_run_id, source.model_version, source.cv_mean) == (train.run_id, "1", cv["log_rmse_mean"])
     predicted = mlflow.pyfunc.load_model("models:/house-prices/latest").predict(raw_test)
     assert (predicted["Id"] == submission["Id"]).all()
     assert (predicted["SalePrice"] / submission["SalePrice"] - 1).abs().max() < 1e-6
