@@ -161,6 +161,9 @@ def test_kpipe_submissions_completes_the_log_and_lists_past_submissions(home: Pa
                                  env={**kpipe_env(standin, home)}, timeout=120)
         assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
         result = kpipe(standin, home, project, "submissions")
+        synced = SubmissionLog.read(project.submission_log)
+        standin.reveal_private(0.01)  # the competition ends
+        final = kpipe(standin, home, project, "submissions")
         refs = [s.ref for s in standin.submissions]
         score, _ = standin.score(project.submission.read_bytes())
 
@@ -187,11 +190,16 @@ def test_kpipe_submissions_completes_the_log_and_lists_past_submissions(home: Pa
         assert row.split()[3:7] == ["COMPLETE", score, "-", "submission.csv"]
         assert row.rstrip().endswith(message)
 
-    log = SubmissionLog.read(project.submission_log)
-    assert [(r.ref, r.origin, r.status, r.public_score) for r in log.rows] == [
-        (ref1, "kpipe", "COMPLETE", float(score)), (ref2, "kpipe", "COMPLETE", float(score)),
-        (ref3, "kaggle", "COMPLETE", float(score))]
-    assert log.rows[0].file_sha1 == sha1_of(project.submission) and log.rows[2].file_sha1 == ""
+    assert [(r.ref, r.origin, r.status, r.public_score, r.private_score) for r in synced.rows] == [
+        (ref1, "kpipe", "COMPLETE", float(score), None), (ref2, "kpipe", "COMPLETE", float(score), None),
+        (ref3, "kaggle", "COMPLETE", float(score), None)]
+    assert synced.rows[0].file_sha1 == sha1_of(project.submission) and synced.rows[2].file_sha1 == ""
+    # The private scores arrive with a later sync; the rank stays the one seen at the first score.
+    assert final.returncode == 0, final.stderr
+    assert f"submission {ref1} scored: public score {score}, private {float(score) + 0.01:.5f}" in final.stdout
+    ended = SubmissionLog.read(project.submission_log)
+    assert [r.private_score for r in ended.rows] == [pytest.approx(float(score) + 0.01)] * 3
+    assert [r.rank for r in ended.rows] == [r.rank for r in synced.rows]
 
 
 @pytest.mark.e2e

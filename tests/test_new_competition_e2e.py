@@ -20,6 +20,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,7 +29,9 @@ import yaml
 from conftest import BIN, run_dvc
 from kaggle_standin import KaggleStandIn, write_credentials
 from public_tables import cars, penguins
+from typer.testing import CliRunner
 
+from pipeline.cli import app
 from pipeline.common.paths import ProjectPaths
 from pipeline.submissions.log import SubmissionLog
 from pipeline.tabular.competition import read_competition
@@ -72,7 +75,8 @@ def repro(project: Path, env: dict[str, str] | None = None) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def test_a_regression_from_a_kaggle_folder_to_submissions_whose_scores_come_back(tmp_path: Path) -> None:
+def test_a_regression_from_a_kaggle_folder_to_submissions_whose_scores_come_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """From Kaggle's folder to a submission that beats the mean; then two submissions (one scored
     while kpipe waits, one from a `dvc exp run` experiment, pending until `kpipe submissions`)
     whose scores land in the submission log, on the MLflow runs and model versions, in
@@ -126,9 +130,15 @@ def test_a_regression_from_a_kaggle_folder_to_submissions_whose_scores_come_back
         standin.pending_reads = 0  # Kaggle scores it meanwhile
         synced = kpipe(project, "submissions", env=env)
         refs = [s.ref for s in standin.submissions]
-    runs, board = kpipe(project, "runs"), kpipe(project, "leaderboard")
-    for done in (first, second, synced, runs, board):
+    for done in (first, second, synced):
         assert done.returncode == 0, done.stdout + done.stderr
+    # The two commands that need no Kaggle, in this process (a kpipe process takes seconds to start).
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", own_store(project)["MLFLOW_TRACKING_URI"])
+    mlflow.set_tracking_uri(None)
+    runs, board = CliRunner().invoke(app, ["runs"]), CliRunner().invoke(app, ["leaderboard"])
+    mlflow.set_tracking_uri(None)
+    assert runs.exit_code == 0 and board.exit_code == 0, runs.output + board.output
 
     assert "Kaggle: 5 submissions remaining today (0 made today, 0 in all)" in first.stdout
     assert "Kaggle: 4 submissions remaining today (1 made today, 1 in all)" in second.stdout
@@ -161,13 +171,16 @@ def test_a_regression_from_a_kaggle_folder_to_submissions_whose_scores_come_back
     assert two.public_score == pytest.approx(float(scorer(paths.submission.read_bytes())[0]))
     assert f"submission {refs[1]} scored: public score {two.public_score:.5f}" in synced.stdout
 
-    header, *lines = runs.stdout.splitlines()
+    header, *lines = runs.output.splitlines()
     assert header.split()[:7] == ["run", "date", "commit", "dvc_exp", "cv_mean", "cv_std", "public_score"]
     assert sorted(round(float(line.split()[7]), 4) for line in lines) == sorted(
         round(r.public_score, 4) for r in (one, two))
-    assert board.stdout.splitlines()[0].split()[:2] == ["ref", "date"]
-    assert "over 2 scored submissions: public = " in board.stdout
+    assert board.output.splitlines()[0].split()[:2] == ["ref", "date"]
+    assert "over 2 scored submissions: public = " in board.output
     assert paths.leaderboard_png.stat().st_size > 10_000
+    # The same points as a DVC plot (the project's dvc.yaml declares the log as a scatter).
+    plotted = run_dvc(project, "plots", "show", "--json", "submissions/log.csv")
+    assert plotted.returncode == 0 and '"public_score"' in plotted.stdout, plotted.stdout[-2000:] + plotted.stderr
     # The log is the project's to commit; the picture is not.
     ignored = [subprocess.run(["git", "check-ignore", "-q", str(p)], cwd=project).returncode == 0
                for p in (paths.submission_log, paths.leaderboard_png)]

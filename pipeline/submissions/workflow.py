@@ -22,7 +22,7 @@ from pipeline.common.io import sha1_of
 from pipeline.house_prices import kaggle_api
 from pipeline.house_prices.kaggle_api import KaggleRefused, KaggleSubmission
 from pipeline.submissions.leaderboard import Standing, standing
-from pipeline.submissions.log import KAGGLE, LogRow, SubmissionLog, change_log, read_log, update_row
+from pipeline.submissions.log import ERROR, KAGGLE, LogRow, SubmissionLog, change_log, read_log, update_row
 from pipeline.submissions.scores import record_scores
 from pipeline.submissions.source import submission_source
 from pipeline.submissions.spend import cv_warning, refuse_resubmission, refuse_without_allowance
@@ -93,23 +93,28 @@ def _complete(project: Project, ref: int, seen: KaggleSubmission, echo: Echo) ->
     changes = {"status": seen.status, "public_score": seen.public_score, "private_score": seen.private_score,
                "error": seen.error}
     found: dict[str, LogRow] = {}
-    new_score = False
+    new_score = failed = first_score = False
 
     def change(log: SubmissionLog) -> None:
-        nonlocal new_score
+        nonlocal new_score, failed, first_score
         row = log.by_ref(ref)
         if row is None:
             return
-        before = (row.public_score, row.private_score)
+        before = (row.status, row.public_score, row.private_score)
         update_row(row, changes)
-        new_score = (row.public_score, row.private_score) != before and row.public_score is not None
+        new_score = (row.public_score, row.private_score) != before[1:] and row.public_score is not None
+        failed = row.status == ERROR and before[0] != ERROR
+        first_score = before[1] is None and row.public_score is not None
         found["row"] = row
 
     change_log(project.paths.submission_log, change)
     row = found.get("row")
+    if row is not None and failed:
+        echo(describe_row(row))
     if row is None or not new_score:
         return row
-    place = _standing(project, row, seen.team_name, echo)
+    # The rank when kpipe first sees the public score (a private score revealed later keeps it).
+    place = _standing(project, row, seen.team_name, echo) if first_score else None
     if place is not None:
         change_log(project.paths.submission_log,
                    lambda log: update_row(log.by_ref(ref), {"rank": place.rank, "teams": place.teams,
@@ -132,8 +137,10 @@ def _standing(project: Project, row: LogRow, team: str, echo: Echo) -> Standing 
 
 def describe_row(row: LogRow) -> str:
     """One line for a submission kpipe has just seen scored (or failed)."""
-    if row.status == "ERROR":
+    if row.status == ERROR:
         return f"Kaggle could not score submission {row.ref}: {row.error or 'no reason given'}"
+    if row.public_score is None:
+        return f"submission {row.ref} is {row.status} on Kaggle, without a public score"
     text = f"submission {row.ref} scored: public score {row.public_score:.5f}"
     if row.private_score is not None:
         text += f", private {row.private_score:.5f}"
