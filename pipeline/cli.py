@@ -8,6 +8,7 @@ through `run_stage`, so a known failure is one message and exit code 1, never a 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import typer
@@ -116,9 +117,17 @@ def submit(
     paths = ProjectPaths.here()
     path = file or paths.submission
 
+    terminal = sys.stderr.isatty()
+    seen: list[str] = []
+
     def progress(submission: KaggleSubmission, waited: float) -> None:
-        typer.echo(f"\rwaiting for Kaggle to score submission {submission.ref}: "
-                   f"{submission.status} after {waited:.0f} s ", nl=False, err=True)
+        """One line rewritten in place on a terminal; in a log, one line per status."""
+        line = f"waiting for Kaggle to score submission {submission.ref}: {submission.status} after {waited:.0f} s"
+        if terminal:
+            typer.echo(f"\r{line} ", nl=False, err=True)
+        elif submission.status not in seen:
+            seen.append(submission.status)
+            typer.echo(line, err=True)
 
     def command() -> None:
         project = _project()
@@ -130,7 +139,7 @@ def submit(
             typer.echo(f"{exc}\nThe file is valid; to submit it by hand:\n  "
                        f"{submit_command(path, text, project.competition.slug)}")
             raise typer.Exit(2) from exc
-        if wait > 0:
+        if wait > 0 and terminal:
             typer.echo("", err=True)  # ends the progress line
         if not row.scored:
             typer.echo(f"submission {row.ref} is still {row.status} on Kaggle; `kpipe submissions` records its "

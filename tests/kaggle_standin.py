@@ -675,12 +675,12 @@ def write_credentials(home: Path, *, token: str | None = None, username: str | N
 
 def main(argv: list[str] | None = None) -> int:
     """`python tests/kaggle_standin.py [--teams N] -- COMMAND...`: run one command (`bash -c '...'` for
-    several) with the real client routed to a stand-in, a throwaway HOME holding a token, and a
-    leaderboard of N other teams; the way the README's Kaggle transcripts were made."""
+    several) with the real client routed to a stand-in, a token in `KAGGLE_API_TOKEN` (which the
+    client reads before any file, so your own credentials are never used), and a leaderboard of
+    N other teams; the way the README's Kaggle transcripts were made."""
     import argparse
     import os
     import subprocess
-    import tempfile
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--teams", type=int, default=40, help="other teams on the leaderboard")
@@ -690,11 +690,9 @@ def main(argv: list[str] | None = None) -> int:
     token, user = "KGAT_standin_" + secrets.token_hex(8), "you"
     # The other teams: House Prices scores from 0.1 up, spread like a real leaderboard's head and tail.
     teams = [(f"team-{i:03d}", round(0.1 + 0.3 * (i / args.teams) ** 2, 5)) for i in range(args.teams)]
-    with tempfile.TemporaryDirectory(prefix="kaggle-standin-home-") as home, \
-            KaggleStandIn(tokens={token: user}, leaderboard=teams, pending_reads=args.pending_reads) as standin:
-        write_credentials(Path(home), token=token)
+    with KaggleStandIn(tokens={token: user}, leaderboard=teams, pending_reads=args.pending_reads) as standin:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-        env.update(HOME=home, **standin.client_env())
+        env.update(KAGGLE_API_TOKEN=token, **standin.client_env())
         return subprocess.run(args.command, env=env).returncode
 
 

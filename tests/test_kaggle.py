@@ -277,3 +277,17 @@ def test_the_kaggle_source_says_where_to_accept_the_rules_and_writes_nothing(
     assert f"https://www.kaggle.com/competitions/{COMPETITION}/rules" in result.stderr
     assert "Traceback" not in result.stderr
     assert list(project.raw_dir.iterdir()) == []
+
+
+@pytest.mark.e2e
+def test_the_documented_stand_in_command_submits_and_shows_the_leaderboard(project: ProjectPaths) -> None:
+    """docs/submissions.md: `python tests/kaggle_standin.py -- bash -c 'kpipe submit && kpipe leaderboard'`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and k not in PROXY_VARS}
+    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", TQDM_DISABLE="1")
+    done = subprocess.run([str(BIN / "python"), str(ROOT / "tests" / "kaggle_standin.py"), "--", "bash", "-c",
+                           "kpipe submit --poll-interval 0.1 && kpipe leaderboard"], cwd=project.root, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Kaggle: 5 submissions remaining today (0 made today, 0 in all)" in done.stdout
+    assert "rank " in done.stdout and "of 41 (top " in done.stdout  # 40 other teams, and this one
+    assert done.stdout.splitlines()[-3].split()[0] == str(SubmissionLog.read(project.submission_log).rows[0].ref)
