@@ -202,6 +202,30 @@ def test_cli_submissions_lists_pending_then_the_public_score(standin: KaggleStan
                                                     "publicScore", "privateScore"]
 
 
+def test_cli_shows_the_submission_limits_and_the_leaderboard(home: Path, tmp_path: Path) -> None:
+    write_credentials(home, token=TOKEN)
+    teams = [("team-a", 0.11), ("team-b", 0.09), ("team-c", 0.2)]
+    with KaggleStandIn(tokens={TOKEN: USER}, daily_limit=3, leaderboard=teams, pending_reads=0) as standin:
+        path = tmp_path / "submission.csv"
+        constant_submission(path)
+        sent = cli(standin, home, "competitions", "submit", "-c", COMPETITION, "-f", str(path), "-m", "m")
+        assert sent.returncode == 0, sent.stderr
+        submissions_csv(standin, home)  # scored now
+        limits = cli(standin, home, "competitions", "submission-limits", "-c", COMPETITION)
+        shown = cli(standin, home, "competitions", "leaderboard", "-c", COMPETITION, "--show", "--csv")
+        downloaded = cli(standin, home, "competitions", "leaderboard", "-c", COMPETITION, "--download",
+                         "-p", str(tmp_path))
+    assert limits.stdout.splitlines() == ["Submissions today: 1", "Lifetime submissions: 1", "Remaining today: 2"]
+    board = list(csv.DictReader(io.StringIO(shown.stdout)))
+    assert [(r["teamName"], r["score"]) for r in board] == [
+        ("team-b", "0.09000"), (USER, "0.09044"), ("team-a", "0.11000"), ("team-c", "0.20000")]  # best first
+    assert downloaded.returncode == 0, downloaded.stderr
+    with zipfile.ZipFile(tmp_path / f"{COMPETITION}.zip") as zf:
+        (name,) = zf.namelist()
+        rows = list(csv.DictReader(io.TextIOWrapper(zf.open(name), "utf-8")))
+    assert name.endswith("publicleaderboard.csv") and [r["TeamName"] for r in rows] == [r["teamName"] for r in board]
+
+
 def test_api_submit_then_poll_until_scored(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kagglesdk.competitions.types.submission_status import SubmissionStatus
 

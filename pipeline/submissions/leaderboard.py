@@ -76,7 +76,7 @@ def leaderboard_report(log: SubmissionLog, metric: str) -> LeaderboardReport:
         "commit": frame["commit"].replace("", "-"), "dvc_exp": frame["dvc_exp"].replace("", "-"),
         "cv_mean": frame["cv_mean"].round(5), "cv_std": frame["cv_std"].round(5),
         "public": frame["public_score"].round(5), "private": frame["private_score"].round(5),
-        "rank": frame["rank"].astype("Int64"), "top %": frame["percentile"].round(1),
+        "rank": ["-" if pd.isna(v) else str(int(v)) for v in frame["rank"]], "top %": frame["percentile"].round(1),
         "model": [f"{n} v{v}" if n else "-" for n, v in zip(frame["model_name"], frame["model_version"], strict=True)],
         "status": frame["status"],
     }).iloc[::-1].reset_index(drop=True)
