@@ -60,7 +60,8 @@ def test_a_log_edited_into_nonsense_is_one_clear_error_and_is_left_as_it_is(tmp_
         change_log(path, lambda log: log.rows.append(row(3, 0.1, None)))
     message = str(caught.value)
     assert message.startswith(f"{path} is not a submission log kpipe can read: ")
-    for fault in ("line 2, public_score: 'about 0.13'", "line 3, status: 'DONE'", "ref: 1"):
+    for fault in ("line 2, public_score: 'about 0.13'", "line 3, status: 'DONE'",
+                  "line 3, ref: '1' fails field_uniqueness"):
         assert fault in message, message
     assert "git checkout log.csv" in message
     assert path.read_bytes() == edited  # never overwritten

@@ -33,11 +33,13 @@ from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.common.io import sha1_of
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, open_run
 from pipeline.house_prices.artifacts import save_members
 from pipeline.house_prices.final import FinalModel, fit_final, predict_blend
 from pipeline.house_prices.serving import REGISTERED_MODEL, REQUIREMENTS, log_model
+from pipeline.submissions.source import submission_source
 
 LATEST = f"models:/{REGISTERED_MODEL}/latest"
 
@@ -177,6 +179,9 @@ def test_kpipe_predict_writes_a_checked_submission_from_any_registered_version(
     assert (submission["Id"] == expected["Id"]).all()
     assert _relative_gap(submission["SalePrice"], expected["SalePrice"]) < 1e-6
     assert not registered.paths.submission.exists()  # the DVC output is left alone
+    # `kpipe submit` will find the model version that wrote these bytes.
+    source = submission_source(registered.paths, "house-prices", sha1_of(written), "house-prices", "log_rmse")
+    assert (source.model_name, source.model_version) == (REGISTERED_MODEL, str(registered.version))
 
     unknown = CliRunner().invoke(app, ["predict", "--model-uri", f"models:/{REGISTERED_MODEL}/99"])
     assert unknown.exit_code == 1

@@ -478,8 +478,9 @@ def tag_model_version(paths: ProjectPaths, name: str, version: str, tags: Mappin
         return False
 
 
-def newest_run(paths: ProjectPaths, experiment: str, tags: Mapping[str, str]) -> Any | None:
-    """The newest run of `experiment` carrying every tag of `tags`, or None (none, or tracking off)."""
+def _lookup(paths: ProjectPaths, query: Callable[[Any], Any]) -> Any | None:
+    """`query(client)` on the project's store; None when there is no store, tracking is off or the
+    query fails (a lookup that fails finds nothing, and turns nothing off)."""
     uri = tracking_uri(paths)
     if not _exists(uri) or not _usable(uri):
         return None
@@ -487,34 +488,35 @@ def newest_run(paths: ProjectPaths, experiment: str, tags: Mapping[str, str]) ->
         with _quiet():
             from mlflow.tracking import MlflowClient
 
-            client = MlflowClient(uri)
-            found = client.get_experiment_by_name(experiment)
-            if found is None:
-                return None
-            where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-            runs = client.search_runs([found.experiment_id], filter_string=where,
-                                      order_by=["attributes.start_time DESC"], max_results=1)
-            return runs[0] if runs else None
-    except Exception:  # noqa: BLE001 - a lookup that fails finds nothing (and turns nothing off)
+            return query(MlflowClient(uri))
+    except Exception:  # noqa: BLE001
         return None
+
+
+def newest_run(paths: ProjectPaths, experiment: str, tags: Mapping[str, str]) -> Any | None:
+    """The newest run of `experiment` carrying every tag of `tags`, or None."""
+    def query(client: Any) -> Any | None:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return None
+        where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        runs = client.search_runs([found.experiment_id], filter_string=where,
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+        return runs[0] if runs else None
+
+    return _lookup(paths, query)
 
 
 def run_model_version(paths: ProjectPaths, run_id: str) -> tuple[str, str] | None:
     """(registered model, version) of the model logged by run `run_id`, the newest if several."""
-    uri = tracking_uri(paths)
-    if not _exists(uri) or not _usable(uri):
-        return None
-    try:
-        with _quiet():
-            from mlflow.tracking import MlflowClient
+    def query(client: Any) -> tuple[str, str] | None:
+        versions = client.search_model_versions(f"run_id = '{run_id}'")
+        if not versions:
+            return None
+        newest = max(versions, key=lambda v: int(v.version))
+        return newest.name, str(newest.version)
 
-            versions = MlflowClient(uri).search_model_versions(f"run_id = '{run_id}'")
-            if not versions:
-                return None
-            newest = max(versions, key=lambda v: int(v.version))
-            return newest.name, str(newest.version)
-    except Exception:  # noqa: BLE001 - a lookup that fails finds nothing
-        return None
+    return _lookup(paths, query)
 
 
 def model_uri_run(paths: ProjectPaths, uri: str) -> str | None:
@@ -524,20 +526,14 @@ def model_uri_run(paths: ProjectPaths, uri: str) -> str | None:
         return uri.removeprefix("runs:/").split("/")[0] or None
     if not uri.startswith("models:/"):
         return None
-    store = tracking_uri(paths)
-    if not _exists(store) or not _usable(store):
-        return None
-    try:
-        with _quiet():
-            from mlflow.tracking import MlflowClient
+    name, _, rest = uri.removeprefix("models:/").partition("/")
 
-            client = MlflowClient(store)
-            name, _, rest = uri.removeprefix("models:/").partition("/")
-            if "@" in name:
-                name, alias = name.split("@", 1)
-                return client.get_model_version_by_alias(name, alias).run_id
-            if rest in ("", "latest"):
-                return max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version)).run_id
-            return client.get_model_version(name, rest).run_id
-    except Exception:  # noqa: BLE001 - a lookup that fails finds nothing
-        return None
+    def query(client: Any) -> str:
+        if "@" in name:
+            model, alias = name.split("@", 1)
+            return client.get_model_version_by_alias(model, alias).run_id
+        if rest in ("", "latest"):
+            return max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version)).run_id
+        return client.get_model_version(name, rest).run_id
+
+    return _lookup(paths, query)

@@ -113,7 +113,8 @@ def _schema() -> Any:
 
 def _failures(exc: Any) -> list[str]:
     """pandera's failure cases as `line 4, public_score: 'abc' (float64)` (line 1 is the header)."""
-    cases = exc.failure_cases
+    cases = exc.failure_cases.astype({"failure_case": str})
+    cases = cases.drop_duplicates(["index", "column", "failure_case"])  # a bad number fails coercion and dtype
     out = []
     for _, case in cases.head(MAX_REPORTED).iterrows():
         where = f"line {int(case['index']) + 2}, " if pd.notna(case["index"]) else ""
