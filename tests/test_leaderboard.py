@@ -3,7 +3,7 @@ the commit, the DVC experiment and the MLflow runs that made the file; CV agains
 score; submissions spent only on purpose.
 
 End to end, through `dvc repro`, `dvc exp run`, the unmodified Kaggle client and the stand-in:
-tests/test_new_competition_e2e.py (two submissions of a new competition, their scores in the
+tests/test_new_competition_submissions_e2e.py (two submissions of a new competition, their scores in the
 log, MLflow and `kpipe leaderboard`) and tests/test_kaggle.py (refusals, the allowance, the
 sync of pending rows and of submissions made outside kpipe).
 """
