@@ -183,7 +183,7 @@ def leaderboard(
         competition = project.competition
         report = leaderboard_report(log, competition.metric)
         picture = plot or project.paths.leaderboard_png
-        plot_leaderboard(report, f"{competition.slug}: CV against the public leaderboard", picture)
+        plot_leaderboard(report, f"{competition.slug}\nCV against the public leaderboard", picture)
         typer.echo(report.table.to_string(index=False, na_rep="-"))
         typer.echo(report.summary())
         typer.echo(f"wrote {picture}")
