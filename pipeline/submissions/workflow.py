@@ -47,8 +47,11 @@ def _now() -> str:
 
 
 def _iso(when: datetime | None) -> str:
-    return (when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)).isoformat(timespec="seconds") \
-        if when else _now()
+    """Kaggle's date (naive UTC from the client) as the log writes dates; now when it gave none."""
+    if when is None:
+        return _now()
+    aware = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return aware.isoformat(timespec="seconds")
 
 
 def submit(project: Project, options: SubmitOptions, echo: Echo,
