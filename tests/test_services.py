@@ -3,6 +3,7 @@ and an MLflow client talking to `mlflow server` (PostgreSQL backend, artifacts p
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -39,11 +40,30 @@ WORKER = textwrap.dedent("""
 """)
 
 
+def test_postgres_takes_only_the_password_from_pgpassfile(postgres_server: PostgresServer, tmp_path: Path) -> None:
+    import psycopg
+
+    where = {"host": postgres_server.host, "port": postgres_server.port, "user": postgres_server.user,
+             "dbname": "postgres", "connect_timeout": 5}
+    with psycopg.connect(**where, passfile=str(postgres_server.pgpass)) as conn:
+        assert conn.execute("SHOW password_encryption").fetchone() == ("scram-sha-256",)
+    assert os.environ["PGPASSFILE"] == str(postgres_server.pgpass)  # what child processes inherit
+    assert oct(postgres_server.pgpass.stat().st_mode & 0o777) == "0o600"
+    wrong = tmp_path / "pgpass"
+    wrong.write_text(f"127.0.0.1:*:*:{postgres_server.user}:not-the-password\n")
+    wrong.chmod(0o600)
+    for refused in ({"passfile": str(wrong)}, {"passfile": os.devnull}):
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(**where, **refused)
+
+
 def test_postgres_databases_are_separate(postgres_server: PostgresServer) -> None:
     import sqlalchemy as sa
 
     first, second = postgres_server.create_database("first_db"), postgres_server.create_database("second_db")
-    assert first.startswith(f"postgresql+psycopg://{postgres_server.user}:") and "@127.0.0.1:" in first
+    # No password in the URL: libpq reads it from PGPASSFILE (the cluster wants scram-sha-256).
+    assert first.startswith(f"postgresql+psycopg://{postgres_server.user}@127.0.0.1:")
+    assert postgres_server.password not in first
     engine = sa.create_engine(first)
     try:
         with engine.begin() as conn:

@@ -3,7 +3,7 @@ on top of it. Real servers, never mocks; for the team demo, the throughput bench
 tests, not for a team's long-lived setup (docs/team.md says how to run that).
 
     with running_postgres() as pg:                      # PostgresServer
-        url = pg.create_database("optuna")              # postgresql+psycopg://kp:kp@127.0.0.1:PORT/optuna
+        url = pg.create_database("optuna")              # postgresql+psycopg://kp@127.0.0.1:PORT/optuna
         with running_mlflow(pg) as server:              # MlflowServer
             print(server.url)                           # http://127.0.0.1:PORT
 
@@ -17,6 +17,11 @@ ServiceUnavailable saying what to install. Everything lives in a folder under /t
 `postgres` when we are root (initdb refuses to run as root, and a folder under
 /tmp/pytest-of-root is not traversable for another user), and is stopped and deleted on the way
 out, an exception or Ctrl-C included.
+
+The cluster authenticates every connection with `scram-sha-256` and a password generated at
+start, which is never on a command line or in a URL: it is only in a pgpass file (mode 0600)
+that `running_postgres` names in `PGPASSFILE` while it runs, where libpq (psycopg, SQLAlchemy,
+Optuna, `mlflow server`, `kpipe tune`) reads it, as a team's own setup would use `~/.pgpass`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import glob
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -41,7 +47,6 @@ from pathlib import Path
 
 HOST = "127.0.0.1"
 PG_USER = "kp"
-PG_PASSWORD = "kp"  # loopback uses trust auth; the password is only there for the URL's shape
 INSTALL_HINT = "apt-get install postgresql (.ci/run installs it when missing)"
 PG_START_TIMEOUT_S = 60.0
 MLFLOW_START_TIMEOUT_S = 120.0  # ~6 s on an idle 2-core machine; far more under a loaded CI run
@@ -85,8 +90,9 @@ class PostgresServer:
     base: Path          # everything: data/, the socket, postgres.log
     port: int
     process: subprocess.Popen
+    password: str       # generated at start; only in `pgpass` (never in a URL or on a command line)
+    pgpass: Path        # the pgpass file (0600) that PGPASSFILE names while the cluster runs
     user: str = PG_USER
-    password: str = PG_PASSWORD
     host: str = HOST
     startup_s: float = 0.0
 
@@ -95,13 +101,14 @@ class PostgresServer:
         return self.base / "postgres.log"
 
     def url(self, database: str = "postgres") -> str:
-        """The SQLAlchemy URL of a database (psycopg 3 driver)."""
-        return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
+        """The SQLAlchemy URL of a database (psycopg 3 driver), without the password: libpq reads
+        it from PGPASSFILE."""
+        return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}"
 
     def connect(self, database: str = "postgres"):
         import psycopg
 
-        return psycopg.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+        return psycopg.connect(host=self.host, port=self.port, user=self.user, passfile=str(self.pgpass),
                                dbname=database, autocommit=True, connect_timeout=5)
 
     def create_database(self, name: str) -> str:
@@ -166,25 +173,40 @@ def check_postgres() -> Path:
 
 @contextlib.contextmanager
 def running_postgres(*, start_timeout: float = PG_START_TIMEOUT_S) -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL cluster on a free port of 127.0.0.1 (trust auth, superuser `kp`).
+    """A throwaway PostgreSQL cluster on a free port of 127.0.0.1 (`scram-sha-256`, superuser `kp`,
+    a generated password in the pgpass file that PGPASSFILE names meanwhile).
 
     The postmaster is our own child (no pg_ctl daemon), run as `postgres` when we are root; on
-    the way out it gets a fast shutdown and its folder is deleted."""
+    the way out it gets a fast shutdown, its folder and the pgpass file are deleted and
+    PGPASSFILE is restored."""
     bindir = check_postgres()
     as_pg = _as_postgres()
     t0 = time.monotonic()
     base = Path(tempfile.mkdtemp(prefix="kp-pg-", dir="/tmp"))  # short: the socket path is <108 bytes
+    client = Path(tempfile.mkdtemp(prefix="kp-pgpass-"))  # ours alone (0700): the pgpass file
+    password = secrets.token_urlsafe(18)  # letters, digits, - and _: nothing pgpass must escape
+    previous = os.environ.get("PGPASSFILE")
     proc: subprocess.Popen | None = None
     try:
+        pgpass = client / "pgpass"
+        pgpass.touch(mode=0o600)
+        pgpass.write_text(f"{HOST}:*:*:{PG_USER}:{password}\n")
         if as_pg:
             os.chown(base, as_pg["user"], as_pg["group"])
         os.chmod(base, 0o700)
+        pwfile = base / "initdb-password"  # initdb reads the superuser's password from a file
+        pwfile.touch(mode=0o600)
+        pwfile.write_text(password + "\n")
+        if as_pg:
+            os.chown(pwfile, as_pg["user"], as_pg["group"])
         init = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(base / "data"), "-U", PG_USER, "--auth=trust",
-             "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+            [str(bindir / "initdb"), "-D", str(base / "data"), "-U", PG_USER, "--auth=scram-sha-256",
+             f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"],
             check=False, capture_output=True, text=True, cwd=base, **as_pg)
+        pwfile.unlink()
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed ({init.returncode}):\n{init.stdout}\n{init.stderr}")
+        os.environ["PGPASSFILE"] = str(pgpass)  # every process started meanwhile inherits it
         log_path = base / "postgres.log"
         for _attempt in range(3):  # free_port() can race with another process taking the port
             port = free_port()
@@ -197,7 +219,8 @@ def running_postgres(*, start_timeout: float = PG_START_TIMEOUT_S) -> Iterator[P
                      "-c", "max_connections=200", "-c", "shared_buffers=32MB"],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=base,
                     start_new_session=True, **as_pg)
-            server = PostgresServer(bindir=bindir, base=base, port=port, process=proc)
+            server = PostgresServer(bindir=bindir, base=base, port=port, process=proc, password=password,
+                                    pgpass=pgpass)
             if _wait_for_postgres(server, start_timeout):
                 break
             if proc.poll() is None:
@@ -213,6 +236,11 @@ def running_postgres(*, start_timeout: float = PG_START_TIMEOUT_S) -> Iterator[P
         if proc is not None:
             _stop_process(proc, signal.SIGINT)  # SIGINT = fast shutdown: clients are cut off
         shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(client, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("PGPASSFILE", None)
+        else:
+            os.environ["PGPASSFILE"] = previous
 
 
 def _wait_for_postgres(server: PostgresServer, timeout: float) -> bool:
