@@ -4,6 +4,7 @@ teammate's fresh clone the outputs without running a stage."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections import Counter
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 import optuna
 import pandas as pd
 import pytest
-from conftest import ROOT, edit_params, run_dvc
+from conftest import BIN, ROOT, edit_params, run_dvc
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from typer.testing import CliRunner
@@ -80,6 +81,8 @@ def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
         time.sleep(3)
         live = [start_tune_worker(team_repo, url, STUDY, seed, 3, mlflow_server, tmp_path / f"worker{seed}.log")
                 for seed in (1, 2)]
+        # The database password is on no command line: not the workers', not the tracking server's.
+        assert processes_showing(postgres_server.password) == []
         for worker in live:
             worker.wait(timeout=300)
     finally:  # a failed step leaves no worker behind
@@ -112,7 +115,7 @@ def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
     experiment = client.get_experiment_by_name("house-prices").experiment_id
     parents = client.search_runs([experiment], f"tags.`optuna.study` = '{STUDY}'")
     assert {p.data.tags["optuna.worker"] for p in parents} == live_ids | {doomed_id}
-    assert {p.data.params["tune.storage"] for p in parents} == {url.replace(":kp@", ":***@")}  # no password
+    assert {p.data.params["tune.storage"] for p in parents} == {url}  # no password in it to hide
     children = [run for p in parents
                 for run in client.search_runs([experiment], f"tags.mlflow.parentRunId = '{p.info.run_id}'")]
     logged = {int(run.data.tags["optuna.trial"]): run for run in children}
@@ -135,7 +138,40 @@ def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
     assert all(worker in result.output for worker in workers)
     assert f"failed: trial {killed.number} on {doomed_id}" in result.output
     assert f"retried as trial {retry.number}" in result.output
-    assert "kp:***@127.0.0.1" in result.output  # the password is not printed
+    assert "kp@127.0.0.1" in result.output and postgres_server.password not in result.output
+    for run in [*parents, *children]:  # no param or tag of any run holds it
+        assert not any(postgres_server.password in v for v in [*run.data.params.values(), *run.data.tags.values()])
+    assert not any(postgres_server.password in text for text in logs.values())
+
+
+def processes_showing(secret: str) -> list[str]:
+    """The command lines (/proc/*/cmdline) of this machine's processes that contain `secret`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # a process that ended meanwhile
+            continue
+        if secret in text:
+            found.append(text)
+    return found
+
+
+@pytest.mark.e2e
+def test_a_wrong_database_password_is_one_clear_error_that_does_not_show_it(
+        team_repo: Path, postgres_server: PostgresServer, tmp_path: Path) -> None:
+    url = postgres_server.create_database("tune_wrong_password")
+    wrong = tmp_path / "pgpass"
+    wrong.write_text(f"127.0.0.1:*:*:{postgres_server.user}:wrong-secret-0123\n")
+    wrong.chmod(0o600)
+    done = subprocess.run([str(BIN / "kpipe"), "tune", "--status", "--storage", url, "--study-name", STUDY],
+                          cwd=team_repo, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PGPASSFILE": str(wrong), "TQDM_DISABLE": "1"})
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and 'password authentication failed for user "kp"' in line, line
+    assert "wrong-secret-0123" not in done.stdout + done.stderr
+    assert postgres_server.password not in done.stdout + done.stderr
 
 
 def test_the_heartbeat_is_for_database_storages_and_zero_turns_it_off(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from pipeline.tuning.study import (
     describe_storage,
     journal_path,
     load_tune,
+    one_line,
     open_storage,
     retried_from,
 )
@@ -41,7 +42,7 @@ def study_status(paths: ProjectPaths, storage: str | None = None, study_name: st
         opened = open_storage(spec, paths)
         names = optuna.get_all_study_names(opened)
     except Exception as exc:  # a bad URL, a missing driver, an unreachable server
-        raise TuningError(f"cannot open the Optuna storage {where}: {type(exc).__name__}: {exc}") from exc
+        raise TuningError(f"cannot open the Optuna storage {where}: {type(exc).__name__}: {one_line(exc)}") from exc
     if name not in names:
         raise TuningError(f"no study '{name}' in {where}; studies there: {', '.join(sorted(names)) or 'none'}")
     study = optuna.load_study(study_name=name, storage=opened)

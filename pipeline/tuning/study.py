@@ -250,6 +250,20 @@ def make_study(storage: optuna.storages.BaseStorage, name: str, tune: TuneParams
 
 
 T = TypeVar("T")
+# What a database server says when it will never let this worker in: no retry changes that.
+REFUSALS = ("password authentication failed", "no password supplied", "Connection refused",
+            "could not translate host name")
+
+
+def _refused(exc: Exception) -> bool:
+    return any(text in str(exc) for text in REFUSALS)
+
+
+def one_line(exc: Exception) -> str:
+    """A database error as one line: libpq's lines joined, SQLAlchemy's "Background" link dropped."""
+    lines = [line.strip() for line in str(exc).splitlines()
+             if line.strip() and not line.strip().startswith("(Background on this error")]
+    return "; ".join(lines)
 
 
 def _retrying(make: Callable[[], T], attempts: int = 6) -> T:
@@ -262,7 +276,7 @@ def _retrying(make: Callable[[], T], attempts: int = 6) -> T:
         try:
             return make()
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
-            if attempt == attempts - 1:
+            if attempt == attempts - 1 or _refused(exc):
                 raise
             log.info("storage busy (%s); retrying", type(exc).__name__)
             time.sleep(0.2 * (attempt + 1))
@@ -463,7 +477,7 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
                            settings, settings.sampler_seed)
     except Exception as exc:  # a bad URL, a missing database driver, an unreachable server
         raise TuningError(f"cannot open the Optuna storage {describe_storage(settings.storage, paths)!r}: "
-                          f"{type(exc).__name__}: {exc}") from exc
+                          f"{type(exc).__name__}: {one_line(exc)}") from exc
     logged = dataclasses.asdict(dataclasses.replace(settings, storage=redact_storage(settings.storage)))
     record = RunRecord(name="tune", params={**{s: raw[s] for s in SECTIONS}, "tune": logged},
                        tags={"stage": "tune", "optuna.study": settings.study_name, "n_jobs": str(options.n_jobs),
