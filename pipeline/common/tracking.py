@@ -68,9 +68,19 @@ def _bound_client() -> None:
         os.environ.setdefault(name, value)
 
 
+# What a tracking server with authentication (MLflow's basic-auth app) answers, and what to do.
+ACCESS_HINTS = {
+    "error code 401": "the tracking server wants a user: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+                      "(or put them in ~/.mlflow/credentials)",
+    "error code 403": "the tracking server's user may not do this (403 Permission denied): ask its admin for EDIT "
+                      "on the experiment or the registered model",
+}
+
+
 def _disable(uri: str | None, exc: BaseException | str) -> None:
     """Warn once and turn tracking to `uri` off for the rest of this process."""
     reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+    reason = next((hint for code, hint in ACCESS_HINTS.items() if code in reason), reason)
     key = uri or ""
     if key not in _disabled:
         log.warning("MLflow tracking failed (%s); the computation and its outputs are unaffected, "

@@ -47,6 +47,7 @@ from pathlib import Path
 
 HOST = "127.0.0.1"
 PG_USER = "kp"
+ADMIN_USER = "admin"  # MLflow's basic-auth app creates it at first start
 INSTALL_HINT = "apt-get install postgresql (.ci/run installs it when missing)"
 PG_START_TIMEOUT_S = 60.0
 MLFLOW_START_TIMEOUT_S = 120.0  # ~6 s on an idle 2-core machine; far more under a loaded CI run
@@ -267,6 +268,20 @@ class MlflowServer:
     log_path: Path
     process: subprocess.Popen
     startup_s: float = 0.0
+    admin_password: str | None = None  # with authentication: the `admin` user's, generated at start
+
+    def add_user(self, username: str) -> str:
+        """Create a user on an authenticated server (as `admin`); its generated password. Every
+        user may read (MLflow's default permission); a user may edit what it created."""
+        import requests
+
+        if self.admin_password is None:
+            raise RuntimeError("this tracking server was started without authentication")
+        password = secrets.token_urlsafe(18)
+        answer = requests.post(f"{self.url}/api/2.0/mlflow/users/create", auth=(ADMIN_USER, self.admin_password),
+                               json={"username": username, "password": password}, timeout=30)
+        answer.raise_for_status()
+        return password
 
 
 def _wait_for_health(proc: subprocess.Popen, url: str, deadline: float, log_path: Path) -> bool:
@@ -290,7 +305,7 @@ def _wait_for_health(proc: subprocess.Popen, url: str, deadline: float, log_path
 
 
 @contextlib.contextmanager
-def running_mlflow(postgres: PostgresServer, *, database: str = "mlflow",
+def running_mlflow(postgres: PostgresServer, *, database: str = "mlflow", auth: bool = False,
                    start_timeout: float = MLFLOW_START_TIMEOUT_S) -> Iterator[MlflowServer]:
     """`mlflow server` (this interpreter's MLflow) with a PostgreSQL backend store of its own
     and proxied artifacts in a temporary folder, on a free port of 127.0.0.1; waits for /health.
@@ -298,7 +313,11 @@ def running_mlflow(postgres: PostgresServer, *, database: str = "mlflow",
     One uvicorn worker and no job-execution runner (MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false:
     otherwise it starts seven huey consumers and leaves a folder in /dev/shm per start, for
     features — scorers, trace rollups — the tests do not use). Its whole process group is
-    terminated on the way out."""
+    terminated on the way out.
+
+    With `auth`, MLflow's basic-auth app: every request but /health needs a user, the `admin`
+    password is generated and given to the server in its environment (MLFLOW_AUTH_ADMIN_PASSWORD,
+    never on its command line), and `add_user` makes the team's users."""
     t0 = time.monotonic()
     backend = postgres.create_database(database)
     base = Path(tempfile.mkdtemp(prefix="kp-mlflow-"))
@@ -307,13 +326,17 @@ def running_mlflow(postgres: PostgresServer, *, database: str = "mlflow",
     log_path = base / "mlflow-server.log"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    admin_password = secrets.token_urlsafe(18) if auth else None
+    app = ["--app-name", "basic-auth"] if auth else []
+    if admin_password is not None:  # the users' database (SQLite) lives in the server's folder
+        env.update(MLFLOW_AUTH_ADMIN_PASSWORD=admin_password, MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))
     proc: subprocess.Popen | None = None
     try:
         for _attempt in range(3):  # free_port() can race with another process taking the port
             port = free_port()
             with open(log_path, "wb") as log:  # one attempt's log
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+                    [sys.executable, "-m", "mlflow", "server", *app, "--backend-store-uri", backend,
                      "--artifacts-destination", str(artifacts), "--host", HOST, "--port", str(port),
                      "--workers", "1"],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=base, env=env,
@@ -324,7 +347,7 @@ def running_mlflow(postgres: PostgresServer, *, database: str = "mlflow",
         else:
             raise RuntimeError(f"mlflow server could not bind a free port; log {log_path}:\n{_tail(log_path)}")
         yield MlflowServer(url=url, backend_store_uri=backend, artifacts_dir=artifacts, log_path=log_path,
-                           process=proc, startup_s=time.monotonic() - t0)
+                           process=proc, startup_s=time.monotonic() - t0, admin_password=admin_password)
     finally:
         if proc is not None:
             _stop_process(proc, signal.SIGTERM, group=True)
