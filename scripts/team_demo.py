@@ -1,12 +1,14 @@
 """The team setup on one machine, start to finish (`make team-demo`).
 
-Starts PostgreSQL and `mlflow server` (PostgreSQL backend, proxied artifacts) on 127.0.0.1,
-clones the project's committed HEAD into a temporary folder (your checkout is not touched) and
-runs `dvc repro validate` there, then runs three `kpipe tune` workers on one PostgreSQL study:
-the third is killed with SIGKILL in the middle of a trial, the other two start after its
-heartbeat's grace period, fail its trial and rerun its params. It prints `kpipe tune --status`
-and what the tracking server holds, then stops everything it started and deletes the folders
-(`--keep` waits for Enter first, so that the MLflow UI can be opened at the printed URL).
+Starts PostgreSQL (scram-sha-256, the password only in PGPASSFILE) and `mlflow server`
+(PostgreSQL backend, proxied artifacts, MLflow's basic-auth app with a `team` user that logs
+and a `reader` that only reads) on 127.0.0.1, clones the project's committed HEAD into a
+temporary folder (your checkout is not touched) and runs `dvc repro validate` there, then runs
+three `kpipe tune` workers on one PostgreSQL study: the third is killed with SIGKILL in the
+middle of a trial, the other two start after its heartbeat's grace period, fail its trial and
+rerun its params. It prints `kpipe tune --status`, what the tracking server holds, and what
+each user may do there (tried for real), then stops everything it started and deletes the
+folders (`--keep` waits for Enter first, so that the MLflow UI can be opened at the printed URL).
 
 Demo settings, so that it takes a minute or two on 2 cores: 3 CV folds, 10-40 epochs, a
 heartbeat every 2 s; the rest of the search space is params.yaml's.
@@ -61,40 +63,45 @@ def run_demo(trials: int, keep: bool) -> None:
         with running_postgres() as pg:
             storage = pg.create_database("optuna")
             say(f"PostgreSQL ready in {pg.startup_s:.1f} s; Optuna storage {pg.url('optuna')}")
-            say("starting mlflow server (backend: PostgreSQL database 'mlflow', artifacts proxied)")
-            with running_mlflow(pg) as mlflow:
-                say(f"mlflow server ready in {mlflow.startup_s:.1f} s at {mlflow.url}")
+            say("starting mlflow server (backend: PostgreSQL database 'mlflow', artifacts proxied, "
+                "basic-auth: every request needs a user)")
+            with running_mlflow(pg, auth=True) as mlflow:
+                users = {name: (name, mlflow.add_user(name)) for name in ("team", "reader")}
+                say(f"mlflow server ready in {mlflow.startup_s:.1f} s at {mlflow.url}; users: admin, team, reader "
+                    "(generated passwords, in no command line)")
                 say(f"cloning the project into {folder / 'project'} and running `dvc repro validate`")
                 repo = prepare_clone(folder)
-                run_workers(repo, storage, mlflow.url, folder, trials)
+                run_workers(repo, storage, mlflow.url, folder, trials, users["team"])
                 status = subprocess.run([sys.executable, "-m", "pipeline.cli", "tune", "--status", "--storage",
                                          storage, "--study-name", STUDY], cwd=repo, capture_output=True, text=True,
                                         env={**os.environ, "PYTHONPATH": str(repo)})
                 print("\n$ kpipe tune --status --storage", storage, "--study-name", STUDY)
                 print(status.stdout + status.stderr)
-                print(describe_tracking(mlflow.url))
+                print(describe_tracking(mlflow.url, users["reader"]))
+                print(permission_table(mlflow.url, users))
                 if keep:
                     input(f"[team-demo] open {mlflow.url} in a browser; press Enter to stop everything ")
                 say("stopping mlflow server and PostgreSQL")
         say("stopped; temporary folders deleted")
 
 
-def run_workers(repo: Path, storage: str, tracking_uri: str, folder: Path, trials: int) -> None:
+def run_workers(repo: Path, storage: str, tracking_uri: str, folder: Path, trials: int,
+                user: tuple[str, str]) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna.create_study(study_name=STUDY, storage=storage, direction="minimize")
     logs = folder / "logs"
     logs.mkdir()
-    doomed = start_tune_worker(repo, storage, STUDY, 3, 100, tracking_uri, logs / "worker3.log")
+    doomed = start_tune_worker(repo, storage, STUDY, 3, 100, tracking_uri, logs / "worker3.log", user)
     say(f"worker 3 (pid {doomed.pid}) started; it will be killed in the middle of a trial")
     workers: list[subprocess.Popen] = []
     try:
         killed = kill_mid_trial(doomed, storage, STUDY, timeout=300)
         say(f"SIGKILL sent to worker 3 during trial {killed.number}: that trial is RUNNING, and nobody will end it")
         time.sleep(5)  # past the grace period (2 x tune.heartbeat_s) since its last heartbeat
-        workers = [start_tune_worker(repo, storage, STUDY, seed, trials, tracking_uri, logs / f"worker{seed}.log")
-                   for seed in (1, 2)]
+        workers = [start_tune_worker(repo, storage, STUDY, seed, trials, tracking_uri, logs / f"worker{seed}.log",
+                                     user) for seed in (1, 2)]
         say(f"workers 1 and 2 (pids {workers[0].pid}, {workers[1].pid}) started, {trials} trials each; "
             "the first to start a trial fails the dead worker's trial and queues its params again")
         for number, worker in enumerate(workers, 1):
@@ -108,16 +115,57 @@ def run_workers(repo: Path, storage: str, tracking_uri: str, folder: Path, trial
     say("workers 1 and 2 finished")
 
 
-def describe_tracking(url: str) -> str:
-    from mlflow.tracking import MlflowClient
+def describe_tracking(url: str, reader: tuple[str, str]) -> str:
+    """What the server holds, as the read-only user sees it."""
+    import requests
 
-    client = MlflowClient(url)
-    experiment = client.get_experiment_by_name("house-prices")
-    runs = client.search_runs([experiment.experiment_id], "tags.stage = 'tune-trial'") if experiment else []
-    by_worker = Counter(run.data.tags.get("optuna.worker", "?") for run in runs)
+    auth = reader
+    found = requests.get(f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "house-prices"},
+                         auth=auth, timeout=30)
+    experiment = found.json()["experiment"]["experiment_id"] if found.ok else None
+    runs = []
+    if experiment is not None:
+        answer = requests.post(f"{url}/api/2.0/mlflow/runs/search", auth=auth, timeout=30, json={
+            "experiment_ids": [experiment], "filter": "tags.stage = 'tune-trial'", "max_results": 1000})
+        answer.raise_for_status()
+        runs = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in answer.json().get("runs", [])]
+    by_worker = Counter(tags.get("optuna.worker", "?") for tags in runs)
     per_worker = ", ".join(f"{worker}: {n}" for worker, n in sorted(by_worker.items()))
     return (f"MLflow: {url} (experiment 'house-prices'): {len(runs)} trial runs ({per_worker}); "
-            f"on each machine: export MLFLOW_TRACKING_URI={url}")
+            f"on each machine: export MLFLOW_TRACKING_URI={url} MLFLOW_TRACKING_USERNAME=... "
+            "MLFLOW_TRACKING_PASSWORD=...")
+
+
+def permission_table(url: str, users: dict[str, tuple[str, str]]) -> str:
+    """Each user (and no user) tries to read the runs, log a run and register a model version;
+    the table of what the server answered."""
+    import pandas as pd
+    import requests
+
+    api = f"{url}/api/2.0/mlflow"
+    team = users["team"]
+    experiment = requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": "house-prices"},
+                              auth=team, timeout=30).json()["experiment"]["experiment_id"]
+    run = requests.post(f"{api}/runs/create", json={"experiment_id": experiment}, auth=team,
+                        timeout=30).json()["run"]["info"]["run_id"]
+    requests.post(f"{api}/registered-models/create", json={"name": "house-prices"}, auth=team, timeout=30)
+    actions = {
+        "read runs": lambda auth: requests.post(f"{api}/runs/search", json={"experiment_ids": [experiment]},
+                                                auth=auth, timeout=30),
+        "log a run": lambda auth: requests.post(f"{api}/runs/create", json={"experiment_id": experiment},
+                                                auth=auth, timeout=30),
+        "register a model version": lambda auth: requests.post(
+            f"{api}/model-versions/create", auth=auth, timeout=30,
+            json={"name": "house-prices", "source": f"runs:/{run}/model", "run_id": run}),
+    }
+    rows = []
+    for name, auth in (("(no user)", None), ("reader", users["reader"]), ("team", team)):
+        row = {"user": name}
+        for action, call in actions.items():
+            status = call(auth).status_code
+            row[action] = f"{'allowed' if status == 200 else 'refused'} ({status})"
+        rows.append(row)
+    return "what each user may do on the tracking server:\n" + pd.DataFrame(rows).to_string(index=False)
 
 
 def main() -> None:
