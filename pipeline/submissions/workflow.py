@@ -158,10 +158,9 @@ def sync(project: Project, limit: int, echo: Echo) -> list[KaggleSubmission]:
     """Complete the log from Kaggle: pending rows, later scores (the private one, at the end), and
     submissions made outside kpipe (origin `kaggle`). Returns Kaggle's list, newest first."""
     slug = project.competition.slug
-    read_log(project.paths.submission_log)  # a broken log fails before any call
+    log = read_log(project.paths.submission_log)  # a broken log fails before any call
     listed = kaggle_api.list_submissions(slug, limit=limit)
     by_ref = {s.ref: s for s in listed}
-    log = read_log(project.paths.submission_log)
     for row in log.rows:
         seen = by_ref.get(row.ref)
         if seen is None and not row.scored:  # an old pending row, past the page Kaggle listed
