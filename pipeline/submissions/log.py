@@ -226,11 +226,7 @@ def change_log(path: Path, change: Callable[[SubmissionLog], None]) -> Submissio
         return log
 
 
-def update_row(row: LogRow, changes: Mapping[str, Any]) -> bool:
-    """Apply `changes` to `row`; True when any value differed."""
-    changed = False
+def update_row(row: LogRow, changes: Mapping[str, Any]) -> None:
+    """Set the fields `changes` names on `row`."""
     for name, value in changes.items():
-        if getattr(row, name) != value:
-            setattr(row, name, value)
-            changed = True
-    return changed
+        setattr(row, name, value)

@@ -119,10 +119,9 @@ def _complete(project: Project, ref: int, seen: KaggleSubmission, echo: Echo) ->
     # The rank when kpipe first sees the public score (a private score revealed later keeps it).
     place = _standing(project, row, seen.team_name, echo) if first_score else None
     if place is not None:
-        change_log(project.paths.submission_log,
-                   lambda log: update_row(log.by_ref(ref), {"rank": place.rank, "teams": place.teams,
-                                                            "percentile": round(place.percentile, 2)}))
-        row.rank, row.teams, row.percentile = place.rank, place.teams, round(place.percentile, 2)
+        ranked = {"rank": place.rank, "teams": place.teams, "percentile": round(place.percentile, 2)}
+        update_row(row, ranked)
+        change_log(project.paths.submission_log, lambda log: update_row(log.by_ref(ref), ranked))
     where = record_scores(project.paths, row)
     echo(describe_row(row) + (f"; recorded on {', '.join(where)}" if where else ""))
     return row
