@@ -449,43 +449,45 @@ def _exists(uri: str) -> bool:
     return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
 
 
+def _amend(paths: ProjectPaths, change: Callable[[Any], None]) -> bool:
+    """`change(client)` on the project's existing store; False (after the one warning, which turns
+    tracking to it off) when there is no store, tracking is off or the change failed."""
+    uri = tracking_uri(paths)
+    if not _exists(uri) or not _usable(uri):
+        return False
+    try:
+        with _quiet():
+            from mlflow.tracking import MlflowClient
+
+            change(MlflowClient(uri))
+        return True
+    except Exception as exc:  # noqa: BLE001 - what could not be tracked is still in the project's files
+        _disable(uri, exc)
+        return False
+
+
 def annotate_run(paths: ProjectPaths, run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str],
                  timestamp_ms: int | None = None) -> bool:
     """Add metrics (at `timestamp_ms`, so a metric's history orders by when the value was true)
     and tags to an existing, finished run; False (after the one warning) when it could not be done."""
-    uri = tracking_uri(paths)
-    if not _exists(uri) or not _usable(uri):
-        return False
-    try:
-        with _quiet():
-            from mlflow.entities import Metric, RunTag
-            from mlflow.tracking import MlflowClient
+    when = timestamp_ms if timestamp_ms is not None else _millis()
 
-            when = timestamp_ms if timestamp_ms is not None else _millis()
-            MlflowClient(uri).log_batch(run_id, metrics=[Metric(k, float(v), when, 0) for k, v in metrics.items()],
-                                        tags=[RunTag(k, str(v)) for k, v in tags.items()])
-        return True
-    except Exception as exc:  # noqa: BLE001 - a score that cannot be tracked is still in the log
-        _disable(uri, exc)
-        return False
+    def change(client: Any) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        client.log_batch(run_id, metrics=[Metric(k, float(v), when, 0) for k, v in metrics.items()],
+                         tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    return _amend(paths, change)
 
 
 def tag_model_version(paths: ProjectPaths, name: str, version: str, tags: Mapping[str, str]) -> bool:
     """Tags on a registered model version; False (after the one warning) when it could not be done."""
-    uri = tracking_uri(paths)
-    if not _exists(uri) or not _usable(uri):
-        return False
-    try:
-        with _quiet():
-            from mlflow.tracking import MlflowClient
+    def change(client: Any) -> None:
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, str(value))
 
-            client = MlflowClient(uri)
-            for key, value in tags.items():
-                client.set_model_version_tag(name, version, key, str(value))
-        return True
-    except Exception as exc:  # noqa: BLE001
-        _disable(uri, exc)
-        return False
+    return _amend(paths, change)
 
 
 def _lookup(paths: ProjectPaths, query: Callable[[Any], Any]) -> Any | None:
