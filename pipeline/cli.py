@@ -15,6 +15,7 @@ import typer
 
 from pipeline.common.errors import PipelineError
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.redact import configure_logging
 from pipeline.projects import Project, project_at
 from pipeline.stages import run_stage
 
@@ -38,8 +39,7 @@ STAGES = {
 
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.DEBUG if verbose else logging.INFO)
 
 
 def _project() -> Project:
@@ -67,16 +67,26 @@ def _stage_command(name: str, help_text: str) -> None:
 def _predict(
     model_uri: str = typer.Option(None, help="An MLflow model instead of the saved one, e.g. "
                                              "models:/house-prices/3 or models:/<competition>/latest."),
-    output: Path = typer.Option(None, "--output", "-o", help="With --model-uri; default: "
+    champion: bool = typer.Option(False, "--champion", help="The version the team trusts: "
+                                                            "models:/<model>-trusted@champion (`kpipe promote`)."),
+    output: Path = typer.Option(None, "--output", "-o", help="With --model-uri or --champion; default: "
                                                              "submissions/submission-<name>-<version>.csv."),
 ) -> None:
-    """The `predict` stage; with --model-uri, any logged or registered model's submission instead."""
-    if model_uri is None:
+    """The `predict` stage; with --model-uri or --champion, a logged or registered model's submission instead."""
+    if model_uri is None and not champion:
         _run_stage_named("predict")
         return
 
     def command() -> None:
-        typer.echo(f"wrote {_project().registered_submission(model_uri, output)} from {model_uri}")
+        from pipeline.common.registry import champion_uri, trust_note
+
+        project = _project()
+        if champion and model_uri is not None:
+            raise PipelineError("give --model-uri or --champion, not both")
+        uri = champion_uri(project.registered_model) if champion else model_uri
+        if (note := trust_note(uri, project.registered_model, project.paths)) is not None:
+            typer.echo(note, err=True)
+        typer.echo(f"wrote {project.registered_submission(uri, output)} from {uri}")
 
     run_stage(command)
 
@@ -92,7 +102,15 @@ for _name, _help in STAGES.items():
 def runs(limit: int = typer.Option(20, help="How many runs to show.")) -> None:
     """Past CV runs from MLflow, best CV score first (the metric's own direction), with the params that differ."""
     def command() -> None:
-        table = _project().runs(limit)
+        from mlflow.exceptions import MlflowException
+
+        from pipeline.common.tracking import command_calls, explain
+
+        try:
+            with command_calls():
+                table = _project().runs(limit)
+        except MlflowException as exc:
+            raise PipelineError(f"cannot read the runs: {explain(exc)}") from exc
         typer.echo(table.to_string(index=False, na_rep="-") if not table.empty
                    else "no CV runs yet: run `dvc repro` (or `kpipe cv`) first")
 
@@ -187,6 +205,33 @@ def leaderboard(
         typer.echo(report.table.to_string(index=False, na_rep="-"))
         typer.echo(report.summary())
         typer.echo(f"wrote {picture}")
+
+    run_stage(command)
+
+
+@app.command()
+def promote(version: str = typer.Argument(..., help="The version of the project's registered model to trust.")) -> None:
+    """Make a registered version the team's champion: copy it into <model>-trusted (only the tracking
+    server's admin may) and point the alias `champion` at the copy, which `kpipe predict --champion` loads."""
+    def command() -> None:
+        from pipeline.common.registry import promote as promote_version
+
+        project = _project()
+        typer.echo(promote_version(project.paths, project.registered_model, version).describe(project.registered_model))
+
+    run_stage(command)
+
+
+@app.command("team-init")
+def team_init(editor: list[str] = typer.Option(..., "--editor", help="A user who may log runs and register "
+                                                                        "versions; repeat the option.")) -> None:
+    """As the tracking server's admin: create the project's experiment, registered model and trusted model,
+    give each editor EDIT on the first two and only READ on the trusted one (docs/team.md)."""
+    def command() -> None:
+        from pipeline.team.access import init_team
+
+        project = _project()
+        typer.echo(init_team(project.paths, project.experiment, project.registered_model, editor).report())
 
     run_stage(command)
 

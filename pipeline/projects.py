@@ -50,6 +50,11 @@ class Project(Protocol):
         """The MLflow experiment of the project's runs."""
         ...
 
+    @property
+    def registered_model(self) -> str:
+        """The registered model each `train` adds a version to (its trusted twin: `pipeline.common.registry`)."""
+        ...
+
     def validate_submission_file(self, path: Path) -> pd.DataFrame: ...
 
     def runs(self, limit: int) -> pd.DataFrame: ...
@@ -108,6 +113,7 @@ class HousePricesProject:
 
     paths: ProjectPaths
     experiment: str = "house-prices"  # its MLflow experiment (tracking.HOUSE_PRICES_EXPERIMENT)
+    registered_model: str = "house-prices"  # serving.REGISTERED_MODEL
 
     @property
     def competition(self) -> Competition:
@@ -173,6 +179,10 @@ class CompetitionProject:
 
     @property
     def experiment(self) -> str:
+        return self.competition.slug
+
+    @property
+    def registered_model(self) -> str:
         return self.competition.slug
 
     def has_stage(self, name: str) -> bool:

@@ -3,11 +3,11 @@
 Starts PostgreSQL (scram-sha-256, the password only in PGPASSFILE) and `mlflow server`
 (PostgreSQL backend, proxied artifacts, MLflow's basic-auth app with a `team` user that logs
 and a `reader` that only reads) on 127.0.0.1, clones the project's committed HEAD into a
-temporary folder (your checkout is not touched) and runs `dvc repro validate` there, then runs
-three `kpipe tune` workers on one PostgreSQL study: the third is killed with SIGKILL in the
+temporary folder (your checkout is not touched), runs `kpipe team-init` there as the admin and
+`dvc repro validate`, then runs three `kpipe tune` workers on one PostgreSQL study: the third is killed with SIGKILL in the
 middle of a trial, the other two start after its heartbeat's grace period, fail its trial and
 rerun its params. It prints `kpipe tune --status`, what the tracking server holds, and what
-each user may do there (tried for real), then stops everything it started and deletes the
+each user may do there (tried for real: read, log, register, promote), then stops everything it started and deletes the
 folders (`--keep` waits for Enter first, so that the MLflow UI can be opened at the printed URL).
 
 Demo settings, so that it takes a minute or two on 2 cores: 3 CV folds, 10-40 epochs, a
@@ -66,23 +66,32 @@ def run_demo(trials: int, keep: bool) -> None:
             say("starting mlflow server (backend: PostgreSQL database 'mlflow', artifacts proxied, "
                 "basic-auth: every request needs a user)")
             with running_mlflow(pg, auth=True) as mlflow:
-                users = {name: (name, mlflow.add_user(name)) for name in ("team", "reader")}
+                for name in ("team", "reader"):
+                    mlflow.add_user(name)
+                users = {name: (name, password) for name, password in mlflow.passwords.items()}
                 say(f"mlflow server ready in {mlflow.startup_s:.1f} s at {mlflow.url}; users: admin, team, reader "
                     "(generated passwords, in no command line)")
                 say(f"cloning the project into {folder / 'project'} and running `dvc repro validate`")
                 repo = prepare_clone(folder)
+                print("\n$ kpipe team-init --editor team    # as admin")
+                print(kpipe(repo, ["team-init", "--editor", "team"], mlflow.env("admin")))
                 run_workers(repo, storage, mlflow.url, folder, trials, users["team"])
-                status = subprocess.run([sys.executable, "-m", "pipeline.cli", "tune", "--status", "--storage",
-                                         storage, "--study-name", STUDY], cwd=repo, capture_output=True, text=True,
-                                        env={**os.environ, "PYTHONPATH": str(repo)})
                 print("\n$ kpipe tune --status --storage", storage, "--study-name", STUDY)
-                print(status.stdout + status.stderr)
+                print(kpipe(repo, ["tune", "--status", "--storage", storage, "--study-name", STUDY], {}))
                 print(describe_tracking(mlflow.url, users["reader"]))
                 print(permission_table(mlflow.url, users))
                 if keep:
                     input(f"[team-demo] open {mlflow.url} in a browser; press Enter to stop everything ")
                 say("stopping mlflow server and PostgreSQL")
         say("stopped; temporary folders deleted")
+
+
+def kpipe(repo: Path, args: list[str], env: dict[str, str]) -> str:
+    """What `kpipe <args>` in the clone prints, with MLflow's variables from `env` only."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=repo, capture_output=True, text=True,
+                          env={**base, "PYTHONPATH": str(repo), **env})
+    return (done.stdout + done.stderr).rstrip()
 
 
 def run_workers(repo: Path, storage: str, tracking_uri: str, folder: Path, trials: int,
@@ -137,8 +146,9 @@ def describe_tracking(url: str, reader: tuple[str, str]) -> str:
 
 
 def permission_table(url: str, users: dict[str, tuple[str, str]]) -> str:
-    """Each user (and no user) tries to read the runs, log a run and register a model version;
-    the table of what the server answered."""
+    """Each user (and no user) tries to read the runs, log a run, register a version of the model
+    and promote one (copy it into the trusted model, as `kpipe promote` does); the table of what
+    the server answered."""
     import pandas as pd
     import requests
 
@@ -148,18 +158,22 @@ def permission_table(url: str, users: dict[str, tuple[str, str]]) -> str:
                               auth=team, timeout=30).json()["experiment"]["experiment_id"]
     run = requests.post(f"{api}/runs/create", json={"experiment_id": experiment}, auth=team,
                         timeout=30).json()["run"]["info"]["run_id"]
-    requests.post(f"{api}/registered-models/create", json={"name": "house-prices"}, auth=team, timeout=30)
+    registered = requests.post(f"{api}/model-versions/create", auth=team, timeout=30, json={
+        "name": "house-prices", "source": f"runs:/{run}/model", "run_id": run}).json()["model_version"]["version"]
     actions = {
         "read runs": lambda auth: requests.post(f"{api}/runs/search", json={"experiment_ids": [experiment]},
                                                 auth=auth, timeout=30),
         "log a run": lambda auth: requests.post(f"{api}/runs/create", json={"experiment_id": experiment},
                                                 auth=auth, timeout=30),
-        "register a model version": lambda auth: requests.post(
+        "register a version": lambda auth: requests.post(
             f"{api}/model-versions/create", auth=auth, timeout=30,
             json={"name": "house-prices", "source": f"runs:/{run}/model", "run_id": run}),
+        "promote a version": lambda auth: requests.post(
+            f"{api}/model-versions/create", auth=auth, timeout=30,
+            json={"name": "house-prices-trusted", "source": f"models:/house-prices/{registered}"}),
     }
     rows = []
-    for name, auth in (("(no user)", None), ("reader", users["reader"]), ("team", team)):
+    for name, auth in (("(no user)", None), ("reader", users["reader"]), ("team", team), ("admin", users["admin"])):
         row = {"user": name}
         for action, call in actions.items():
             status = call(auth).status_code

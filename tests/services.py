@@ -1,5 +1,7 @@
 """Session fixtures for the real team services (pipeline/team/services.py): a PostgreSQL
-cluster and `mlflow server` on 127.0.0.1, started once per session and stopped after.
+cluster and `mlflow server` on 127.0.0.1, started once per session and stopped after: a plain
+one (`mlflow_server`), and the team's, with MLflow's basic-auth app and the users `admin`,
+`team` (logs runs, registers versions) and `reader` (`team_server`).
 
 A test module gets them with `pytest_plugins = ["services"]` (the plugin is registered once for
 the whole session, so every module that names it shares the same servers). Where PostgreSQL
@@ -47,3 +49,16 @@ def mlflow_service(postgres_server: PostgresServer) -> Iterator[MlflowServer]:
 def mlflow_server(mlflow_service: MlflowServer) -> str:
     """The tracking server's URL, http://127.0.0.1:PORT."""
     return mlflow_service.url
+
+
+TEAM_USERS = ("team", "reader")
+
+
+@pytest.fixture(scope="session")
+def team_server(postgres_server: PostgresServer) -> Iterator[MlflowServer]:
+    """The team's tracking server: basic-auth, every request needs a user; `.env(user)` gives a
+    client's variables. Nothing is granted yet: tests run `kpipe team-init` as the admin."""
+    with running_mlflow(postgres_server, database="mlflow_team", auth=True) as server:
+        for user in TEAM_USERS:
+            server.add_user(user)
+        yield server

@@ -157,14 +157,31 @@ def test_mlflow_client_through_tracking_server(mlflow_service: MlflowServer, mlf
     assert len(stored) == 1 and stored[0].read_text() == note.read_text()
 
 
-def test_startup_times_are_reported(mlflow_service: MlflowServer, capsys: pytest.CaptureFixture) -> None:
+def listening_addresses(port: int) -> set[str]:
+    """The addresses a socket of this machine listens on at `port` (/proc/net/tcp and tcp6)."""
+    import ipaddress
+
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # the kernel writes each 32-bit word in host (little-endian) order
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
+def test_every_service_listens_on_loopback_only(postgres_server: PostgresServer, mlflow_service: MlflowServer) -> None:
     from services import STARTUP_SECONDS
 
-    # Not a benchmark: it only shows (with `pytest -s` or on failure) what the fixtures cost.
-    with capsys.disabled():
-        print(f"\nservices start-up: postgres {STARTUP_SECONDS['postgres']:.2f} s, "
-              f"mlflow server {STARTUP_SECONDS['mlflow']:.2f} s")
-    assert mlflow_service.process.poll() is None
+    mlflow_port = int(mlflow_service.url.rsplit(":", 1)[1])
+    assert listening_addresses(postgres_server.port) == {"127.0.0.1"}
+    assert listening_addresses(mlflow_port) == {"127.0.0.1"}
+    print(f"services start-up: postgres {STARTUP_SECONDS['postgres']:.2f} s, "  # shown with -s or on failure
+          f"mlflow server {STARTUP_SECONDS['mlflow']:.2f} s")
 
 
 HEARTBEAT_WORKER = textwrap.dedent("""

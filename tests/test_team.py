@@ -1,6 +1,8 @@
 """The team setup on real services (127.0.0.1): `kpipe tune` workers sharing one PostgreSQL study,
-one of them SIGKILLed mid-trial; every stage logging to `mlflow server`; a DVC remote that gives a
-teammate's fresh clone the outputs without running a stage."""
+one of them SIGKILLed mid-trial; every stage logging to the team's authenticated `mlflow server`
+as the `team` user after the admin's `kpipe team-init`; only the admin promoting a version, which
+the team then loads as the champion; a DVC remote that gives a teammate's fresh clone the
+outputs without running a stage. No password shows on a command line, in a log or in MLflow."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from pipeline.tuning.status import study_status
 from pipeline.tuning.study import WORKER_ATTR, open_storage
 
 if TYPE_CHECKING:
-    from pipeline.team.services import PostgresServer
+    from pipeline.team.services import MlflowServer, PostgresServer
 
 pytest_plugins = ["services"]
 
@@ -45,6 +47,27 @@ TEAM_TUNE = {
     "tune.heartbeat_s": 1,  # grace period 2 s: a dead worker's trial is stale 2 s after its last beat
 }
 STUDY = "team"
+
+
+def kpipe(repo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`kpipe <args>` in `repo` as its own process, with MLflow's variables from `env` only."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return subprocess.run([str(BIN / "kpipe"), *args], cwd=repo, capture_output=True, text=True, timeout=300,
+                          env={**base, "TQDM_DISABLE": "1", **env})
+
+
+@pytest.fixture(scope="module")
+def team_tracking(team_server: MlflowServer) -> MlflowServer:
+    """The team's tracking server after the admin's `kpipe team-init --editor team`, as docs/team.md says."""
+    done = kpipe(ROOT, "team-init", "--editor", "team", env=team_server.env("admin"))
+    assert done.returncode == 0, done.stderr
+    assert "team: EDIT on experiment 'house-prices'" in done.stdout
+    assert "team: READ on registered model 'house-prices-trusted'" in done.stdout
+    return team_server
+
+
+def secrets_of(server: MlflowServer, postgres: PostgresServer) -> list[str]:
+    return [postgres.password, *server.passwords.values()]
 
 
 def git(repo: Path, *args: str) -> str:
@@ -67,22 +90,24 @@ def team_repo(repo_copy: Path, clean_frames: tuple[pd.DataFrame, pd.DataFrame]) 
 
 @pytest.mark.e2e
 def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
-        team_repo: Path, postgres_server: PostgresServer, mlflow_server: str, tmp_path: Path,
+        team_repo: Path, postgres_server: PostgresServer, team_tracking: MlflowServer, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     url = postgres_server.create_database("tune_team")
     optuna.create_study(study_name=STUDY, storage=url, direction="minimize")
+    mlflow_server, team = team_tracking.url, ("team", team_tracking.passwords["team"])
 
     # A third worker dies (SIGKILL) in the middle of a trial...
-    doomed = start_tune_worker(team_repo, url, STUDY, 3, 100, mlflow_server, tmp_path / "doomed.log")
+    doomed = start_tune_worker(team_repo, url, STUDY, 3, 100, mlflow_server, tmp_path / "doomed.log", team)
     live: list[subprocess.Popen] = []
     try:
         killed = kill_mid_trial(doomed, url, STUDY)  # SIGSTOP, check the trial still trains, SIGKILL
         # ...and two live workers start once its last heartbeat is older than the grace period.
         time.sleep(3)
-        live = [start_tune_worker(team_repo, url, STUDY, seed, 3, mlflow_server, tmp_path / f"worker{seed}.log")
-                for seed in (1, 2)]
-        # The database password is on no command line: not the workers', not the tracking server's.
-        assert processes_showing(postgres_server.password) == []
+        live = [start_tune_worker(team_repo, url, STUDY, seed, 3, mlflow_server, tmp_path / f"worker{seed}.log",
+                                  team) for seed in (1, 2)]
+        # No password is on a command line: not the workers', not the tracking server's.
+        for secret in secrets_of(team_tracking, postgres_server):
+            assert processes_showing(secret) == []
         for worker in live:
             worker.wait(timeout=300)
     finally:  # a failed step leaves no worker behind
@@ -110,7 +135,10 @@ def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
     assert {w: n for w, n in workers.items() if w != doomed_id} == dict.fromkeys(live_ids, 3)  # 3 each
     assert retry.user_attrs[WORKER_ATTR] in live_ids
 
-    # Every finished trial of every worker is a run on the tracking server, under its worker's parent.
+    # Every finished trial of every worker is a run on the tracking server, under its worker's parent,
+    # as anyone of the team (the reader too) sees it.
+    for name, value in team_tracking.env("reader").items():
+        monkeypatch.setenv(name, value)
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("house-prices").experiment_id
     parents = client.search_runs([experiment], f"tags.`optuna.study` = '{STUDY}'")
@@ -138,10 +166,12 @@ def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
     assert all(worker in result.output for worker in workers)
     assert f"failed: trial {killed.number} on {doomed_id}" in result.output
     assert f"retried as trial {retry.number}" in result.output
-    assert "kp@127.0.0.1" in result.output and postgres_server.password not in result.output
-    for run in [*parents, *children]:  # no param or tag of any run holds it
-        assert not any(postgres_server.password in v for v in [*run.data.params.values(), *run.data.tags.values()])
-    assert not any(postgres_server.password in text for text in logs.values())
+    assert "kp@127.0.0.1" in result.output
+    for secret in secrets_of(team_tracking, postgres_server):
+        assert secret not in result.output
+        for run in [*parents, *children]:  # no param or tag of any run holds it
+            assert not any(secret in v for v in [*run.data.params.values(), *run.data.tags.values()])
+        assert not any(secret in text for text in logs.values())
 
 
 def processes_showing(secret: str) -> list[str]:
@@ -201,15 +231,17 @@ def test_status_names_the_studies_a_storage_holds(tmp_path: Path) -> None:
 # --- one tracking server and one DVC remote for the team ---------------------------------------
 
 @pytest.fixture(scope="module")
-def member_run(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> Path:
-    """A teammate's clone that ran `dvc repro predict` with MLFLOW_TRACKING_URI at the server and
-    committed what DVC asks to commit (dvc.lock, params, metrics and curve CSVs)."""
+def member_run(tmp_path_factory: pytest.TempPathFactory, team_tracking: MlflowServer) -> Path:
+    """A teammate's clone that ran `dvc repro predict` against the team's server as `team` (MLflow's
+    variables in the environment) and committed what DVC asks to commit (dvc.lock, params, metrics
+    and curve CSVs)."""
     repo = tmp_path_factory.mktemp("member-a") / "repo"
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(repo)], check=True)
     edit_params(repo, train__epochs=2, cv__folds=2, model__kind="mlp")  # one quick model: the logging is the point
-    result = run_dvc(repo, "repro", "predict", env={"MLFLOW_TRACKING_URI": mlflow_server})
+    result = run_dvc(repo, "repro", "predict", env=team_tracking.env("team"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "MLflow tracking failed" not in result.stderr, result.stderr
+    assert team_tracking.passwords["team"] not in result.stdout + result.stderr
     git(repo, "add", "--all")  # what DVC asks to track: dvc.lock, params, metrics, curve folders
     git(repo, "commit", "--quiet", "-m", "repro predict")
     return repo
@@ -217,9 +249,12 @@ def member_run(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> 
 
 @pytest.mark.e2e
 def test_stages_log_params_metrics_fold_runs_and_artifacts_to_the_tracking_server(
-        member_run: Path, mlflow_server: str, tmp_path: Path) -> None:
+        member_run: Path, team_tracking: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
+    for name, value in team_tracking.env("reader").items():  # what every teammate may see
+        monkeypatch.setenv(name, value)
+    mlflow_server = team_tracking.url
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("house-prices").experiment_id
     [cv] = client.search_runs([experiment], "tags.stage = 'cv'")
@@ -237,7 +272,7 @@ def test_stages_log_params_metrics_fold_runs_and_artifacts_to_the_tracking_serve
     picture = client.download_artifacts(cv.info.run_id, "cv_curves.png", str(tmp_path / "cv"))
     assert Path(picture).read_bytes() == (member_run / "plots/house_prices/cv_curves.png").read_bytes()
     [train] = client.search_runs([experiment], "tags.stage = 'train'")
-    # The registered model (logged by the train run) carries the whole model folder, through the server.
+    # The train stage, as `team`, registered the model (with the whole model folder, through the server).
     [version] = client.search_model_versions(f"name = '{REGISTERED_MODEL}'")
     assert version.run_id == train.info.run_id
     import mlflow.artifacts
@@ -250,6 +285,48 @@ def test_stages_log_params_metrics_fold_runs_and_artifacts_to_the_tracking_serve
     assert sorted(str(p.relative_to(model)) for p in model.rglob("*")) == \
         sorted(str(p.relative_to(local)) for p in local.rglob("*"))
     assert (model / "config.json").read_bytes() == (local / "config.json").read_bytes()
+    for run in [cv, train, *folds]:  # no password in any param or tag
+        assert not any(secret in value for secret in team_tracking.passwords.values()
+                       for value in [*run.data.params.values(), *run.data.tags.values()])
+
+
+@pytest.mark.e2e
+def test_only_the_admin_promotes_and_the_team_predicts_with_the_champion(
+        member_run: Path, team_tracking: MlflowServer) -> None:
+    refused = {user: kpipe(member_run, "promote", "1", env=team_tracking.env(user)) for user in ("team", "reader")}
+    for user, done in refused.items():
+        assert done.returncode == 1, (user, done.stdout)
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        line = done.stderr.strip()
+        assert line == ("error: cannot promote models:/house-prices/1: only a user with EDIT on the registered model "
+                        "'house-prices-trusted' may promote (the tracking server's admin; `kpipe team-init` gives "
+                        "no one else more than READ)"), (user, line)
+
+    untrusted = kpipe(member_run, "predict", "--model-uri", "models:/house-prices/1", env=team_tracking.env("team"))
+    assert untrusted.returncode == 0, untrusted.stderr
+    assert "note: models:/house-prices/1 is not a version the team's admin promoted" in untrusted.stderr
+
+    promoted = kpipe(member_run, "promote", "1", env=team_tracking.env("admin"))
+    assert promoted.returncode == 0, promoted.stderr
+    assert promoted.stdout.strip() == ("promoted models:/house-prices/1 as house-prices-trusted version 1; alias "
+                                       "champion now points at it: models:/house-prices-trusted@champion")
+
+    champion = kpipe(member_run, "predict", "--champion", env=team_tracking.env("team"))
+    assert champion.returncode == 0, champion.stderr
+    written = member_run / "submissions/submission-house-prices-trusted-champion.csv"
+    assert champion.stdout.strip() == f"wrote {written} from models:/house-prices-trusted@champion"
+    assert "note:" not in champion.stderr and "MLflow tracking failed" not in champion.stderr
+    assert written.read_bytes() == (member_run / "submissions/submission.csv").read_bytes()
+
+    client = MlflowClient(team_tracking.url)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in team_tracking.env("reader").items():
+            env.setenv(name, value)
+        copy = client.get_model_version_by_alias("house-prices-trusted", "champion")
+        assert copy.tags == {"promoted_from": "house-prices/1", "promoted_by": "admin"}
+        assert copy.run_id == client.get_model_version(REGISTERED_MODEL, "1").run_id
+    outputs = "".join(d.stdout + d.stderr for d in [*refused.values(), untrusted, promoted, champion])
+    assert not any(secret in outputs for secret in team_tracking.passwords.values())
 
 
 @pytest.mark.e2e

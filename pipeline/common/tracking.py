@@ -35,6 +35,7 @@ from typing import Any
 
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.provenance import dvc_baseline, dvc_experiment, git_commit
+from pipeline.common.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -77,21 +78,29 @@ ACCESS_HINTS = {
 }
 
 
+def explain(exc: BaseException | str) -> str:
+    """A tracking failure in one line: what to do about a 401 or 403, else the error's first line;
+    secrets masked."""
+    text = str(exc).strip()
+    reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+    return redact(next((hint for code, hint in ACCESS_HINTS.items() if code in reason), reason))
+
+
 def _disable(uri: str | None, exc: BaseException | str) -> None:
     """Warn once and turn tracking to `uri` off for the rest of this process."""
-    reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
-    reason = next((hint for code, hint in ACCESS_HINTS.items() if code in reason), reason)
+    reason = explain(exc)
     key = uri or ""
     if key not in _disabled:
         log.warning("MLflow tracking failed (%s); the computation and its outputs are unaffected, "
-                    "and nothing more is tracked to %s in this run.", reason, uri or "MLflow")
+                    "and nothing more is tracked to %s in this run.", reason, redact(uri) if uri else "MLflow")
     _disabled[key] = reason
 
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """MLflow's and SQLAlchemy's loggers above CRITICAL while the adapter calls into MLflow."""
-    loggers = [logging.getLogger(n) for n in ("mlflow", "alembic", "sqlalchemy")]
+    """MLflow's, SQLAlchemy's and urllib3's loggers above CRITICAL while the adapter calls into MLflow
+    (urllib3 logs each retry of a request, with the URL)."""
+    loggers = [logging.getLogger(n) for n in ("mlflow", "alembic", "sqlalchemy", "urllib3")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.CRITICAL + 1)
@@ -100,6 +109,16 @@ def _quiet() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+@contextmanager
+def command_calls() -> Iterator[None]:
+    """For a command whose whole job is a call to MLflow (`kpipe runs`, `promote`, `team-init`), which
+    fails rather than warns: the adapter's bounded retries, and MLflow's own logging quiet, so the
+    command's one error line (`explain`) is all a failure prints."""
+    _bound_client()
+    with _quiet():
+        yield
 
 
 def _usable(uri: str) -> bool:
@@ -187,7 +206,7 @@ def log_record(paths: ProjectPaths, experiment: str, record: RunRecord) -> str |
             from mlflow.tracking import MlflowClient
 
             mlflow.set_tracking_uri(uri)
-            mlflow.set_experiment(experiment_id=_experiment_id(MlflowClient(uri), experiment, uri))
+            mlflow.set_experiment(experiment_id=ensure_experiment(MlflowClient(uri), experiment, uri))
             record = dataclasses.replace(record, tags={**run_tags(paths.root), **record.tags})
             return _log(mlflow, record, nested=False)
     except Exception as exc:  # noqa: BLE001 - tracking must never break a finished stage
@@ -209,8 +228,8 @@ def _log_data(client: Any, run_id: str, record: RunRecord) -> None:
     from mlflow.entities import Metric, Param, RunTag
 
     now = _millis()
-    params = [Param(k, str(v)[:6000]) for k, v in flatten(record.params).items()]
-    tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
+    params = [Param(k, redact(str(v))[:6000]) for k, v in flatten(record.params).items()]
+    tags = [RunTag(k, redact(str(v))) for k, v in record.tags.items()]
     metrics = [Metric(k, float(v), now, 0) for k, v in record.metrics.items()]
     for key, values in record.curves.items():
         steps = values.items() if isinstance(values, Mapping) else enumerate(values, 1)
@@ -361,7 +380,7 @@ class OpenRun:
             # The model failed (an artifact store full, a flavor error), not the tracking
             # store: warn, and keep the run for `close()` to end with the stage's outcome.
             log.warning("MLflow could not log the model (%s: %s); the stage's outputs are unaffected.",
-                        type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+                        type(exc).__name__, redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else "")
             return None
 
     def close(self, status: str = "FINISHED") -> None:
@@ -391,7 +410,7 @@ def open_run(paths: ProjectPaths, experiment: str, record: RunRecord) -> Iterato
                 from mlflow.tracking import MlflowClient
 
                 client = MlflowClient(uri)
-                experiment_id = _experiment_id(client, experiment, uri)
+                experiment_id = ensure_experiment(client, experiment, uri)
                 created = client.create_run(experiment_id, run_name=record.name,
                                             tags={**run_tags(paths.root), **record.tags})
             run = OpenRun(client, experiment_id, created.info.run_id, uri)
@@ -422,7 +441,7 @@ def artifact_location(uri: str) -> str | None:
     return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
 
 
-def _experiment_id(client: Any, name: str, uri: str) -> str:
+def ensure_experiment(client: Any, name: str, uri: str) -> str:
     """Get or create `name` as a model-training experiment (an older one gets the kind tag too);
     several processes may race to create it, so re-read on failure."""
     found = client.get_experiment_by_name(name)

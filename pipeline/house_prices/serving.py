@@ -29,6 +29,7 @@ from mlflow.pyfunc import PythonModel
 
 from pipeline.common.errors import PipelineError
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.redact import redact
 from pipeline.common.tracking import tracking_uri
 from pipeline.house_prices.artifacts import load_members
 from pipeline.house_prices.final import FinalModel, predict_blend
@@ -129,7 +130,7 @@ def load_registered(paths: ProjectPaths, uri: str) -> Any:
     try:
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
-        raise ModelUnavailable(f"cannot load {uri} from {tracking_uri(paths)}: {exc.message}") from exc
+        raise ModelUnavailable(f"cannot load {uri} from {redact(tracking_uri(paths))}: {exc.message}") from exc
 
 
 def write_registered_submission(paths: ProjectPaths, uri: str, output: Path | None = None) -> Path:

@@ -1,17 +1,17 @@
 """DVC stages: each module's `main()` is thin wiring over the shared core.
 
-`run_stage` gives every stage the same behaviour at the edges: logging set up once, and a
-known failure (bad params, a hash mismatch, invalid data) printed as one clear message with a
-non-zero exit instead of a traceback.
+`run_stage` gives every stage the same behaviour at the edges: logging set up once (secrets
+masked, `pipeline.common.redact`), and a known failure (bad params, a hash mismatch, invalid
+data) printed as one clear message with a non-zero exit instead of a traceback.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
 
 from pipeline.common.errors import PipelineError
+from pipeline.common.redact import configure_logging, redact
 
 
 def describe(exc: BaseException) -> str:
@@ -28,12 +28,11 @@ def run_stage(main: Callable[[], None]) -> None:
     and OS errors (a missing input, a full disk, a read-only folder): the user fixes the cause,
     a traceback would not help. Anything else is a bug and keeps its traceback.
     """
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         main()
     except (PipelineError, OSError) as exc:
         # Straight to stderr, not through logging: the one message must show whatever the
         # logging set-up (DVC, typer, a test runner), and it is the stage's last word.
-        print(f"error: {describe(exc)}", file=sys.stderr, flush=True)
+        print(f"error: {redact(describe(exc))}", file=sys.stderr, flush=True)
         sys.exit(1)

@@ -91,7 +91,8 @@ class PostgresServer:
     base: Path          # everything: data/, the socket, postgres.log
     port: int
     process: subprocess.Popen
-    password: str       # generated at start; only in `pgpass` (never in a URL or on a command line)
+    # generated at start; only in `pgpass` (never in a URL or on a command line)
+    password: str = dataclasses.field(repr=False)
     pgpass: Path        # the pgpass file (0600) that PGPASSFILE names while the cluster runs
     user: str = PG_USER
     host: str = HOST
@@ -268,11 +269,17 @@ class MlflowServer:
     log_path: Path
     process: subprocess.Popen
     startup_s: float = 0.0
-    admin_password: str | None = None  # with authentication: the `admin` user's, generated at start
+    # With authentication: user -> generated password, the `admin` first (made at start).
+    passwords: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def admin_password(self) -> str | None:
+        return self.passwords.get(ADMIN_USER)
 
     def add_user(self, username: str) -> str:
         """Create a user on an authenticated server (as `admin`); its generated password. Every
-        user may read (MLflow's default permission); a user may edit what it created."""
+        user may read (MLflow's default permission); a user may edit what it created, and what
+        `kpipe team-init` gives it."""
         import requests
 
         if self.admin_password is None:
@@ -281,7 +288,16 @@ class MlflowServer:
         answer = requests.post(f"{self.url}/api/2.0/mlflow/users/create", auth=(ADMIN_USER, self.admin_password),
                                json={"username": username, "password": password}, timeout=30)
         answer.raise_for_status()
+        self.passwords[username] = password
         return password
+
+    def env(self, user: str | None = None) -> dict[str, str]:
+        """MLflow's variables for a client of this server, as `user` (in the environment, never on
+        a command line); without a user, only the URI."""
+        env = {"MLFLOW_TRACKING_URI": self.url}
+        if user is not None:
+            env.update(MLFLOW_TRACKING_USERNAME=user, MLFLOW_TRACKING_PASSWORD=self.passwords[user])
+        return env
 
 
 def _wait_for_health(proc: subprocess.Popen, url: str, deadline: float, log_path: Path) -> bool:
@@ -347,7 +363,8 @@ def running_mlflow(postgres: PostgresServer, *, database: str = "mlflow", auth: 
         else:
             raise RuntimeError(f"mlflow server could not bind a free port; log {log_path}:\n{_tail(log_path)}")
         yield MlflowServer(url=url, backend_store_uri=backend, artifacts_dir=artifacts, log_path=log_path,
-                           process=proc, startup_s=time.monotonic() - t0, admin_password=admin_password)
+                           process=proc, startup_s=time.monotonic() - t0,
+                           passwords={ADMIN_USER: admin_password} if admin_password else {})
     finally:
         if proc is not None:
             _stop_process(proc, signal.SIGTERM, group=True)

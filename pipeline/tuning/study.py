@@ -45,6 +45,7 @@ from pipeline.common.params import (
     with_overrides,
 )
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.redact import redact
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, OpenRun, RunRecord, open_run
@@ -164,22 +165,9 @@ def database_url(url: str) -> str:
     return "postgresql+psycopg://" + url.removeprefix(prefix) if url.startswith(prefix) else url
 
 
-def redact_storage(spec: str) -> str:
-    """A storage spec as it may be printed or logged (MLflow params, error messages): a
-    database URL without its password."""
-    if "://" not in spec:
-        return spec
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(spec).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not an SQLAlchemy URL: nothing to hide that we can find
-        return spec
-
-
 def describe_storage(spec: str, paths: ProjectPaths) -> str:
     """The storage as it may be printed: a URL without its password, or the journal file."""
-    return redact_storage(spec) if "://" in spec else str(journal_path(spec, paths))
+    return redact(spec) if "://" in spec else str(journal_path(spec, paths))
 
 
 def journal_path(spec: str, paths: ProjectPaths) -> Path:
@@ -478,7 +466,7 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
     except Exception as exc:  # a bad URL, a missing database driver, an unreachable server
         raise TuningError(f"cannot open the Optuna storage {describe_storage(settings.storage, paths)!r}: "
                           f"{type(exc).__name__}: {one_line(exc)}") from exc
-    logged = dataclasses.asdict(dataclasses.replace(settings, storage=redact_storage(settings.storage)))
+    logged = dataclasses.asdict(dataclasses.replace(settings, storage=redact(settings.storage)))
     record = RunRecord(name="tune", params={**{s: raw[s] for s in SECTIONS}, "tune": logged},
                        tags={"stage": "tune", "optuna.study": settings.study_name, "n_jobs": str(options.n_jobs),
                              "optuna.worker": worker_id()})
