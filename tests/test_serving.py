@@ -194,6 +194,30 @@ def test_kpipe_predict_writes_a_checked_submission_from_any_registered_version(
     assert _relative_gap(pd.read_csv(registered.paths.submission)["SalePrice"], submission["SalePrice"]) < 1e-6
 
 
+def test_on_ones_own_store_promote_creates_the_trusted_model_and_champion_loads_it(
+        registered: Registered, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(registered.paths.root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registered.uri)
+    missing = CliRunner().invoke(app, ["promote", "99"])
+    assert missing.exit_code == 1
+    assert f"error: cannot promote models:/{REGISTERED_MODEL}/99:" in missing.output
+
+    promoted = CliRunner().invoke(app, ["promote", registered.version])
+    assert promoted.exit_code == 0, promoted.output
+    assert f"as {REGISTERED_MODEL}-trusted version 1; alias champion now points at it" in promoted.output
+    champion = CliRunner().invoke(app, ["predict", "--champion"])
+    assert champion.exit_code == 0, champion.output
+    assert "note:" not in champion.output  # one's own store: every version is one's own
+    written = registered.paths.submission_from(f"models:/{REGISTERED_MODEL}-trusted@champion")
+    assert written.name == f"submission-{REGISTERED_MODEL}-trusted-champion.csv"
+    source = CliRunner().invoke(app, ["predict", "--model-uri", f"models:/{REGISTERED_MODEL}/{registered.version}",
+                                      "-o", str(registered.paths.root / "source.csv")])
+    assert source.exit_code == 0, source.output
+    assert written.read_bytes() == (registered.paths.root / "source.csv").read_bytes()  # the same model
+    both = CliRunner().invoke(app, ["predict", "--champion", "--model-uri", LATEST])
+    assert both.exit_code == 1 and "give --model-uri or --champion, not both" in both.output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

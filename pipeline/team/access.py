@@ -20,6 +20,7 @@ It runs as the admin (MLflow's MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWO
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 
 from pipeline.common.errors import PipelineError
@@ -52,7 +53,9 @@ class TeamAccess:
 def init_team(paths: ProjectPaths, experiment: str, model: str, editors: list[str]) -> TeamAccess:
     """The experiment, the registered model and the trusted model, owned by the admin; EDIT on the
     first two and READ on the third for each editor."""
-    import mlflow.server
+    with warnings.catch_warnings():  # Starlette's deprecation notice, raised by MLflow's server modules on import
+        warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
+        import mlflow.server
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
