@@ -61,6 +61,7 @@ def team_tracking(team_server: MlflowServer) -> MlflowServer:
     """The team's tracking server after the admin's `kpipe team-init --editor team`, as docs/team.md says."""
     done = kpipe(ROOT, "team-init", "--editor", "team", env=team_server.env("admin"))
     assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr  # one report, nothing from the libraries
     assert "team: EDIT on experiment 'house-prices'" in done.stdout
     assert "team: READ on registered model 'house-prices-trusted'" in done.stdout
     return team_server

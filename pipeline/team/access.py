@@ -53,9 +53,7 @@ class TeamAccess:
 def init_team(paths: ProjectPaths, experiment: str, model: str, editors: list[str]) -> TeamAccess:
     """The experiment, the registered model and the trusted model, owned by the admin; EDIT on the
     first two and READ on the third for each editor."""
-    with warnings.catch_warnings():  # Starlette's deprecation notice, raised by MLflow's server modules on import
-        warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
-        import mlflow.server
+    import mlflow.server
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -64,7 +62,9 @@ def init_team(paths: ProjectPaths, experiment: str, model: str, editors: list[st
         raise AccessError("kpipe team-init sets permissions on a tracking server; MLFLOW_TRACKING_URI is "
                           f"{redact(url)}")
     admin = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
-    auth = mlflow.server.get_app_client("basic-auth", tracking_uri=url)
+    with warnings.catch_warnings():  # Starlette's deprecation notice, from MLflow's server modules on import
+        warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
+        auth = mlflow.server.get_app_client("basic-auth", tracking_uri=url)
     client = MlflowClient(url)
     access = TeamAccess(redact(url))
     with command_calls():
