@@ -19,8 +19,8 @@ all: house-prices
 $(BIN)/kpipe: pyproject.toml
 	@test -n "$(HOST_PYTHON)" || { echo "make: no $(PYTHON) on PATH (Python >= 3.11 is needed)"; exit 1; }
 	$(HOST_PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install -qq --upgrade pip
+	$(BIN)/python -m pip install -qq -e '.[dev]'
 	touch $@
 
 setup: $(BIN)/kpipe
@@ -57,7 +57,7 @@ test: setup
 test-fast: setup
 	$(PYTEST) -m "not e2e"
 
-# Style: ruff's pycodestyle, pyflakes, import-order, pyupgrade and bugbear rules (pyproject.toml).
+# Style: ruff's pycodestyle, pyflakes, import-order, pyupgrade, bugbear and blind-except rules (pyproject.toml).
 lint: setup
 	ruff check .
 

@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "tests"))  # the Kaggle layouts of the public tables
 
-from pipeline.tabular.competition import read_competition  # noqa: E402
-from pipeline.tabular.hooks import Hooks  # noqa: E402
-from pipeline.tabular.modeling import Problem, fold_plan  # noqa: E402
-from pipeline.tabular.params import DEFAULTS  # noqa: E402
+from pipeline.tabular.competition import read_competition
+from pipeline.tabular.hooks import Hooks
+from pipeline.tabular.modeling import Problem, fold_plan
+from pipeline.tabular.params import DEFAULTS
 
 TABLES = ("cars", "penguins", "house-prices")
 

@@ -4,13 +4,14 @@ Starts PostgreSQL (scram-sha-256, the password only in PGPASSFILE) and `mlflow s
 (PostgreSQL backend, proxied artifacts, MLflow's basic-auth app with a `team` user that logs
 and a `reader` that only reads) on 127.0.0.1, clones the project's committed HEAD into a
 temporary folder (your checkout is not touched), runs `kpipe team-init` there as the admin and
-`dvc repro validate`, then runs three `kpipe tune` workers on one PostgreSQL study: the third is killed with SIGKILL in the
-middle of a trial, the other two start after its heartbeat's grace period, fail its trial and
-rerun its params. It prints `kpipe tune --status`, what the tracking server holds, and what
-each user may do there (tried for real: read, log, register, promote), then stops everything it started and deletes the
-folders (`--keep` waits for Enter first, so that the MLflow UI can be opened at the printed URL).
+`dvc repro validate`, then runs three `kpipe tune` workers on one PostgreSQL study: the third
+is killed with SIGKILL in the middle of a trial, the other two start after its heartbeat's
+grace period, fail its trial and rerun its params. It prints `kpipe tune --status`, what the
+tracking server holds, and what each user may do there (tried for real: read, log, register,
+promote), then stops everything it started and deletes the folders (`--keep` waits for Enter
+first, so that the MLflow UI can be opened at the printed URL).
 
-Demo settings, so that it takes a minute or two on 2 cores: 3 CV folds, 10-40 epochs, a
+Demo settings, so that it stays short on 2 cores: 3 CV folds, 10-40 epochs, a
 heartbeat every 2 s; the rest of the search space is params.yaml's.
 
 Run: python scripts/team_demo.py [--trials 3] [--keep]

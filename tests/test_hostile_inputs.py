@@ -266,7 +266,7 @@ def test_kpipe_submit_before_validate_says_which_stage_to_run(project: ProjectPa
 class _Trickle(http.server.BaseHTTPRequestHandler):
     """A mirror that sends the headers and a little of the body, then stalls (a dropped line)."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Length", str(10 << 20))
         self.end_headers()

@@ -9,8 +9,8 @@ import matplotlib
 
 from pipeline.common.io import atomic_path
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+matplotlib.use("Agg")  # the backend must be chosen before pyplot is imported
+import matplotlib.pyplot as plt
 
 __all__ = ["plt", "save_figure"]
 

@@ -449,7 +449,7 @@ def ensure_experiment(client: Any, name: str, uri: str) -> str:
         try:
             return client.create_experiment(name, artifact_location=artifact_location(uri),
                                             tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
-        except Exception:  # noqa: BLE001 - created meanwhile by another worker
+        except Exception:  # created meanwhile by another worker: re-read, else raise
             found = client.get_experiment_by_name(name)
             if found is None:
                 raise

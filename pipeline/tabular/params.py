@@ -71,7 +71,7 @@ class LinearSklearnParams:
     """`sklearn`: ridge regression (`alpha`) or logistic regression (`C`), scikit-learn's solvers."""
 
     alpha: float = positive()
-    C: float = positive()  # noqa: N815 - scikit-learn's name
+    C: float = positive()
     max_iter: int = positive()
 
 

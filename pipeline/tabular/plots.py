@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from pipeline.common.io import atomic_path  # noqa: E402
+from pipeline.common.io import atomic_path
 
 if TYPE_CHECKING:
     from pipeline.tabular.modeling import Problem, TabularCV
