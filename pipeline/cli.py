@@ -13,9 +13,9 @@ from pathlib import Path
 
 import typer
 
+from pipeline.common.console import configure_output
 from pipeline.common.errors import PipelineError
 from pipeline.common.paths import ProjectPaths
-from pipeline.common.redact import configure_logging
 from pipeline.projects import Project, project_at
 from pipeline.stages import run_stage
 
@@ -39,7 +39,7 @@ STAGES = {
 
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    configure_logging(logging.DEBUG if verbose else logging.INFO)
+    configure_output(logging.DEBUG if verbose else logging.INFO)
 
 
 def _project() -> Project:

@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 import requests
-from tqdm.auto import tqdm
 
+from pipeline.common.console import progress_bar
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_path, remove_leftovers, sha1_of
 from pipeline.common.readers import describe_size
@@ -112,7 +112,7 @@ def download(url: str, target: Path, sha1: str | None, timeout: float = 60.0,
                 total = int(response.headers.get("content-length") or 0) or None
                 if max_bytes is not None and total is not None and total > max_bytes:
                     raise _too_large(url, max_bytes)
-                with tmp.open("wb") as out, tqdm(total=total, unit="B", unit_scale=True,
+                with tmp.open("wb") as out, progress_bar(total=total, unit="B", unit_scale=True,
                                                  desc=target.name, leave=False) as bar:
                     _copy_capped(response.iter_content(chunk_size=1 << 16), out, max_bytes, url, bar.update)
         except (requests.ConnectionError, requests.Timeout) as exc:

@@ -6,7 +6,7 @@ tools read (MLflow's `MLFLOW_TRACKING_PASSWORD`, libpq's `PGPASSWORD`, Kaggle's 
 message can carry either: MLflow's exceptions quote the request URL, SQLAlchemy's quote the
 database URL. So one function masks both, and every line kpipe writes goes through it: the
 error line of `run_stage`, the tracking adapter's warning, and every log record (a filter on the
-root logger's handlers, installed by `configure_logging`).
+root logger's handlers, installed by `console.configure_output`).
 
 The documented way is still to keep passwords out of URLs (`~/.pgpass` / `PGPASSFILE`, MLflow's
 variables or `~/.mlflow/credentials`): `ps`, shell history and CI logs see a URL before kpipe does.
@@ -49,14 +49,3 @@ class RedactingFilter(logging.Filter):
         if masked != message:
             record.msg, record.args = masked, None
         return True
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """The root logger's format (`LEVEL name: message`) and the redacting filter on each of its
-    handlers; a set-up made earlier (by DVC, a test runner) keeps its handlers and gets the filter."""
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())

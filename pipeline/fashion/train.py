@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
+from pipeline.common.console import progress_bar
 from pipeline.common.io import atomic_path
 from pipeline.fashion.models import Classifier
 from pipeline.fashion.optim import OptimizerName, ScheduleName, build_optimizer, scheduled_lr, set_learning_rate
@@ -88,7 +88,7 @@ def train_classifier(clf: Classifier, x_train: torch.Tensor, y_train: torch.Tens
     total_steps = settings.epochs * batches_per_epoch
     history: list[EpochStats] = []
     step = 0
-    with tqdm(total=total_steps, desc=clf.name, unit="batch", disable=not progress,
+    with progress_bar(total=total_steps, desc=clf.name, unit="batch", disable=not progress,
               mininterval=0.5) as bar:
         for epoch in range(1, settings.epochs + 1):
             model.train()

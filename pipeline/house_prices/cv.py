@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.model_selection import KFold, RepeatedKFold
-from tqdm.auto import tqdm
 
+from pipeline.common.console import progress_bar
 from pipeline.common.params import ParamsError
 from pipeline.house_prices.estimators import Regressor
 from pipeline.house_prices.features import (
@@ -244,7 +244,7 @@ def _fold_matrices(train: pd.DataFrame, test: pd.DataFrame | None, features: Fea
                    cache: FoldFeatureCache | None) -> list[FoldMatrix]:
     return [fold_matrix(train, fit_idx, test, features) if cache is None
             else cache.matrix(train, fit_idx, test, features)
-            for fit_idx, _ in tqdm(splits, desc="features per fold", leave=False)]
+            for fit_idx, _ in progress_bar(splits, desc="features per fold", leave=False)]
 
 
 def cross_validate_regressor(train: pd.DataFrame, test: pd.DataFrame | None, features: FeatureParams,
@@ -261,7 +261,7 @@ def cross_validate_regressor(train: pd.DataFrame, test: pd.DataFrame | None, fea
     train_scores = np.empty(len(splits))
     test_prices = []
     matrices = _fold_matrices(train, test, features, splits, cache)
-    for f, ((fit_idx, valid_idx), matrix) in enumerate(tqdm(list(zip(splits, matrices, strict=True)),
+    for f, ((fit_idx, valid_idx), matrix) in enumerate(progress_bar(list(zip(splits, matrices, strict=True)),
                                                             desc="regressor per fold", leave=False)):
         regressor = make().fit(matrix.values[fit_idx], np.log(prices[fit_idx]), matrix.categorical)
         cap = fit_price_cap(train, fit_idx, features)

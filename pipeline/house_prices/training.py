@@ -11,11 +11,12 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from pipeline.common.console import progress_bar
 from pipeline.common.errors import PipelineError
 from pipeline.common.runtime import resolve_device
 from pipeline.house_prices.models import FoldBatchedRegressor, ModelSpec, parameter_groups
@@ -92,9 +93,9 @@ def chain_epochs(*callbacks: EpochCallback | None) -> EpochCallback | None:
     return each_epoch
 
 
-def epoch_progress(total: int, desc: str) -> tuple[tqdm, EpochCallback]:
+def epoch_progress(total: int, desc: str) -> tuple[Any, EpochCallback]:
     """A progress bar over epochs and the callback that advances it with the mean scores."""
-    bar = tqdm(total=total, desc=desc, unit="epoch", leave=False)
+    bar = progress_bar(total=total, desc=desc, unit="epoch", leave=False)
 
     def on_epoch(epoch: int, train: np.ndarray, valid: np.ndarray) -> None:
         bar.update(1)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from pipeline.common.console import configure_output
 from pipeline.common.errors import PipelineError
-from pipeline.common.redact import configure_logging, redact
+from pipeline.common.redact import redact
 
 
 def describe(exc: BaseException) -> str:
@@ -28,7 +29,7 @@ def run_stage(main: Callable[[], None]) -> None:
     and OS errors (a missing input, a full disk, a read-only folder): the user fixes the cause,
     a traceback would not help. Anything else is a bug and keeps its traceback.
     """
-    configure_logging()
+    configure_output()
     try:
         main()
     except (PipelineError, OSError) as exc:
