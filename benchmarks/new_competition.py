@@ -100,7 +100,7 @@ def measure(table: str, work: Path) -> dict[str, object]:
     row = {"table": table, "task": competition.task, "rows": len(pd.read_csv(project / "data" / "raw" / "train.csv")),
            "metric": m, "cv": cv[f"{m}_mean"], "cv_std": cv[f"{m}_std"], "baseline": cv[f"baseline_{m}_mean"],
            "plain_lightgbm": plain_lightgbm(project), "new_s": new_s, "repro_s": repro_s,
-           "dropped": cv["columns"]["dropped"]}
+           "dropped": next(c["count"] for c in cv["columns"] if c["role"] == "dropped")}
     print(f"{table}: done", flush=True)
     return row
 

@@ -53,7 +53,7 @@ def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str
         assert (model_dir / m / spec.get("file", "weights.safetensors")).exists()
     # The blend weights learned in cv are the ones saved with the model.
     weights = json.loads((model_dir / "config.json").read_text())["weights"]
-    assert weights == pytest.approx(list(cv["weights"].values())) and sum(weights) == pytest.approx(1.0)
+    assert weights == pytest.approx([m["weight"] for m in cv["members"]]) and sum(weights) == pytest.approx(1.0)
 
     mlflow.set_tracking_uri(mlflow_uri)
     client = mlflow.tracking.MlflowClient()

@@ -83,10 +83,13 @@ def test_cv_stage_writes_oof_that_reproduces_the_ensemble_score(clean_frames, tm
     folds = split_folds(len(oof), 3, 42)
     recomputed = [log_rmse(oof["oof_prediction"].to_numpy()[v], oof["SalePrice"].to_numpy()[v]) for _, v in folds]
     assert metrics["log_rmse_mean"] == pytest.approx(np.mean(recomputed), rel=1e-9)
-    assert set(metrics["members"]) == {"member0", "member1"}
-    assert metrics["blend"] == "mean" and metrics["weights"] == {"member0": 0.5, "member1": 0.5}
-    assert set(metrics["blends"]) == {"mean", "stack", "ridge_meta", "greedy"}
-    assert metrics["blends"]["mean"] == pytest.approx(metrics["log_rmse_mean"])
+    # Details are lists of records (DVC's tables show only the top-level numbers).
+    assert [(m["member"], m["model"], m["weight"]) for m in metrics["members"]] == [
+        ("member0", "linear", 0.5), ("member1", "mlp", 0.5)]
+    assert metrics["blend"] == "mean" and len(metrics["folds"]) == 3
+    blends = {b["method"]: b["log_rmse"] for b in metrics["blends"]}
+    assert set(blends) == {"mean", "stack", "ridge_meta", "greedy"}
+    assert blends["mean"] == pytest.approx(metrics["log_rmse_mean"])
 
 
 def test_early_stopping_keeps_each_folds_best_epoch(clean_frames) -> None:

@@ -188,7 +188,7 @@ def test_a_blocked_models_folder_fails_train_before_training(validated: ProjectP
     """A `models` that cannot hold a folder (here a file: read-only works the same for non-root)."""
     (validated.root / "models").write_text("not a folder")
     validated.cv_metrics.parent.mkdir(parents=True)
-    validated.cv_metrics.write_text('{"log_rmse_mean": 0.2, "final_epochs": [3]}')
+    validated.cv_metrics.write_text('{"log_rmse_mean": 0.2, "members": [{"weight": 1.0, "final_epochs": 3}]}')
     started = time.perf_counter()
     code, err = run(train_stage.main, capsys)
     assert_clean_failure(code, err, "cannot write to", "models", "nothing was computed")

@@ -81,7 +81,8 @@ def test_the_stage_writes_tables_metrics_and_a_picture(clean_frames, tmp_path, m
     for column in [*shipped["by"], PRICE_BIN]:
         assert pd.read_csv(paths.residuals_by(column))["houses"].sum() == len(train)
     metrics = json.loads(paths.residuals_metrics.read_text())
-    assert metrics["log_rmse_oof"] == pytest.approx(np.sqrt(np.mean(np.log(_oof(train)["oof_prediction"]
+    assert metrics["log_rmse_all"] == pytest.approx(np.sqrt(np.mean(np.log(_oof(train)["oof_prediction"]
                                                                            / train["SalePrice"]) ** 2)))
-    assert 0 < metrics["worst_houses_share"] < 1 and metrics["log_rmse_without_worst"] < metrics["log_rmse_oof"]
+    assert 0 < metrics["worst_houses_share"] < 1 and metrics["log_rmse_without_worst"] < metrics["log_rmse_all"]
+    assert [t["by"] for t in metrics["top_shares"]] == [*shipped["by"], PRICE_BIN]
     assert paths.residuals_png.stat().st_size > 10_000

@@ -11,8 +11,9 @@ out-of-fold predictions, `blend.py`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from pipeline.common.provenance import git_commit
 from pipeline.common.runtime import resolve_device
 from pipeline.house_prices.blend import BLENDS, blend_weights, nested_blend
 from pipeline.house_prices.catboost_member import CatBoostParams
-from pipeline.house_prices.cv import CVResult, FoldFeatureCache, Splits, repeat_of, score_oof, split_folds
+from pipeline.house_prices.cv import CVResult, FoldFeatureCache, Splits, fold_names, repeat_of, score_oof, split_folds
 from pipeline.house_prices.families import FAMILIES, family_of
 from pipeline.house_prices.features import training_rows
 from pipeline.house_prices.final import FinalModel
@@ -41,6 +42,8 @@ from pipeline.house_prices.params import (
     TrainParams,
 )
 from pipeline.house_prices.training import EpochCallback, History
+
+log = logging.getLogger(__name__)
 
 # The params sections that define a CV score: what the `cv` and `train` stages declare.
 SECTIONS: dict[str, type] = {"base": BaseParams, "features": FeatureParams, "model": ModelParams,
@@ -291,10 +294,53 @@ def fit_experiment(params: ExperimentParams, train: pd.DataFrame, test: pd.DataF
     weights = weights if weights is not None else [1.0 / len(members)] * len(members)
     fitted = []
     for i, member in enumerate(members):
+        start = time.perf_counter()
         final = family_of(member).fit(member, train, test, epochs=None if epochs is None else epochs[i],
                                       on_epoch=_member(member_epochs, i), device=device)
         fitted.append(dataclasses.replace(final, weight=float(weights[i])))
+        log.info("final fit of member %d/%d (%s) on %d rows in %.1f s", i + 1, len(members), describe_member(member),
+                 len(train), time.perf_counter() - start)
     return fitted
+
+
+def member_lines(params: ExperimentParams) -> MemberDone:
+    """An `on_member` for `run_cv` that logs one line per member as its CV is known (what a log
+    shows in place of progress bars): its score and the seconds since the previous one."""
+    last = [time.perf_counter()]
+
+    def on_member(i: int, result: CVResult) -> None:
+        now = time.perf_counter()
+        log.info("member %d/%d (%s): CV log-RMSE %.4f ± %.4f in %.1f s", i + 1, len(params.members),
+                 describe_member(params.members[i]), result.mean, result.std, now - last[0])
+        last[0] = now
+
+    return on_member
+
+
+def cv_metrics(params: ExperimentParams, result: EnsembleCV) -> dict[str, Any]:
+    """What `metrics/house_prices/cv.json` holds. The top-level numbers are the few that DVC compares
+    (`dvc metrics show/diff`, `dvc exp show`); the details, per fold, per member and per blend
+    method, are lists of records, which DVC leaves out of its tables (MLflow has them all)."""
+    cv = params.cv
+    return {"log_rmse_mean": result.mean, "log_rmse_std": result.std, "log_rmse_oof": result.oof_score,
+            "repeats": cv.repeats, "blend": params.model.blend,
+            "folds": [{"fold": name, "log_rmse": float(score)}
+                      for name, score in zip(fold_names(cv.folds, cv.repeats), result.fold_scores, strict=True)],
+            # The shipped weights (fit on every out-of-fold row) and the final fit's epochs, per member.
+            "members": [{"member": f"member{i}", "model": describe_member(member), "log_rmse": m.mean,
+                         "weight": float(w), "final_epochs": epochs}
+                        for i, (member, m, w, epochs) in enumerate(zip(params.members, result.members, result.weights,
+                                                                       final_epochs(result.members), strict=True))],
+            # Each blend method's nested CV score, for comparison.
+            "blends": [{"method": k, "log_rmse": float(v.mean())} for k, v in result.blends.items()]}
+
+
+def member_column(cv: Mapping[str, Any], key: str, path: object) -> list[Any]:
+    """One field of every member in a cv.json (`weight`, `final_epochs`), in member order."""
+    members = cv.get("members")
+    if not isinstance(members, list) or not all(isinstance(m, Mapping) and key in m for m in members):
+        raise ParamsError(f"{path} holds no {key} per member: rerun the cv stage")
+    return [m[key] for m in members]
 
 
 def _member(member_epochs: MemberEpochs | None, member: int) -> EpochCallback | None:

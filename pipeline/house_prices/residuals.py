@@ -61,20 +61,21 @@ def error_by(residuals: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def summary(residuals: pd.DataFrame, worst: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> dict[str, object]:
-    """Flat metrics: the overall score, how much of it the worst houses carry, each breakdown's
-    largest contributor."""
+    """The report's numbers: the overall score (`log_rmse_all`: cv.json's `log_rmse_oof`, under a
+    name of its own so that DVC's tables keep both unprefixed), how much of it the worst houses
+    carry, and each breakdown's largest contributor (`top_shares`, a list of records: DVC's tables
+    show only the top-level numbers)."""
     squared = residuals["log_error"] ** 2
     metrics: dict[str, object] = {
-        "log_rmse_oof": float(np.sqrt(squared.mean())),
+        "log_rmse_all": float(np.sqrt(squared.mean())),
         "bias": float(residuals["log_error"].mean()),
         "worst_houses": len(worst),
         "worst_houses_share": float((worst["log_error"] ** 2).sum() / squared.sum()),
         "log_rmse_without_worst": float(np.sqrt(squared.drop(residuals.index[residuals[ID].isin(worst[ID])]).mean())),
     }
-    for column, table in tables.items():
-        top = table.iloc[0]
-        metrics[f"{column}_top_share"] = {"value": _plain(top[column]), "share": float(top["share"]),
-                                          "log_rmse": float(top["log_rmse"]), "houses": int(top["houses"])}
+    metrics["top_shares"] = [{"by": column, "value": _plain(table.iloc[0][column]),
+                              "share": float(table.iloc[0]["share"]), "log_rmse": float(table.iloc[0]["log_rmse"]),
+                              "houses": int(table.iloc[0]["houses"])} for column, table in tables.items()]
     return metrics
 
 

@@ -87,9 +87,9 @@ class CVRun:
         for fold, score in zip(self.folds, result.fold_scores, strict=True):
             fold.log(RunRecord("fold", metrics={"log_rmse": float(score)}))
         flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        members = {f"{k}_log_rmse_mean": v for k, v in metrics.get("members", {}).items()}
-        weights = {f"weight_{k}": v for k, v in metrics.get("weights", {}).items()}
-        blends = {f"blend_{k}_log_rmse_mean": v for k, v in metrics.get("blends", {}).items()}
+        members = {f"{m['member']}_log_rmse_mean": m["log_rmse"] for m in metrics.get("members", [])}
+        weights = {f"weight_{m['member']}": m["weight"] for m in metrics.get("members", [])}
+        blends = {f"blend_{b['method']}_log_rmse_mean": b["log_rmse"] for b in metrics.get("blends", [])}
         self.run.log(RunRecord("cv", metrics={**flat, **members, **weights, **blends},
                                curves=self.mean_curves(histories), artifacts=[picture]))
 

@@ -13,12 +13,12 @@ from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import RunRecord
-from pipeline.house_prices.cv import fold_names
 from pipeline.house_prices.experiment import (
     ExperimentParams,
+    cv_metrics,
     describe,
-    final_epochs,
     member_histories,
+    member_lines,
     read_experiment,
     run_cv,
 )
@@ -47,18 +47,10 @@ def main() -> None:
 
     with cv_run(paths, params, raw, frame) as tracked:  # open from the start: live curves, true duration
         result = run_cv(params, frame, test, device=runtime.device, member_epochs=tracked.member_epochs,
-                        library=OOFLibrary.for_project(paths.root))
+                        on_member=member_lines(params), library=OOFLibrary.for_project(paths.root))
 
         members = result.members
-        metrics = {"log_rmse_mean": result.mean, "log_rmse_std": result.std, "log_rmse_oof": result.oof_score,
-                   "repeats": cv.repeats,
-                   "folds": dict(zip(fold_names(cv.folds, cv.repeats), map(float, result.fold_scores), strict=True)),
-                   "members": {f"member{i}": m.mean for i, m in enumerate(members)},
-                   "final_epochs": final_epochs(result.members),
-                   # The shipped weights (fit on every out-of-fold row), and each blend's nested CV score.
-                   "blend": params.model.blend,
-                   "weights": {f"member{i}": float(w) for i, w in enumerate(result.weights)},
-                   "blends": {k: float(v.mean()) for k, v in result.blends.items()}}
+        metrics = cv_metrics(params, result)
         oof = pd.DataFrame({ID: frame[ID], TARGET: frame[TARGET], "oof_prediction": result.oof_prices,
                             **{f"oof_member{i}": m.oof_prices for i, m in enumerate(members)}})
         write_frame(oof, paths.oof_predictions)
@@ -73,7 +65,7 @@ def main() -> None:
                  "library", result.mean, result.std, cv.folds, cv.repeats, result.hits, len(members))
         log.info("%s blend weights %s; nested CV of each blend: %s", params.model.blend,
                  " ".join(f"{w:.3f}" for w in result.weights),
-                 ", ".join(f"{k} {v:.4f}" for k, v in metrics["blends"].items()))
+                 ", ".join(f"{b['method']} {b['log_rmse']:.4f}" for b in metrics["blends"]))
         tracked.finish(result, metrics, histories, paths.cv_curves_png)
         # The content address the train stage finds this run by (pipeline/submissions/source.py).
         tracked.run.log(RunRecord("cv", tags={CV_METRICS_TAG: sha1_of(paths.cv_metrics)}))

@@ -36,7 +36,7 @@ def main() -> None:
     write_json(metrics, paths.residuals_metrics)
     plot_residuals(residuals, worst, tables, paths.residuals_png)
     log.info("out-of-fold log-RMSE %.4f; the worst %d houses carry %.0f%% of the squared error",
-             metrics["log_rmse_oof"], len(worst), 100 * metrics["worst_houses_share"])
+             metrics["log_rmse_all"], len(worst), 100 * metrics["worst_houses_share"])
     log.info("worst houses:\n%s", worst.head(10).to_string(index=False))
     for column, table in tables.items():
         log.info("by %s (largest share first):\n%s", column, table.head(5).to_string(index=False))

@@ -107,15 +107,17 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
     start = time.perf_counter()
     result = cross_validate(problem, experiment, train, test, MemberLibrary.for_project(paths.root))
     name = competition.metric
+    seconds = time.perf_counter() - start
+    # Top-level numbers are what DVC compares (`dvc metrics show`, `dvc exp show`); the details are
+    # lists, which its tables leave out. The time goes to MLflow only: it differs on every run.
     metrics = {f"{name}_mean": result.mean, f"{name}_std": result.std, f"{name}_oof": result.oof_score,
                f"baseline_{name}_mean": float(np.mean(result.baseline_scores)),
-               "folds": {f"fold{i}": float(s) for i, s in enumerate(result.fold_scores)},
-               "members": {f"member{i}-{m.kind}": float(np.mean(s))
-                           for i, (m, s) in enumerate(zip(experiment.members, result.member_scores, strict=True))},
                "threshold": result.threshold, "blend": experiment.model.blend,
+               "folds": [float(s) for s in result.fold_scores],
+               "members": [{"member": f"member{i}-{m.kind}", name: float(np.mean(s))}
+                           for i, (m, s) in enumerate(zip(experiment.members, result.member_scores, strict=True))],
                "chosen": [f"member{i}-{experiment.members[i].kind}" for i in result.chosen],
-               "seconds": time.perf_counter() - start,
-               "columns": {role: len(cols) for role, cols in result.roles.items()}}
+               "columns": [{"role": role, "count": len(cols)} for role, cols in result.roles.items()]}
     y = problem.fit_target(train)
     oof = pd.DataFrame({competition.id_column: train[competition.id_column], competition.target:
                         train[competition.target], **_oof_columns(problem, result.oof, "oof")})
@@ -128,7 +130,7 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
              metrics[f"baseline_{name}_mean"], ", ".join(result.roles["dropped"]) or "none", result.hits,
              len(experiment.members))
     flat = {k: v for k, v in metrics.items() if isinstance(v, float)}
-    flat.update({f"member{i}_{name}": float(np.mean(s)) for i, s in enumerate(result.member_scores)})
+    flat.update({f"member{i}_{name}": float(np.mean(s)) for i, s in enumerate(result.member_scores)}, seconds=seconds)
     tags = {**_tags(competition, "cv"), CV_METRICS_TAG: sha1_of(paths.competition_cv_metrics)}
     log_record(paths, competition.slug, RunRecord(name="cv", params=flatten(raw), metrics=flat, tags=tags,
                                                   artifacts=[paths.competition_cv_metrics, paths.competition_cv_png]))
@@ -172,9 +174,9 @@ def train(paths: ProjectPaths) -> None:
                                                          len(frame), s))
     blend.threshold = float(cv_metrics.get("threshold", 0.5))
     save_blend(blend, problem, paths.blend_model_dir)
-    metrics = {"rows": len(frame), "members": len(blend.members), "threshold": blend.threshold,
-               "seconds": time.perf_counter() - start}
+    metrics = {"rows": len(frame), "members_fit": len(blend.members)}
     write_json(metrics, paths.competition_train_metrics)
+    metrics.update(threshold=blend.threshold, seconds=time.perf_counter() - start)  # MLflow's, not DVC's
     cv_scores = {k: float(v) for k, v in cv_metrics.items() if isinstance(v, float)}
     log.info("saved the blend of %d member(s) to %s", len(blend.members), paths.blend_model_dir)
     # The CV run that scored this configuration, and the model folder's digest (the predict stage

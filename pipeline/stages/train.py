@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.common.io import ensure_writable, write_json
-from pipeline.common.params import ParamsError, RuntimeParams, StageParams
+from pipeline.common.params import RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
@@ -21,6 +21,7 @@ from pipeline.house_prices.experiment import (
     ExperimentParams,
     describe,
     fit_experiment,
+    member_column,
     read_experiment,
     trained_histories,
 )
@@ -47,11 +48,9 @@ def main() -> None:
     cv = json.loads(paths.cv_metrics.read_text())
     # With early stopping, the folds chose how long to train; there is no valid set left.
     stops_early = any(m.train.patience > 0 for m in params.members)
-    epochs = cv["final_epochs"] if stops_early else None
+    epochs = member_column(cv, "final_epochs", paths.cv_metrics) if stops_early else None
     # The blend weights the cv stage fit on every out-of-fold row (one model: [1.0]).
-    if "weights" not in cv:
-        raise ParamsError(f"{paths.cv_metrics} holds no blend weights: rerun the cv stage")
-    weights = list(cv["weights"].values())
+    weights = member_column(cv, "weight", paths.cv_metrics)
 
     with train_run(paths, params, raw, frame) as tracked:  # open from the start: live curves, true duration
         members = fit_experiment(params, frame, test, epochs, weights, device=runtime.device,

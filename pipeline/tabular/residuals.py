@@ -77,10 +77,10 @@ def summary(residuals: pd.DataFrame, worst: pd.DataFrame, tables: dict[str, pd.D
     total = float(residuals["loss"].sum())
     metrics: dict[str, object] = {"mean_loss": float(residuals["loss"].mean()), "worst_rows": len(worst),
                                   "worst_rows_share": float(worst["loss"].sum() / total) if total else 0.0}
-    for column, table in tables.items():
-        top = table.iloc[0]
-        metrics[f"{column}_top_share"] = {"value": json_scalar(top[column]),
-                                          "share": float(top["share"]), "rows": int(top["rows"])}
+    # Each breakdown's largest contributor, as a list of records: DVC's tables show only the top-level numbers.
+    metrics["top_shares"] = [{"by": column, "value": json_scalar(table.iloc[0][column]),
+                              "share": float(table.iloc[0]["share"]), "rows": int(table.iloc[0]["rows"])}
+                             for column, table in tables.items()]
     return metrics
 
 
