@@ -99,6 +99,16 @@ def test_study_commands_write_metrics_curves_and_pictures(tmp_path, monkeypatch)
         assert all(isinstance(v, float) for v in metrics.values()), metrics
         assert paths.study_curves(study).read_text().count("\n") > 2
         assert paths.study_png(study).read_bytes()[:4] == b"\x89PNG"
+    import mlflow
+
+    # The studies are runs of their own experiment, apart from the Fashion-MNIST classifiers.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        assert mlflow.get_experiment_by_name("fashion-mnist") is None
+        runs = mlflow.search_runs(experiment_names=["d2l-studies"], output_format="list")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert len(runs) == 3
     linreg = json.loads(paths.study_metrics("linreg").read_text())
     assert linreg["scratch_w_error"] < 0.01 and linreg["nn_b_error"] < 0.01
     decay = json.loads(paths.study_metrics("weight_decay").read_text())

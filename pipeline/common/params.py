@@ -119,7 +119,9 @@ class StageParams:
         return {name: copy.deepcopy(self._raw_section(name)) for name in names}
 
     def runtime(self) -> RuntimeParams:
-        """The runtime settings: not recorded, because they never change a result."""
+        """The runtime settings, not recorded as read: they say how to run, so no stage declares them and
+        changing them reruns nothing. Device and threads change results only by floating-point
+        rounding; the Fashion-MNIST row caps do change them (the metrics record the rows used)."""
         return parse_section(self._raw_section(RUNTIME), RuntimeParams, RUNTIME)
 
     def _raw_section(self, name: str) -> Any:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 HOUSE_PRICES_EXPERIMENT = "house-prices"
 FASHION_EXPERIMENT = "fashion-mnist"
+STUDIES_EXPERIMENT = "d2l-studies"  # the chapter studies: their own runs, not Fashion-MNIST's
 # The experiment tag MLflow 3's UI reads to choose an experiment's landing page (its
 # ExperimentKind enum); "custom_model_development" is the kind for model training.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"

@@ -10,7 +10,7 @@ from pipeline.common.io import write_columns, write_json
 from pipeline.common.params import BaseParams, RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import resolve_device
-from pipeline.common.tracking import FASHION_EXPERIMENT, RunRecord, log_record
+from pipeline.common.tracking import STUDIES_EXPERIMENT, RunRecord, log_record
 from pipeline.stages import run_stage
 from pipeline.studies import start_study
 from pipeline.studies.params import InitStudyParams
@@ -44,7 +44,7 @@ def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     plot_stability(grad_norms, products, paths.study_png(STUDY))
     write_json(metrics, paths.study_metrics(STUDY))
     log.info("%s: %s", STUDY, metrics)
-    log_record(paths, FASHION_EXPERIMENT, RunRecord(
+    log_record(paths, STUDIES_EXPERIMENT, RunRecord(
         name=f"study-{STUDY}", params=dataclasses.asdict(params), metrics=metrics,
         curves={"matrix_product_norm": products, **{f"grad_norm_{k}": v
                                                     for k, v in grad_norms.items()}},

@@ -11,7 +11,7 @@ from pipeline.common.io import write_columns, write_json
 from pipeline.common.params import BaseParams, RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import resolve_device
-from pipeline.common.tracking import FASHION_EXPERIMENT, RunRecord, log_record
+from pipeline.common.tracking import STUDIES_EXPERIMENT, RunRecord, log_record
 from pipeline.stages import run_stage
 from pipeline.studies import start_study
 from pipeline.studies.linreg import fit_nn, fit_scratch, make_linear_data, plot_linreg
@@ -47,7 +47,7 @@ def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     plot_linreg(fits, params.true_w, params.true_b, paths.study_png(STUDY))
     write_json(metrics, paths.study_metrics(STUDY))
     log.info("%s: %s", STUDY, metrics)
-    log_record(paths, FASHION_EXPERIMENT, RunRecord(
+    log_record(paths, STUDIES_EXPERIMENT, RunRecord(
         name=f"study-{STUDY}", params=dataclasses.asdict(params),
         metrics=metrics,
         curves={f"{n}_epoch_loss": f.epoch_losses for n, f in fits.items()},

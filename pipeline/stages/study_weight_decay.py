@@ -9,7 +9,7 @@ from pipeline.common.io import write_columns, write_json
 from pipeline.common.params import BaseParams, RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.runtime import resolve_device
-from pipeline.common.tracking import FASHION_EXPERIMENT, RunRecord, log_record
+from pipeline.common.tracking import STUDIES_EXPERIMENT, RunRecord, log_record
 from pipeline.stages import run_stage
 from pipeline.studies import start_study
 from pipeline.studies.params import WeightDecayStudyParams
@@ -49,7 +49,7 @@ def main(paths: ProjectPaths | None = None) -> dict[str, float]:
     plot_weight_decay(runs, paths.study_png(STUDY))
     write_json(metrics, paths.study_metrics(STUDY))
     log.info("%s: %s", STUDY, metrics)
-    log_record(paths, FASHION_EXPERIMENT, RunRecord(
+    log_record(paths, STUDIES_EXPERIMENT, RunRecord(
         name=f"study-{STUDY}", params=dataclasses.asdict(params), metrics=metrics,
         curves=curves, tags={"study": STUDY}, artifacts=[paths.study_png(STUDY)]))
     return metrics
