@@ -3,6 +3,7 @@
 Run from the project root after `dvc repro fetch-fashion`:
 
     python benchmarks/fashion.py [--models mlp softmax] [--fraction 0.25] [--threads 0]
+        [--markdown docs/results/fashion-speed.md]
 
 Both sides train the same model with the same optimizer step and batch size (256), in this
 process. The reference is the book's data path:
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _report import add_markdown_argument, results_page
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,6 +51,7 @@ from pipeline.fashion.optim import build_optimizer
 from pipeline.fashion.params import FASHION_MODELS
 from pipeline.fashion.train import TrainSettings, train_classifier
 
+PAGE = "docs/results/fashion-speed.md"
 BATCH = 256
 BOOK_THREADS = torch.get_num_threads()  # torch's default, before anything changes it
 SETTINGS = TrainSettings(epochs=1, batch_size=BATCH, optimizer="adam", lr=0.003, momentum=0.9,
@@ -138,6 +141,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = free cores")
     parser.add_argument("--busy-cores", type=int, default=0,
                         help="spin this many processes meanwhile (the 'core busy elsewhere' case)")
+    add_markdown_argument(parser, PAGE)
     args = parser.parse_args()
 
     paths = ProjectPaths.here()
@@ -145,7 +149,9 @@ def main() -> None:
         sys.exit(f"{paths.fashion_arrays} missing: run `dvc repro fetch-fashion` first")
     spinners = start_busy_cores(args.busy_cores)
     try:
-        run(args, paths)
+        with results_page(__file__, "Fashion-MNIST: seconds per epoch against the book's DataLoader", __doc__,
+                          args.markdown):
+            run(args, paths)
     finally:
         for process in spinners:
             process.terminate()

@@ -9,7 +9,7 @@ process and on the same folds and the same per-fold features:
 It prints both CV log-RMSEs and wall times and their ratio, plus the book's own recipe
 (raw-price MSE, lr 5, no log features, train+test standardization) for context.
 
-Run: .venv/bin/python benchmarks/house_prices.py [--data DIR]
+Run: .venv/bin/python benchmarks/house_prices.py [--data DIR] [--markdown docs/results/house-prices-speed.md]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 from _data import add_data_argument, load_clean_frames
+from _report import add_markdown_argument, results_page
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -37,6 +38,7 @@ from pipeline.house_prices.params import CVParams, FeatureParams, ModelParams, T
 from pipeline.house_prices.training import log_rmse, to_prices, to_target
 
 ROOT = Path(__file__).resolve().parents[1]
+PAGE = "docs/results/house-prices-speed.md"
 
 
 class _WideDeep(nn.Module):
@@ -100,7 +102,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_argument(parser)
     parser.add_argument("--kinds", nargs="+", default=["linear", "mlp"])
+    add_markdown_argument(parser, PAGE)
     args = parser.parse_args()
+    with results_page(__file__, "House Prices: the cv stage against the book's training loop", __doc__,
+                      args.markdown):
+        measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     params = StageParams(ROOT / "params.yaml")
     base = params.section("base", BaseParams)
     # The loops are compared, not the price cap (a post-processing `book_loop` lacks): off for both.
@@ -112,7 +121,7 @@ def main() -> None:
     threads = set_threads(params.runtime().threads)
     train, test = load_clean_frames(args.data)
     splits = split_folds(len(train), folds, base.seed, cv.shuffle)  # the `cv` stage's folds
-    # Warm-up: torch's first optimizer pulls in ~1.7 s of lazy imports; pay it before timing.
+    # Warm-up: torch's first optimizer pulls in seconds of lazy imports; pay them before timing.
     warm = dataclasses.replace(train_params, epochs=1)
     linear = dataclasses.replace(model, kind="linear")
     warm_splits = split_folds(100, 2, base.seed)

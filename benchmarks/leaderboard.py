@@ -25,6 +25,7 @@ two fold layouts no choice was made on (`--check-seeds`).
 
 Run: .venv/bin/python benchmarks/leaderboard.py [--data DIR] [--repeats N] [--book-folds]
      [--no-blend] [--study-trials 12] [--check-seeds 7,2024]
+     [--markdown docs/results/leaderboard.md]
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np
 from _data import add_data_argument, load_clean_frames
+from _report import add_markdown_argument, results_page
 
 from pipeline.common.params import RUNTIME, RuntimeParams, parse_section, read_params, with_overrides
 from pipeline.common.runtime import set_threads
 from pipeline.house_prices.experiment import EnsembleCV, parse_experiment, run_cv
 
 ROOT = Path(__file__).resolve().parents[1]
+PAGE = "docs/results/leaderboard.md"
 FAMILIES = {"linear": "torch linear", "mlp": "torch MLP", "lightgbm": "LightGBM"}
 SKLEARN_FAMILIES = {"hist_gradient_boosting": "sklearn trees", "svr": "sklearn kernel",
                     "kernel_ridge": "sklearn kernel"}
@@ -87,7 +90,13 @@ def main() -> None:
     parser.add_argument("--only-blend", action="store_true", help="only the OOF library blend")
     parser.add_argument("--study-trials", type=int, default=12, help="trials of tune.space added to the library")
     parser.add_argument("--check-seeds", default="7,2024", help="fold layouts (base.seed) used for no choice")
+    add_markdown_argument(parser, PAGE)
     args = parser.parse_args()
+    with results_page(__file__, "House Prices: the default blend, its members and baselines", __doc__, args.markdown):
+        measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     raw = read_params(ROOT / "params.yaml")
     raw = with_overrides(raw, {"cv.shuffle": False, "cv.repeats": 1} if args.book_folds
                          else {"cv.repeats": args.repeats})

@@ -9,13 +9,12 @@ competitor would write first: `lightgbm.train` with the default `lightgbm` secti
 the raw numeric columns and pandas category codes, on the folds the `cv` stage uses.
 
 Run: .venv/bin/python benchmarks/new_competition.py [--only cars,penguins,house-prices]
-     [--markdown PATH]
+     [--markdown docs/results/new-competition.md]
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -28,8 +27,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np
 import pandas as pd
+from _report import add_markdown_argument, results_page
 
 ROOT = Path(__file__).resolve().parents[1]
+PAGE = "docs/results/new-competition.md"
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "tests"))  # the Kaggle layouts of the public tables
 
@@ -114,29 +115,20 @@ def table_markdown(rows: list[dict[str, object]]) -> str:
     return head + body
 
 
-def stamp() -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    return (f"benchmarks/new_competition.py, {datetime.date.today().isoformat()}, commit "
-            f"{commit.stdout.strip() or 'unknown'}, {os.cpu_count()} cores, load average {load}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(TABLES), help=f"comma-separated subset of {', '.join(TABLES)}")
-    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    add_markdown_argument(parser, PAGE)
     args = parser.parse_args()
     tables = [t for t in args.only.split(",") if t]
     unknown = set(tables) - set(TABLES)
     if unknown:
         parser.error(f"unknown table(s) {', '.join(sorted(unknown))}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with results_page(__file__, "A new competition: kpipe new and dvc repro with the defaults", __doc__,
+                      args.markdown) as page, tempfile.TemporaryDirectory() as tmp:
         rows = [measure(t, Path(tmp)) for t in tables]
-    text = f"{stamp()}\n\n{table_markdown(rows)}"
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text)
+        page.markdown("## Results\n\n" + table_markdown(rows))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ each member's fit and prediction), measured by timing probes wrapped around the 
 the feature functions inside that child: they change no result.
 
 Run: .venv/bin/python benchmarks/scale.py [--rows 1000000] [--task regression|binary]
-     [--members lightgbm,mlp] [--folds 5] [--threads 0] [--markdown PATH]
+     [--members lightgbm,mlp] [--folds 5] [--threads 0] [--markdown docs/results/scale.md]
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np
 import pandas as pd
+from _report import add_markdown_argument, results_page
 
 ROOT = Path(__file__).resolve().parents[1]
+PAGE = "docs/results/scale.md"
 SCRIPT = Path(__file__).resolve()
 N_NUMERIC, N_CATEGORICAL = 35, 15
 ID, TARGET = "id", "target"
@@ -334,14 +336,6 @@ def _now() -> str:
     return datetime.datetime.now().strftime("%H:%M:%S")
 
 
-def stamp(commit: str, threads: int, load_start: tuple[float, ...]) -> str:
-    load_end = os.getloadavg()
-    return (f"{datetime.date.today().isoformat()}, commit {commit}, "
-            f"{os.cpu_count()} cores, {threads} thread(s) per child, load average "
-            f"{'/'.join(f'{v:.2f}' for v in load_start)} at the start and "
-            f"{'/'.join(f'{v:.2f}' for v in load_end)} at the end (1/5/15 min)")
-
-
 def table(rows: list[tuple[str, dict[str, Any] | None]], n_rows: int, n_cols: int, folds: int,
           metric: str) -> str:
     lines = ["| setup | rows | cols | folds | seconds | peak GiB | CV metric | time ratio vs plain LightGBM "
@@ -387,7 +381,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"The package's members, comma-separated (default: DEFAULTS' {','.join(kinds)}).")
     parser.add_argument("--threads", type=int, default=0,
                         help="Threads of every library in both children (0: the cores free at the start).")
-    parser.add_argument("--markdown", type=Path, default=None, help="Also write the table to this file.")
+    add_markdown_argument(parser, PAGE)
     parser.add_argument("--member", choices=(REFERENCE, PACKAGE), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -407,14 +401,19 @@ def main() -> None:
     if args.member:
         child_main(args.member, args.work)
         return
-    from pipeline.common.provenance import git_commit
+    with results_page(__file__, f"A million rows: the generic path on a Playground-sized table ({args.task})",
+                      __doc__, args.markdown) as page:
+        page.markdown(measure(args))
+
+
+def measure(args: argparse.Namespace) -> str:
+    """Both children on one generated table; the page's tables."""
     from pipeline.common.runtime import resolve_threads
     from pipeline.tabular.members import Task
     from pipeline.tabular.modeling import fold_plan
     from pipeline.tabular.params import DEFAULTS
 
-    load_start, threads = os.getloadavg(), resolve_threads(args.threads)
-    commit = git_commit(ROOT)  # at the start: the code the children run (others may commit meanwhile)
+    threads = resolve_threads(args.threads)
     n_cols = N_NUMERIC + N_CATEGORICAL
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
         work = Path(tmp)
@@ -453,11 +452,7 @@ def main() -> None:
         scores = ", ".join(f"{k} {v:.5f}" for k, v in package["member_scores"].items())
         text += (f"\n\nfold scores: reference {_scores(rows[0][1])}; package {_scores(package)}"
                  f"\npackage members alone (mean over folds): {scores}\n\n{breakdown(package)}")
-    text += f"\n\n{stamp(commit.short if commit else 'unknown', threads, load_start)}"
-    print("\n" + text, flush=True)
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(f"# Sizes that competitions have ({args.task})\n\n{text}\n")
+    return "## Results\n\n" + text
 
 
 def _scores(result: dict[str, Any] | None) -> str:

@@ -18,6 +18,7 @@ with the library. Figures only: no assertion, the machine's load decides them.
 
 Run: .venv/bin/python benchmarks/tune_throughput.py [--minutes 10] [--workers 2]
      [--storages journal,sqlite,postgresql]
+     [--markdown docs/results/tuning.md]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import optuna
 import pandas as pd
 from _data import add_data_argument, load_clean_frames
+from _report import add_markdown_argument, results_page
 from optuna.trial import TrialState
 
 from pipeline.common.params import RUNTIME, RuntimeParams, parse_section, read_params
@@ -60,6 +62,7 @@ from pipeline.tuning.study import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+PAGE = "docs/results/tuning.md"
 HEADER = (f"{'setup':<28} {'minutes':>7} {'trials':>6} {'complete':>8} {'pruned':>6} {'failed':>6} "
           f"{'trials/min':>10} {'best':>8}")
 
@@ -73,9 +76,15 @@ def main() -> None:
                         help="Shared storages for process rows, comma-separated (journal,sqlite,postgresql); "
                              "'' for none.")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    add_markdown_argument(parser, PAGE)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with results_page(__file__, "Tuning: trials per minute of kpipe tune's objective", __doc__, args.markdown):
+        measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
 
     raw = read_params(args.params)
     tune, space = load_tune(raw)

@@ -2,7 +2,7 @@
 
 The book's loop pays, per sample and per epoch, for a PIL-free but still per-sample
 `ToTensor` inside a multi-worker DataLoader, which on a small machine costs far more than the
-arithmetic of an epoch (README, Measured). Indexing a pre-converted tensor with a
+arithmetic of an epoch (docs/results/fashion-speed.md). Indexing a pre-converted tensor with a
 shuffled permutation costs next to nothing, so an epoch here is close to the arithmetic.
 """
 
