@@ -66,3 +66,9 @@ lint: setup
 # everything stopped. Needs Debian's postgresql package.
 team-demo: setup
 	python scripts/team_demo.py
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict fails on a broken link or anchor
+# and on a page left out of the nav. `mkdocs serve` shows it while you edit.
+.PHONY: docs
+docs: setup
+	mkdocs build --strict
