@@ -118,8 +118,8 @@ def _make(repo: Path, target: str, fake_bin: Path, mlflow_uri: str) -> subproces
     the project's. The already-built test venv stands in for `.venv` (`-o`: not rebuilt)."""
     venv = Path(sys.prefix)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env.update(PATH=f"{fake_bin}{os.pathsep}/usr/local/bin:/usr/bin:/bin", MLFLOW_TRACKING_URI=mlflow_uri,
-               TQDM_DISABLE="1")
+    env = {k: v for k, v in env.items() if k != "TQDM_DISABLE"}  # bars are off in a log by themselves
+    env.update(PATH=f"{fake_bin}{os.pathsep}/usr/local/bin:/usr/bin:/bin", MLFLOW_TRACKING_URI=mlflow_uri)
     return subprocess.run(["make", "-o", str(BIN / "kpipe"), target, f"VENV={venv}"], cwd=repo,
                           capture_output=True, text=True, env=env, timeout=900)
 
@@ -142,6 +142,11 @@ def test_make_runs_the_pipeline_from_the_bundled_archive_in_a_fresh_clone(
         assert f"Running stage '{stage}'" in first.stdout
     assert "extracted from the bundled house-prices-advanced-regression-techniques.zip" in first.stderr
     assert "make: done in" in first.stdout
+    # Redirected to a file, the log is a line per step: no progress bar redraws, one line per member.
+    log = first.stdout + first.stderr
+    assert "\r" not in log and len(log.splitlines()) <= 200, log
+    members = len(yaml.safe_load((repo_copy / "params.yaml").read_text())["model"]["members"])
+    assert log.count("): CV log-RMSE ") == members and log.count("final fit of member ") == members, log
     _assert_pipeline_outputs(repo_copy, raw_test, mlflow_uri, folds=3)
 
     second = _make(repo_copy, "house-prices", fake_bin, mlflow_uri)
