@@ -184,3 +184,41 @@ def test_the_check_finds_a_measured_figure(line: str) -> None:
 @pytest.mark.parametrize("line", SETTINGS)
 def test_the_check_leaves_settings_alone(line: str) -> None:
     assert not measured_figures(line), f"flagged a setting: {measured_figures(line)}"
+
+
+def prose_of_code(path: Path) -> str:
+    """The docstrings and comments of a Python file, or the comments of a YAML file: the prose a
+    reader of the code reads, one line of text per line of the file (the rest blank)."""
+    import ast
+    import io
+    import tokenize
+
+    source = path.read_text()
+    lines = [""] * (source.count("\n") + 2)
+    if path.suffix == ".py":
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                lines[token.start[0]] += token.string
+        for node in ast.walk(ast.parse(source)):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                for offset, text in enumerate(body[0].value.value.splitlines()):
+                    lines[body[0].lineno + offset] += text
+    else:
+        for number, line in enumerate(source.splitlines(), 1):
+            if "#" in line:
+                lines[number] = line[line.index("#"):]
+    return "\n".join(lines[1:])
+
+
+CODE_PROSE = sorted([*(ROOT / "pipeline").rglob("*.py"), *(ROOT / "benchmarks").glob("*.py"),
+                     *(ROOT / "scripts").glob("*.py"), ROOT / "params.yaml", ROOT / "dvc.yaml", ROOT / "Makefile"])
+
+
+def test_no_measured_figures_in_docstrings_and_comments() -> None:
+    """The same rule for the prose of the code: a docstring or a comment says why, and links to a
+    results page for how much (a benchmark's docstring becomes its page's "What it measures")."""
+    found = [f"{path.relative_to(ROOT)}:{number}: {what}: {text}"
+             for path in CODE_PROSE for number, what, text in measured_figures(prose_of_code(path))]
+    assert found == [], "\n".join(found)

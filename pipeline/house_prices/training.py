@@ -57,8 +57,8 @@ class Diverged(PipelineError, ArithmeticError):
     """Training produced a NaN, infinite or absurd score: nothing trained this way is worth keeping."""
 
 
-# Predicting the mean price already scores about 0.4; a log-RMSE past this means prices off by
-# a factor of e^5 (about 150) on average, which no training run that works ends with.
+# Predicting the mean price already scores far below this; a log-RMSE past it means prices off
+# by a factor of e^5 (about 150) on average, which no training run that works ends with.
 MAX_SANE_LOG_RMSE = 5.0
 
 

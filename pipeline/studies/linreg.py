@@ -1,4 +1,4 @@
-"""Linear regression on synthetic data (D2L 3.2-3.3): can SGD recover the true w and b?
+"""Linear regression on synthetic data (D2L sections 3.2 and 3.3): can SGD recover the true w and b?
 
 Both versions see the same data, the same initial weights and the same minibatch order, so
 any difference between them is in the update code alone.

@@ -50,7 +50,7 @@ PG_USER = "kp"
 ADMIN_USER = "admin"  # MLflow's basic-auth app creates it at first start
 INSTALL_HINT = "apt-get install postgresql (.ci/run installs it when missing)"
 PG_START_TIMEOUT_S = 60.0
-MLFLOW_START_TIMEOUT_S = 120.0  # seconds on an idle machine; far more under a loaded CI run
+MLFLOW_START_TIMEOUT_S = 120.0  # it starts in seconds on an idle machine; far more under a loaded CI run
 
 
 class ServiceUnavailable(RuntimeError):
