@@ -88,7 +88,8 @@ class ResultsPage:
         self.script, self.title, self.doc = Path(script).name, title, doc
         self.sections: list[str] = []
         self.output = ""
-        self.started, self.load_start = time.monotonic(), _load()
+        # At the start: the code the run measures (a commit made meanwhile is not what ran).
+        self.started, self.load_start, self.commit = time.monotonic(), _load(), commit()
 
     def markdown(self, text: str) -> None:
         self.sections.append(text.strip())
@@ -99,7 +100,7 @@ class ResultsPage:
         about = "\n".join(line for line in self.doc.strip().splitlines() if not line.startswith(("Run:", "     [")))
         parts = [f"# {self.title}",
                  f"Written by `{command}`: rerun it to refresh this page; never edit it by hand.",
-                 f"{datetime.date.today().isoformat()}, commit {commit()}, {machine()}; load average (1/5/15 min) "
+                 f"{datetime.date.today().isoformat()}, commit {self.commit}, {machine()}; load average (1/5/15 min) "
                  f"{self.load_start} at the start and {_load()} at the end; {minutes:.1f} minutes in all.",
                  "## What it measures", about.strip(), *self.sections]
         if self.output.strip():
