@@ -293,41 +293,52 @@ def test_stages_log_params_metrics_fold_runs_and_artifacts_to_the_tracking_serve
 
 @pytest.mark.e2e
 def test_only_the_admin_promotes_and_the_team_predicts_with_the_champion(
-        member_run: Path, team_tracking: MlflowServer) -> None:
-    refused = {user: kpipe(member_run, "promote", "1", env=team_tracking.env(user)) for user in ("team", "reader")}
-    for user, done in refused.items():
-        assert done.returncode == 1, (user, done.stdout)
-        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-        line = done.stderr.strip()
-        assert line == ("error: cannot promote models:/house-prices/1: only a user with EDIT on the registered model "
-                        "'house-prices-trusted' may promote (the tracking server's admin; `kpipe team-init` gives "
-                        "no one else more than READ)"), (user, line)
+        member_run: Path, team_tracking: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
 
-    untrusted = kpipe(member_run, "predict", "--model-uri", "models:/house-prices/1", env=team_tracking.env("team"))
-    assert untrusted.returncode == 0, untrusted.stderr
+    monkeypatch.chdir(member_run)
+    outputs: list[str] = []
+
+    def as_user(user: str, *args: str):
+        """`kpipe <args>` in the teammate's clone as `user` (in this process: no interpreter start-up)."""
+        for name, value in team_tracking.env(user).items():
+            monkeypatch.setenv(name, value)
+        result = CliRunner().invoke(app, list(args))
+        outputs.append(result.stdout + result.stderr)
+        return result
+
+    for user in ("team", "reader"):
+        refused = as_user(user, "promote", "1")
+        assert refused.exit_code == 1, (user, refused.stdout)
+        assert refused.stderr == (
+            "error: cannot promote models:/house-prices/1: only a user with EDIT on the registered model "
+            "'house-prices-trusted' may promote (the tracking server's admin; `kpipe team-init` gives no one else "
+            "more than READ)\n"), (user, refused.stderr)
+
+    untrusted = as_user("team", "predict", "--model-uri", "models:/house-prices/1")
+    assert untrusted.exit_code == 0, untrusted.output
     assert "note: models:/house-prices/1 is not a version the team's admin promoted" in untrusted.stderr
 
-    promoted = kpipe(member_run, "promote", "1", env=team_tracking.env("admin"))
-    assert promoted.returncode == 0, promoted.stderr
+    promoted = as_user("admin", "promote", "1")
+    assert promoted.exit_code == 0, promoted.output
     assert promoted.stdout.strip() == ("promoted models:/house-prices/1 as house-prices-trusted version 1; alias "
                                        "champion now points at it: models:/house-prices-trusted@champion")
 
-    champion = kpipe(member_run, "predict", "--champion", env=team_tracking.env("team"))
-    assert champion.returncode == 0, champion.stderr
+    champion = as_user("team", "predict", "--champion")
+    assert champion.exit_code == 0, champion.output
     written = member_run / "submissions/submission-house-prices-trusted-champion.csv"
     assert champion.stdout.strip() == f"wrote {written} from models:/house-prices-trusted@champion"
     assert "note:" not in champion.stderr and "MLflow tracking failed" not in champion.stderr
     assert written.read_bytes() == (member_run / "submissions/submission.csv").read_bytes()
 
+    for name, value in team_tracking.env("reader").items():
+        monkeypatch.setenv(name, value)
     client = MlflowClient(team_tracking.url)
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in team_tracking.env("reader").items():
-            env.setenv(name, value)
-        copy = client.get_model_version_by_alias("house-prices-trusted", "champion")
-        assert copy.tags == {"promoted_from": "house-prices/1", "promoted_by": "admin"}
-        assert copy.run_id == client.get_model_version(REGISTERED_MODEL, "1").run_id
-    outputs = "".join(d.stdout + d.stderr for d in [*refused.values(), untrusted, promoted, champion])
-    assert not any(secret in outputs for secret in team_tracking.passwords.values())
+    copy = client.get_model_version_by_alias("house-prices-trusted", "champion")
+    assert copy.tags == {"promoted_from": "house-prices/1", "promoted_by": "admin"}
+    assert copy.run_id == client.get_model_version(REGISTERED_MODEL, "1").run_id
+    assert not any(secret in text for secret in team_tracking.passwords.values() for text in outputs)
+    mlflow.set_tracking_uri(None)  # `predict` set it in this process
 
 
 @pytest.mark.e2e

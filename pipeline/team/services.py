@@ -320,6 +320,26 @@ def _wait_for_health(proc: subprocess.Popen, url: str, deadline: float, log_path
         time.sleep(0.1)
 
 
+# MLflow's basic-auth settings for a throwaway server (the keys of MLflow's own basic_auth.ini).
+# Every user may read; the users' database is SQLite in the server's folder; a checked password
+# is remembered for a minute, so a client that downloads a model's many files does not pay the
+# password hash (PBKDF2, made slow on purpose) once per file. With one server worker there is no
+# other worker's cache to go stale.
+AUTH_CONFIG = """[mlflow]
+default_permission = READ
+database_uri = sqlite:///{folder}/basic_auth.db
+admin_username = {admin}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = 60
+"""
+
+
+def _auth_config(folder: Path) -> Path:
+    path = folder / "basic_auth.ini"
+    path.write_text(AUTH_CONFIG.format(folder=folder, admin=ADMIN_USER))
+    return path
+
+
 @contextlib.contextmanager
 def running_mlflow(postgres: PostgresServer, *, database: str = "mlflow", auth: bool = False,
                    start_timeout: float = MLFLOW_START_TIMEOUT_S) -> Iterator[MlflowServer]:
@@ -333,7 +353,7 @@ def running_mlflow(postgres: PostgresServer, *, database: str = "mlflow", auth: 
 
     With `auth`, MLflow's basic-auth app: every request but /health needs a user, the `admin`
     password is generated and given to the server in its environment (MLFLOW_AUTH_ADMIN_PASSWORD,
-    never on its command line), and `add_user` makes the team's users."""
+    never on its command line; `AUTH_CONFIG`), and `add_user` makes the team's users."""
     t0 = time.monotonic()
     backend = postgres.create_database(database)
     base = Path(tempfile.mkdtemp(prefix="kp-mlflow-"))
@@ -344,8 +364,9 @@ def running_mlflow(postgres: PostgresServer, *, database: str = "mlflow", auth: 
     env.pop("MLFLOW_TRACKING_URI", None)
     admin_password = secrets.token_urlsafe(18) if auth else None
     app = ["--app-name", "basic-auth"] if auth else []
-    if admin_password is not None:  # the users' database (SQLite) lives in the server's folder
-        env.update(MLFLOW_AUTH_ADMIN_PASSWORD=admin_password, MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))
+    if admin_password is not None:
+        env.update(MLFLOW_AUTH_ADMIN_PASSWORD=admin_password, MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16),
+                   MLFLOW_AUTH_CONFIG_PATH=str(_auth_config(base)))
     proc: subprocess.Popen | None = None
     try:
         for _attempt in range(3):  # free_port() can race with another process taking the port
