@@ -199,7 +199,7 @@ A [kaggle-pipeline](https://github.com/) project for the Kaggle competition `{co
 ```bash
 dvc repro                      # fetch -> validate -> cv -> train -> predict: submissions/submission.csv
 kpipe runs                     # every CV run in MLflow, best first (or: mlflow ui --backend-store-uri sqlite:///mlflow.db)
-dvc exp run -S train.lr=0.01   # change a param, compare with `dvc exp show`
+dvc exp run -S train.lr=0.01   # change a param, then compare: dvc exp show --only-changed --drop '.*/'
 kpipe submit                   # check the file, send it with the Kaggle client, wait for the score
 kpipe leaderboard              # every submission's CV against its public score (submissions/log.csv)
 ```
