@@ -28,7 +28,7 @@ STAGES = {
     "features": "Fit the feature transformer on all training rows; write the matrices (inspection).",
     "cv": "K-fold cross-validation of the configured model; metrics, curves, MLflow runs.",
     "train": "Final fit on every training row; save the model under models/.",
-    "predict": "Write submissions/submission.csv from the saved model (--model-uri: from an MLflow model).",
+    "predict": "Write submissions/submission.csv from the saved model (--model-uri, --champion: an MLflow model).",
     "residuals": "Where the out-of-fold predictions are wrong: worst houses, error by group, a picture.",
     "fetch-fashion": "Fetch and verify the four Fashion-MNIST files; write data/fashion/fashion_mnist.npz.",
     "study-linreg": "Linear regression on synthetic data: recovered w and b, scratch vs nn.Linear.",
