@@ -222,3 +222,55 @@ def test_no_measured_figures_in_docstrings_and_comments() -> None:
     found = [f"{path.relative_to(ROOT)}:{number}: {what}: {text}"
              for path in CODE_PROSE for number, what, text in measured_figures(prose_of_code(path))]
     assert found == [], "\n".join(found)
+
+
+def test_docs_pictures_copies_what_a_project_has_and_names_what_it_lacks(tmp_path: Path, capsys) -> None:
+    """`scripts/docs_pictures.py PROJECT` (docs/development.md): the pictures a run left, shrunk,
+    with where they came from; the ones it did not leave, with the command that makes them."""
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import docs_pictures
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    project = tmp_path / "project"
+    (project / "plots" / "house_prices").mkdir(parents=True)
+    Image.new("RGB", (900, 600), "white").save(project / "plots" / "house_prices" / "cv_curves.png")
+    out = tmp_path / "images"
+    assert docs_pictures.main([str(project), "--out", str(out), "--max-width", "300"]) == 0
+    with Image.open(out / "cv_curves.png") as copy:
+        assert copy.size == (300, 200)
+    assert (out / "sources.txt").read_text().startswith("cv_curves.png <- plots/house_prices/cv_curves.png, commit ")
+    printed = capsys.readouterr().out
+    assert "plots/house_prices/residuals.png: run `dvc repro residuals`" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["cv_curves.png", "sources.txt"]
+
+
+def test_mkdocs_serve_shows_the_site_on_loopback() -> None:
+    """`mkdocs serve`, as the README shows it (on a free port): the home page and a results page."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "mkdocs", "serve", "--no-livereload", "-a", f"127.0.0.1:{port}",
+                               "-f", str(ROOT / "mkdocs.yml")], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
+                    assert "kaggle-pipeline" in page.read().decode()
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "mkdocs serve did not start"
+                time.sleep(0.3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/results/leaderboard/", timeout=5) as page:
+            assert "benchmarks/leaderboard.py" in page.read().decode()
+    finally:
+        server.terminate()
+        server.wait(30)
