@@ -56,3 +56,4 @@ def test_a_stage_error_line_shows_no_password(capsys: pytest.CaptureFixture) -> 
     with pytest.raises(SystemExit):
         run_stage(failing)
     assert capsys.readouterr().err == "error: cannot open the Optuna storage postgresql://team:***@db/optuna\n"
+

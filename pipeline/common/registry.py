@@ -22,6 +22,7 @@ import contextlib
 import getpass
 import io
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +62,7 @@ def trust_note(uri: str, name: str, paths: ProjectPaths) -> str | None:
     whoever registered it wrote); None for a trusted URI or a local store."""
     if not on_server(tracking_uri(paths)) or not uri.startswith("models:/"):
         return None
-    if uri.removeprefix("models:/").startswith(trusted_model(name)):
+    if re.split(r"[/@]", uri.removeprefix("models:/"), maxsplit=1)[0] == trusted_model(name):
         return None
     return (f"note: {uri} is not a version the team's admin promoted; loading a model runs its code. The "
             f"trusted one is {champion_uri(name)} (`kpipe predict --champion`).")
