@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+
 def test_only_the_trusted_model_itself_goes_without_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a team's server, any model URI but the trusted model's gets the note; a look-alike name too."""
     from pipeline.common.paths import ProjectPaths
