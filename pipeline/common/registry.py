@@ -29,7 +29,7 @@ from typing import Any
 from pipeline.common.errors import PipelineError
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.redact import redact
-from pipeline.common.tracking import command_calls, explain, tracking_uri
+from pipeline.common.tracking import command_calls, explain, on_server, tracking_uri
 
 CHAMPION = "champion"
 TRUSTED_SUFFIX = "-trusted"
@@ -50,11 +50,6 @@ def trusted_model(name: str) -> str:
 def champion_uri(name: str) -> str:
     """The model URI the team loads and serves: `models:/house-prices-trusted@champion`."""
     return f"models:/{trusted_model(name)}@{CHAMPION}"
-
-
-def on_server(uri: str) -> bool:
-    """True for a tracking server (the team's), False for a local store (one user)."""
-    return uri.startswith(("http://", "https://"))
 
 
 def trust_note(uri: str, name: str, paths: ProjectPaths) -> str | None:

@@ -122,12 +122,17 @@ def command_calls() -> Iterator[None]:
         yield
 
 
+def on_server(uri: str) -> bool:
+    """True for a tracking server (a team's: HTTP, users, permissions), False for a local store."""
+    return uri.startswith(("http://", "https://"))
+
+
 def _usable(uri: str) -> bool:
     """False (after the one warning) when tracking to `uri` is off, or an HTTP tracking server
     does not answer its health check within `PROBE_TIMEOUT_S`."""
     if uri in _disabled:
         return False
-    if uri.startswith(("http://", "https://")):
+    if on_server(uri):
         import requests
 
         try:

@@ -27,7 +27,7 @@ from pipeline.common.errors import PipelineError
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.redact import redact
 from pipeline.common.registry import trusted_model
-from pipeline.common.tracking import command_calls, ensure_experiment, explain, tracking_uri
+from pipeline.common.tracking import command_calls, ensure_experiment, explain, on_server, tracking_uri
 
 EDIT, READ = "EDIT", "READ"
 EXPERIMENT, REGISTERED_MODEL = "experiment", "registered_model"  # MLflow's resource types
@@ -58,7 +58,7 @@ def init_team(paths: ProjectPaths, experiment: str, model: str, editors: list[st
     from mlflow.tracking import MlflowClient
 
     url = tracking_uri(paths)
-    if not url.startswith(("http://", "https://")):
+    if not on_server(url):
         raise AccessError("kpipe team-init sets permissions on a tracking server; MLFLOW_TRACKING_URI is "
                           f"{redact(url)}")
     admin = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
