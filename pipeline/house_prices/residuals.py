@@ -73,9 +73,11 @@ def summary(residuals: pd.DataFrame, worst: pd.DataFrame, tables: dict[str, pd.D
         "worst_houses_share": float((worst["log_error"] ** 2).sum() / squared.sum()),
         "log_rmse_without_worst": float(np.sqrt(squared.drop(residuals.index[residuals[ID].isin(worst[ID])]).mean())),
     }
-    metrics["top_shares"] = [{"by": column, "value": _plain(table.iloc[0][column]),
-                              "share": float(table.iloc[0]["share"]), "log_rmse": float(table.iloc[0]["log_rmse"]),
-                              "houses": int(table.iloc[0]["houses"])} for column, table in tables.items()]
+    metrics["top_shares"] = []
+    for column, table in tables.items():
+        top = table.iloc[0]
+        metrics["top_shares"].append({"by": column, "value": _plain(top[column]), "share": float(top["share"]),
+                                      "log_rmse": float(top["log_rmse"]), "houses": int(top["houses"])})
     return metrics
 
 

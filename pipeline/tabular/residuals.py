@@ -78,9 +78,11 @@ def summary(residuals: pd.DataFrame, worst: pd.DataFrame, tables: dict[str, pd.D
     metrics: dict[str, object] = {"mean_loss": float(residuals["loss"].mean()), "worst_rows": len(worst),
                                   "worst_rows_share": float(worst["loss"].sum() / total) if total else 0.0}
     # Each breakdown's largest contributor, as a list of records: DVC's tables show only the top-level numbers.
-    metrics["top_shares"] = [{"by": column, "value": json_scalar(table.iloc[0][column]),
-                              "share": float(table.iloc[0]["share"]), "rows": int(table.iloc[0]["rows"])}
-                             for column, table in tables.items()]
+    metrics["top_shares"] = []
+    for column, table in tables.items():
+        top = table.iloc[0]
+        metrics["top_shares"].append({"by": column, "value": json_scalar(top[column]), "share": float(top["share"]),
+                                      "rows": int(top["rows"])})
     return metrics
 
 
