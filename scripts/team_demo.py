@@ -76,7 +76,7 @@ def run_demo(trials: int, keep: bool) -> None:
                 repo = prepare_clone(folder)
                 print("\n$ kpipe team-init --editor team    # as admin")
                 print(kpipe(repo, ["team-init", "--editor", "team"], mlflow.env("admin")))
-                run_workers(repo, storage, mlflow.url, folder, trials, users["team"])
+                run_workers(repo, storage, mlflow.env("team"), folder, trials)
                 print("\n$ kpipe tune --status --storage", storage, "--study-name", STUDY)
                 print(kpipe(repo, ["tune", "--status", "--storage", storage, "--study-name", STUDY], {}))
                 print(describe_tracking(mlflow.url, users["reader"]))
@@ -95,23 +95,22 @@ def kpipe(repo: Path, args: list[str], env: dict[str, str]) -> str:
     return (done.stdout + done.stderr).rstrip()
 
 
-def run_workers(repo: Path, storage: str, tracking_uri: str, folder: Path, trials: int,
-                user: tuple[str, str]) -> None:
+def run_workers(repo: Path, storage: str, tracking: dict[str, str], folder: Path, trials: int) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna.create_study(study_name=STUDY, storage=storage, direction="minimize")
     logs = folder / "logs"
     logs.mkdir()
-    doomed = start_tune_worker(repo, storage, STUDY, 3, 100, tracking_uri, logs / "worker3.log", user)
+    doomed = start_tune_worker(repo, storage, STUDY, 3, 100, tracking, logs / "worker3.log")
     say(f"worker 3 (pid {doomed.pid}) started; it will be killed in the middle of a trial")
     workers: list[subprocess.Popen] = []
     try:
         killed = kill_mid_trial(doomed, storage, STUDY, timeout=300)
         say(f"SIGKILL sent to worker 3 during trial {killed.number}: that trial is RUNNING, and nobody will end it")
         time.sleep(5)  # past the grace period (2 x tune.heartbeat_s) since its last heartbeat
-        workers = [start_tune_worker(repo, storage, STUDY, seed, trials, tracking_uri, logs / f"worker{seed}.log",
-                                     user) for seed in (1, 2)]
+        workers = [start_tune_worker(repo, storage, STUDY, seed, trials, tracking, logs / f"worker{seed}.log")
+                   for seed in (1, 2)]
         say(f"workers 1 and 2 (pids {workers[0].pid}, {workers[1].pid}) started, {trials} trials each; "
             "the first to start a trial fails the dead worker's trial and queues its params again")
         for number, worker in enumerate(workers, 1):

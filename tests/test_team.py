@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import optuna
 import pandas as pd
 import pytest
-from conftest import BIN, ROOT, edit_params, run_dvc
+from conftest import BIN, ROOT, edit_params, kpipe, run_dvc
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from typer.testing import CliRunner
@@ -47,13 +47,6 @@ TEAM_TUNE = {
     "tune.heartbeat_s": 1,  # grace period 2 s: a dead worker's trial is stale 2 s after its last beat
 }
 STUDY = "team"
-
-
-def kpipe(repo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """`kpipe <args>` in `repo` as its own process, with MLflow's variables from `env` only."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    return subprocess.run([str(BIN / "kpipe"), *args], cwd=repo, capture_output=True, text=True, timeout=300,
-                          env={**base, "TQDM_DISABLE": "1", **env})
 
 
 @pytest.fixture(scope="module")
@@ -95,17 +88,17 @@ def test_tune_workers_share_a_postgresql_study_and_retry_a_killed_workers_trial(
         monkeypatch: pytest.MonkeyPatch) -> None:
     url = postgres_server.create_database("tune_team")
     optuna.create_study(study_name=STUDY, storage=url, direction="minimize")
-    mlflow_server, team = team_tracking.url, ("team", team_tracking.passwords["team"])
+    mlflow_server, team = team_tracking.url, team_tracking.env("team")
 
     # A third worker dies (SIGKILL) in the middle of a trial...
-    doomed = start_tune_worker(team_repo, url, STUDY, 3, 100, mlflow_server, tmp_path / "doomed.log", team)
+    doomed = start_tune_worker(team_repo, url, STUDY, 3, 100, team, tmp_path / "doomed.log")
     live: list[subprocess.Popen] = []
     try:
         killed = kill_mid_trial(doomed, url, STUDY)  # SIGSTOP, check the trial still trains, SIGKILL
         # ...and two live workers start once its last heartbeat is older than the grace period.
         time.sleep(3)
-        live = [start_tune_worker(team_repo, url, STUDY, seed, 3, mlflow_server, tmp_path / f"worker{seed}.log",
-                                  team) for seed in (1, 2)]
+        live = [start_tune_worker(team_repo, url, STUDY, seed, 3, team, tmp_path / f"worker{seed}.log")
+                for seed in (1, 2)]
         # No password is on a command line: not the workers', not the tracking server's.
         for secret in secrets_of(team_tracking, postgres_server):
             assert processes_showing(secret) == []

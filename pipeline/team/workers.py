@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,13 +22,12 @@ if TYPE_CHECKING:
 
 
 def start_tune_worker(repo: Path, storage: str, study_name: str, seed: int, n_trials: int,
-                      tracking_uri: str, log: Path, user: tuple[str, str] | None = None) -> subprocess.Popen:
+                      tracking: Mapping[str, str], log: Path) -> subprocess.Popen:
     """`kpipe tune` in `repo` as its own process (the checkout's code, as on a worker machine),
-    logging its trials to `tracking_uri` (as `user`, (name, password), on a server with
-    authentication: in MLflow's variables, never on the command line); its output goes to `log`."""
-    env = {**os.environ, "PYTHONPATH": str(repo), "MLFLOW_TRACKING_URI": tracking_uri, "TQDM_DISABLE": "1"}
-    if user is not None:
-        env.update(MLFLOW_TRACKING_USERNAME=user[0], MLFLOW_TRACKING_PASSWORD=user[1])
+    logging its trials where MLflow's variables `tracking` say (`MlflowServer.env(user)`: the URI and,
+    on a server with authentication, the user, in the environment and never on the command line);
+    its output goes to `log`."""
+    env = {**os.environ, "PYTHONPATH": str(repo), "TQDM_DISABLE": "1", **tracking}
     with open(log, "w") as out:
         return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "tune", "--n-trials", str(n_trials),
                                  "--storage", storage, "--study-name", study_name, "--sampler-seed", str(seed)],
