@@ -165,6 +165,19 @@ def run_dvc(repo: Path, *args: str, env: dict[str, str] | None = None,
                           env=full_env, timeout=timeout)
 
 
+def without_mlflow(**extra: str) -> dict[str, str]:
+    """This process's environment with the venv first on PATH and none of MLflow's variables (a
+    command must get its tracking URI and user from the test, not from whatever ran before), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", **extra}
+
+
+def kpipe(repo: Path, *args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """`kpipe <args>` in `repo` as its own process, with MLflow's variables from `env` only."""
+    return subprocess.run([str(BIN / "kpipe"), *args], cwd=repo, capture_output=True, text=True, timeout=timeout,
+                          env=without_mlflow(TQDM_DISABLE="1", **env))
+
+
 @contextlib.contextmanager
 def serve_directory(directory: Path) -> Iterator[str]:
     """A loopback HTTP server for `directory`'s files (a stand-in for a public mirror); its URL."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import BIN, edit_params, run_dvc
+from conftest import edit_params, run_dvc, without_mlflow
 
 pytestmark = pytest.mark.e2e
 
@@ -36,9 +36,8 @@ def git(repo: Path, *args: str) -> None:
 
 def run(repo: Path, command: str) -> subprocess.CompletedProcess:
     """A README command in `repo` with the venv's tools first on PATH, as after `source .venv/bin/activate`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
-    return subprocess.run(shlex.split(command), cwd=repo, capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(shlex.split(command), cwd=repo, capture_output=True, text=True,
+                          env=without_mlflow(DVC_NO_ANALYTICS="1"), timeout=600)
 
 
 def test_the_readme_names_these_commands() -> None:
@@ -73,10 +72,8 @@ def assert_mlflow_ui_serves_the_runs_on_loopback(repo: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     ui = subprocess.Popen([*shlex.split(UI), "--port", str(port)], cwd=repo, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, env={**env, "PATH": f"{BIN}{os.pathsep}{env['PATH']}"},
-                          start_new_session=True)
+                          stderr=subprocess.DEVNULL, env=without_mlflow(), start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -8,14 +8,13 @@ never printed.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from conftest import BIN
+from conftest import kpipe
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -77,9 +76,7 @@ def test_a_stage_with_wrong_credentials_keeps_its_results_and_says_what_to_set(
 
 def kpipe_runs(repo: Path, tracking_uri: str) -> subprocess.CompletedProcess:
     """`kpipe runs` with MLFLOW_TRACKING_URI as given and no other MLflow variable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    return subprocess.run([str(BIN / "kpipe"), "runs"], cwd=repo, capture_output=True, text=True, timeout=120,
-                          env={**env, "MLFLOW_TRACKING_URI": tracking_uri})
+    return kpipe(repo, "runs", env={"MLFLOW_TRACKING_URI": tracking_uri}, timeout=120)
 
 
 def test_a_password_written_into_the_tracking_url_is_never_printed(team_server: MlflowServer, tmp_path: Path) -> None:
