@@ -245,3 +245,32 @@ def test_a_new_projects_stages_name_params_it_writes_and_paths_the_stages_use() 
             paths.competition_residuals_dir,
             paths.competition_residuals_metrics, paths.competition_residuals_png}
     assert {str(p) for p in used} == declared
+
+
+def _upstream(stage: str) -> set[str]:
+    """`stage` and every stage whose outputs it depends on, transitively: what `dvc repro stage` runs."""
+    produced_by = {str(next(iter(o)) if isinstance(o, dict) else o): name for name, s in DVC.items()
+                   for kind in ("outs", "metrics", "plots") for o in s.get(kind, [])}
+    found, todo = set(), [stage]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += [produced_by[d] for d in DVC[name].get("deps", []) if d in produced_by]
+    return found
+
+
+def test_the_committed_lock_holds_the_stages_make_runs_and_no_other() -> None:
+    """`dvc exp apply` checks out every output dvc.lock names, and a fresh clone's cache holds only
+    what its `make` ran: a locked stage that `make` does not run (Fashion-MNIST, the studies,
+    features, residuals) would fail the checkout. Their committed metrics stay the record of them."""
+    locked = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
+    assert locked == _upstream("predict") == {"fetch", "validate", "cv", "train", "predict"}
+
+
+def test_pictures_are_cached_outs_not_plots() -> None:
+    """`dvc plots show` loads every plot file: a picture of a stage not yet run would be a load failure."""
+    for name, stage in _iter_stages():
+        for entry in stage.get("plots", []):
+            path = str(next(iter(entry)) if isinstance(entry, dict) else entry)
+            assert not path.endswith(".png"), f"{name}: {path}"
