@@ -1,7 +1,9 @@
 """Write a params file with some dotted keys changed, keeping the original's comments and layout.
 
 params.yaml is documentation as much as data (every option's choices are in its comments), so
-`kpipe tune --apply` edits it in ruamel.yaml's round-trip mode instead of re-dumping it.
+`kpipe tune --apply` edits it in ruamel.yaml's round-trip mode instead of re-dumping it, in the
+layout `dvc exp run -S` writes (block lists and mappings, ruamel's default width): a later `-S`
+then changes only its own line (tests/test_params_layout.py).
 The result is read back with the same loader the stages use (PyYAML, YAML 1.1), and must hold
 exactly the requested values: YAML 1.1 reads `1e-05` as a string, so floats are always
 written with a decimal point (`1.0e-05`).
@@ -22,9 +24,7 @@ from pipeline.common.params import ParamsError, dotted_slot, read_params
 
 
 def _yaml() -> YAML:
-    yaml = YAML()  # round-trip: comments, key order and flow style survive
-    yaml.preserve_quotes = True
-    yaml.width = 120  # the project's line length (ruff), so written lines wrap as the file does
+    yaml = YAML()  # round-trip: comments, key order and flow style survive; DVC's width
     yaml.representer.add_representer(float, _represent_float)
     return yaml
 
@@ -64,17 +64,11 @@ def write_params(source: Path, overrides: Mapping[str, Any], dest: Path) -> None
                 raise ParamsError(f"writing {dotted}={value!r} read back as {node!r}")
 
 
-def _flow_map(mapping: Mapping[str, Any]) -> CommentedMap:
-    """A mapping in a list (an ensemble member's overrides) on one line: `- {model.kind: mlp}`."""
-    out = CommentedMap(mapping)
-    out.fa.set_flow_style()
-    return out
-
-
 def _like(old: Any, value: Any) -> Any:
-    """`value`, as a flow-style list (`[128, 64]`) where the old value was one."""
+    """`value`, as a flow-style list (`[128, 64]`) where the old value was one; a mapping in a list
+    (an ensemble member's overrides) in block style, as DVC writes it."""
     if isinstance(value, (list, tuple)):
-        seq = CommentedSeq([_flow_map(v) if isinstance(v, Mapping) else v for v in value])
+        seq = CommentedSeq([CommentedMap(v) if isinstance(v, Mapping) else v for v in value])
         if isinstance(old, CommentedSeq) and old.fa.flow_style():
             seq.fa.set_flow_style()
         if isinstance(old, CommentedSeq):
