@@ -255,3 +255,28 @@ def test_a_broken_store_turns_an_open_run_into_a_no_op(tmp_path: Path, monkeypat
         run.log(RunRecord("cv", metrics={"log_rmse_mean": 0.1}))
     assert not run.active and not fold.active
     assert caplog.text.count("MLflow tracking failed") == 1
+
+
+def test_a_stage_deleting_its_own_committed_outputs_leaves_the_commit_clean(tmp_path: Path) -> None:
+    """DVC deletes a stage's outputs before running it: the committed metrics and curves, and the
+    lock it rewrites, are results, not inputs; a change to anything else is what `-dirty` says."""
+    from pipeline.common.provenance import git_commit
+
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  cv:\n    cmd: python -m x\n    metrics:\n      - metrics/cv.json:\n          cache: false\n"
+        "  train:\n    matrix: {m: [a, b]}\n    cmd: python -m y\n    plots:\n      - plots/${item.m}.csv:\n"
+        "          cache: false\n")
+    for name in ("metrics/cv.json", "plots/a.csv", "dvc.lock", "model.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("committed\n")
+    sha = _git_checkout(tmp_path)
+    for args in (["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--amend", "--no-edit"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    for name in ("metrics/cv.json", "plots/a.csv"):
+        (tmp_path / name).unlink()
+    (tmp_path / "dvc.lock").write_text("rewritten\n")
+    assert git_commit(tmp_path) == Commit(sha, dirty=False)
+    (tmp_path / "model.py").write_text("edited\n")
+    assert git_commit(tmp_path) == Commit(sha, dirty=True)

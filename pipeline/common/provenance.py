@@ -7,10 +7,14 @@ so they are read here once. None of them is ever required: outside a git checkou
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 # What `dvc exp run` puts in its stages' environment (dvc/env.py, set by
 # dvc/repo/experiments/queue/base.py for workspace and queued runs alike).
@@ -20,7 +24,12 @@ DVC_EXP_BASELINE_REV = "DVC_EXP_BASELINE_REV"
 
 @dataclass(frozen=True)
 class Commit:
-    """A git commit, and whether tracked files differed from it (params edited by `-S` count)."""
+    """A git commit, and whether tracked files differed from it (params edited by `-S` count).
+
+    The files DVC's stages write (committed metrics and curves, dvc.lock) do not count: DVC
+    deletes a stage's outputs before running it, so at a stage's start they always differ from
+    the commit, whatever the inputs. What makes a result differ from the commit's is its code,
+    params or committed data, the other tracked files."""
 
     sha: str
     dirty: bool
@@ -35,10 +44,30 @@ def git_commit(root: Path) -> Commit | None:
     """HEAD of the checkout at `root`, or None when it is not a git checkout (or git is missing)."""
     try:
         sha = _git(root, "rev-parse", "HEAD")
-        dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+        changed = _changed_files(subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=no"],
+                                                cwd=root, capture_output=True, text=True, check=True,
+                                                timeout=30).stdout)
     except (OSError, subprocess.SubprocessError):
         return None
-    return Commit(sha, dirty)
+    outputs = _stage_outputs(root)
+    return Commit(sha, any(not any(fnmatch.fnmatch(path, o) or path.startswith(f"{o}/") for o in outputs)
+                           for path in changed))
+
+
+def _changed_files(porcelain_z: str) -> list[str]:
+    """The paths of `git status --porcelain -z`: `XY path` entries, a rename's source as an entry of its own."""
+    return [entry[3:] if entry[2:3] == " " else entry for entry in porcelain_z.split("\0") if entry]
+
+
+def _stage_outputs(root: Path) -> list[str]:
+    """dvc.lock and every path dvc.yaml's stages write (`${...}` of a matrix as a wildcard)."""
+    try:
+        stages = yaml.safe_load((root / "dvc.yaml").read_text()).get("stages", {})
+    except (OSError, yaml.YAMLError, AttributeError):
+        return ["dvc.lock"]
+    declared = [next(iter(o)) if isinstance(o, dict) else o for stage in stages.values() if isinstance(stage, dict)
+                for kind in ("outs", "metrics", "plots") for o in (stage.get("do", stage).get(kind) or [])]
+    return ["dvc.lock", *(re.sub(r"\$\{[^}]*\}", "*", str(path)).rstrip("/") for path in declared)]
 
 
 def dvc_experiment() -> str | None:
