@@ -21,7 +21,14 @@ from pipeline.fashion.arrays import load_arrays, to_tensors
 from pipeline.fashion.figures import plot_predictions, plot_training_curves
 from pipeline.fashion.models import build_classifier
 from pipeline.fashion.params import FashionTrainParams, check_model
-from pipeline.fashion.train import TrainSettings, predict_labels, summarize, train_classifier, write_epoch_stats
+from pipeline.fashion.train import (
+    TrainSettings,
+    mean_epoch_seconds,
+    predict_labels,
+    summarize,
+    train_classifier,
+    write_epoch_stats,
+)
 from pipeline.stages import run_stage
 
 log = logging.getLogger(__name__)
@@ -65,7 +72,7 @@ def main(model: str, paths: ProjectPaths | None = None) -> dict[str, float]:
         name=model,
         params={**dataclasses.asdict(params), "model": model, "seed": base.seed, "num_threads_used": threads,
                 "device": str(device)},
-        metrics=metrics,
+        metrics={**metrics, "epoch_seconds": mean_epoch_seconds(history)},
         curves={"epoch_train_loss": [s.train_loss for s in history],
                 "epoch_train_accuracy": [s.train_accuracy for s in history],
                 "epoch_test_accuracy": [s.test_accuracy for s in history],
