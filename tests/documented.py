@@ -86,7 +86,8 @@ def for_place(place: str) -> dict[str, str]:
     return {k: text for (page, k), text in documented().items() if PLACES[page].get(k) == place}
 
 
-_TEAM_SERVICES = Elsewhere("tests/test_team.py::test_stages_log_params_metrics_fold_runs_and_artifacts_to_the_tracking_server",
+_TEAM_SERVICES = Elsewhere("tests/test_team.py::"
+                           "test_stages_log_params_metrics_fold_runs_and_artifacts_to_the_tracking_server",
                            "a team's server on its own machine: tests/services.py starts the same `mlflow server "
                            "--app-name basic-auth` on PostgreSQL, on loopback, with generated passwords")
 _REMOTE = Elsewhere("tests/test_team.py::test_a_fresh_clone_pulls_every_output_from_the_remote_and_runs_nothing",
@@ -221,7 +222,8 @@ PLACES: dict[str, dict[str, Place]] = {
         "kpipe team-init --editor team": HOUSE,
         "export MLFLOW_TRACKING_URI=https://mlflow.example": HOUSE,
         "export MLFLOW_TRACKING_USERNAME=team MLFLOW_TRACKING_PASSWORD=...": HOUSE,
-        "kpipe promote 7": Elsewhere("tests/test_team.py::test_only_the_admin_promotes_and_the_team_predicts_with_the_champion",
+        "kpipe promote 7": Elsewhere("tests/test_team.py::"
+                                     "test_only_the_admin_promotes_and_the_team_predicts_with_the_champion",
                                      "promotes as the tracking server's admin, and is refused to the team"),
         "kpipe predict --champion": HOUSE,
         "mlflow models serve -m models:/house-prices-trusted@champion --env-manager local -p 5001": HOUSE,
@@ -266,6 +268,7 @@ class Shell:
     cwd: Path
     home: Path
     commands: dict[str, str]
+    venv: Path | None = None  # default: cwd/.venv
     ran: set[str] = field(default_factory=set)
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -287,7 +290,8 @@ class Shell:
         script = "\n".join(self.text(k) for k in keys)
         if replace:  # a fixed port of the page, moved to a free one
             script = script.replace(*replace)
-        return subprocess.run(["bash", "-c", f"source .venv/bin/activate\n{script}"], cwd=cwd or self.cwd,
+        activate = (self.venv or self.cwd / ".venv") / "bin" / "activate"
+        return subprocess.run(["bash", "-c", f"source {activate}\n{script}"], cwd=cwd or self.cwd,
                               env=self.env(**env), capture_output=True, text=True, timeout=timeout)
 
     def ok(self, *keys: str, **kwargs: object) -> str:

@@ -30,11 +30,14 @@ import pandas as pd
 import pytest
 import requests
 import yaml
-from conftest import ROOT
+from conftest import BIN, ROOT
 from documented import HOUSE, PLACES, Elsewhere, Shell, documented, for_place
+from kaggle_standin import COMPETITION, KaggleStandIn
 
+from pipeline.common.download import sha1_of
 from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.submission import check_submission
+from pipeline.submissions.source import folder_digest, submission_source
 
 pytestmark = pytest.mark.e2e
 WIDTH = 120  # a terminal's columns: every comparison table fits
@@ -103,6 +106,92 @@ def _runs(sh: Shell) -> pd.DataFrame:
         mlflow.set_tracking_uri(None)
 
 
+def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str) -> None:
+    """What `make` leaves, checked from the files back to the MLflow runs and the registered model."""
+    shipped_params = yaml.safe_load((repo / "params.yaml").read_text())
+    folds, epochs = shipped_params["cv"]["folds"], shipped_params["train"]["epochs"]
+    submission = pd.read_csv(repo / "submissions" / "submission.csv")
+    check_submission(submission, raw_test["Id"].to_numpy())
+    paths = ProjectPaths(repo)
+    cv = json.loads(paths.cv_metrics.read_text())
+    assert set(cv) >= {"log_rmse_mean", "log_rmse_std", "folds"} and len(cv["folds"]) == folds
+    assert 0 < cv["log_rmse_mean"] < 1.0
+    names = [f"member{i}-{m['model.kind']}" for i, m in enumerate(  # the members trained epoch by epoch
+        yaml.safe_load((repo / "params.yaml").read_text())["model"]["members"]) if m["model.kind"] in ("linear", "mlp")]
+    assert sorted(p.stem for p in paths.cv_curves_dir.iterdir()) == sorted(names)  # one file per torch member
+    for name in names:
+        assert list(pd.read_csv(paths.cv_curves(name))["epoch"]) == list(range(1, epochs + 1))
+    assert paths.cv_curves_png.exists() and paths.train_curves_png.exists()
+    model_dir = repo / "models" / "house_prices"
+    members = json.loads((model_dir / "config.json").read_text())["members"]
+    shipped = yaml.safe_load((repo / "params.yaml").read_text())["model"]["members"]
+    assert len(members) == len(cv["members"]) == len(shipped) > 1  # params.yaml's default ensemble
+    for m in members:  # each member's own file: torch weights, a skops estimator or a LightGBM text model
+        spec = json.loads((model_dir / m / "config.json").read_text())["model"]
+        assert (model_dir / m / spec.get("file", "weights.safetensors")).exists()
+    # The blend weights learned in cv are the ones saved with the model.
+    weights = json.loads((model_dir / "config.json").read_text())["weights"]
+    assert weights == pytest.approx([m["weight"] for m in cv["members"]]) and sum(weights) == pytest.approx(1.0)
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    client = mlflow.tracking.MlflowClient()
+    runs = mlflow.search_runs(experiment_names=["house-prices"], output_format="pandas")
+    parents = runs[runs["tags.stage"] == "cv"]
+    assert len(parents) == 1
+    children = runs[runs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]]
+    assert len(children) == folds
+    assert children["metrics.log_rmse"].notna().all()
+    fold = children["run_id"].iloc[0]
+    assert [m.step for m in client.get_metric_history(fold, f"{names[0]}/valid_log_rmse")] == \
+        list(range(1, epochs + 1))
+    # Each member's epochs were logged as they happened: the first member's last epoch before
+    # the last member's first, all within the run's lifetime.
+    first = client.get_metric_history(fold, f"{names[0]}/valid_log_rmse")
+    last = client.get_metric_history(fold, f"{names[-1]}/valid_log_rmse")
+    start, end = (int(parents[c].iloc[0].timestamp() * 1000) for c in ("start_time", "end_time"))
+    assert start <= first[-1].timestamp < last[0].timestamp <= end
+
+    # Runs say what ran, on which code and data (the clone is as committed: not -dirty).
+    commit = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=repo, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    (train,) = runs[runs["tags.stage"] == "train"].itertuples()
+    tags = client.get_run(train.run_id).data.tags
+    lr = yaml.safe_load((repo / "params.yaml").read_text())["train"]["lr"]
+    assert tags["mlflow.runName"] == f"train ensemble({len(shipped)}) lr={lr:g} @ {commit}"
+    assert parents["tags.mlflow.runName"].iloc[0].startswith(f"cv ensemble({len(shipped)}) lr=")
+    assert tags["git.commit"] == commit and tags.get("dvc.exp.name") is None
+    (data,) = client.get_run(train.run_id).inputs.dataset_inputs
+    assert tags["data.sha1"].startswith(data.dataset.digest) and len(data.dataset.digest) == 12
+
+    # The registered model: the version this train run logged, predicting the submission.
+    (version,) = client.search_model_versions("name = 'house-prices'")
+    assert version.run_id == train.run_id
+    # The content addresses `kpipe submit` follows from the file back to these runs.
+    paths = ProjectPaths(repo)
+    assert tags["model.digest"] == folder_digest(paths.model_dir) and tags["cv.run_id"] == parents["run_id"].iloc[0]
+    assert tags["submission.sha1"] == sha1_of(paths.submission)
+    source = submission_source(paths, "house-prices", sha1_of(paths.submission), COMPETITION, "log_rmse")
+    assert (source.train_run_id, source.model_version, source.cv_mean) == (train.run_id, "1", cv["log_rmse_mean"])
+    predicted = mlflow.pyfunc.load_model("models:/house-prices/latest").predict(raw_test)
+    assert (predicted["Id"] == submission["Id"]).all()
+    assert (predicted["SalePrice"] / submission["SalePrice"] - 1).abs().max() < 1e-6
+
+
+def _kaggle_cli_takes(submission: Path, home: Path) -> None:
+    """`kaggle competitions submit` (the CLI itself) uploads the pipeline's file to the Kaggle
+    stand-in, which receives exactly its bytes."""
+    home.mkdir()
+    with KaggleStandIn(tokens={"KGAT_e2e": "alice"}) as kaggle:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}, **kaggle.client_env(),
+               "HOME": str(home), "KAGGLE_API_TOKEN": "KGAT_e2e"}
+        sent = subprocess.run([str(BIN / "kaggle"), "competitions", "submit", "-c", COMPETITION, "-f", str(submission),
+                               "-m", "e2e"], env=env, capture_output=True, text=True, timeout=120)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert "Successfully submitted" in sent.stdout
+        (received,) = kaggle.submissions
+    assert received.content == submission.read_bytes() and received.description == "e2e"
+
+
 def test_make_reproduces_the_committed_results_at_any_thread_count(sh: Shell, raw_test: pd.DataFrame) -> None:
     first = _make(sh)
     log = first.stdout + first.stderr
@@ -119,8 +208,8 @@ def test_make_reproduces_the_committed_results_at_any_thread_count(sh: Shell, ra
     assert _changed(sh) == []
     commit = _git(sh, "rev-parse", "--short=7", "HEAD").strip()
     assert set(_runs(sh)["tags.git.commit"]) == {commit}  # not "-dirty"
-    submission = pd.read_csv(sh.cwd / "submissions" / "submission.csv")
-    check_submission(submission, raw_test["Id"].to_numpy())
+    _assert_pipeline_outputs(sh.cwd, raw_test, f"sqlite:///{sh.cwd / 'mlflow.db'}")
+    _kaggle_cli_takes(sh.cwd / "submissions" / "submission.csv", sh.home / "kaggle-cli")
 
     second = _make(sh)
     assert second.returncode == 0 and "Running stage" not in second.stdout, second.stdout
@@ -131,6 +220,17 @@ def test_make_reproduces_the_committed_results_at_any_thread_count(sh: Shell, ra
                             cwd=sh.cwd, env=sh.env(), capture_output=True, text=True, timeout=900)
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert _changed(sh) == []
+    # The inspection stages, outside make's chain, run on demand (their lock entries are not committed).
+    for stage in ("features", "residuals"):
+        done = subprocess.run(["bash", "-c", f"source .venv/bin/activate && dvc repro {stage}"], cwd=sh.cwd,
+                              env=sh.env(), capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(ProjectPaths(sh.cwd).features_metrics.read_text())["n_features"] > 200
+    assert len(pd.read_csv(ProjectPaths(sh.cwd).worst_houses)) == 25
+    # Metrics are committed: `dvc metrics diff` compares this run with HEAD.
+    diff = subprocess.run(["bash", "-c", "source .venv/bin/activate && dvc metrics diff HEAD --all"], cwd=sh.cwd,
+                          env=sh.env(), capture_output=True, text=True, timeout=120)
+    assert diff.returncode == 0 and "metrics/house_prices/cv.json" in diff.stdout, diff.stdout + diff.stderr
 
 
 def test_the_readme_experiment_its_comparisons_and_apply(sh: Shell) -> None:
@@ -226,7 +326,8 @@ def test_a_bad_set_param_says_how_to_get_back(sh: Shell) -> None:
     out = bad.stdout + bad.stderr
     assert bad.returncode != 0 and "train.lr='abc'" in out and "git checkout params.yaml" in out, out
     refused = sh.run("kpipe runs")  # any kpipe command refuses the broken file with the same line
-    assert refused.returncode != 0 and "train.lr='abc'" in refused.stderr and "git checkout params.yaml" in refused.stderr
+    assert refused.returncode != 0 and "train.lr='abc'" in refused.stderr
+    assert "git checkout params.yaml" in refused.stderr
     _git(sh, "checkout", "params.yaml")  # the way back the message gives
     assert sh.run("kpipe runs").returncode == 0
 
@@ -289,7 +390,8 @@ def test_the_registered_model_is_loaded_served_and_promoted(sh: Shell) -> None:
 
 def test_tuning_and_blending(sh: Shell) -> None:
     sh.ok("dvc repro validate")
-    for command in ("kpipe tune", "kpipe tune --n-trials 20 --timeout 600", "kpipe tune --apply", "kpipe tune --n-jobs 2"):
+    for command in ("kpipe tune", "kpipe tune --n-trials 20 --timeout 600", "kpipe tune --apply",
+                    "kpipe tune --n-jobs 2"):
         sh.ok(command)
     sh.ok("kpipe tune --n-trials 25 --sampler-seed 1 &", "kpipe tune --n-trials 25 --sampler-seed 2 &", "wait")
     assert "complete" in sh.ok("kpipe tune --status")
