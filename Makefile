@@ -49,8 +49,9 @@ repro: setup
 	dvc repro
 
 # One pytest worker per core (pytest-xdist); a test file stays on one worker, so module
-# fixtures (a trained model, a pipeline run against the tracking server) are built once.
-PYTEST := python -m pytest -n auto --dist loadfile
+# fixtures (a trained model, a pipeline run against the tracking server) are built once. Files
+# go to the workers in collection order, the longest first (tests/conftest.py, LONGEST_FIRST).
+PYTEST := python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 test: setup
 	$(PYTEST)

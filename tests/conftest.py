@@ -214,3 +214,17 @@ def fashion_dir() -> Path:
         pytest.fail(f"{DEBIAN_FASHION_DIR} missing: apt-get install -y dataset-fashion-mnist "
                     "(`make test` does this when it can)")
     return DEBIAN_FASHION_DIR
+
+
+# The longest files first. `make test` hands whole files to its workers in collection order
+# (`--dist loadfile --no-loadscope-reorder`), so a long end-to-end file that came last would
+# run alone at the end while the other worker sat idle. A stable sort: within a file, and among
+# the rest, the order stays as written.
+LONGEST_FIRST = ("test_documented_commands.py", "test_team.py", "test_documented_new_competition.py",
+                 "test_new_competition_e2e.py", "test_new_competition_submissions_e2e.py", "test_tune.py",
+                 "test_tracking_auth.py", "test_kaggle.py", "test_serving.py", "test_fashion_e2e.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
