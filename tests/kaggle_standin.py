@@ -169,6 +169,7 @@ class KaggleStandIn:
             House Prices (whose metric is built in).
         leaderboard: the other teams' best public scores, (team name, score).
         greater_is_better: the leaderboard's order (House Prices: lower is better).
+        first_ref: the first submission's ref; Kaggle's refs only grow, across sessions too.
     """
 
     def __init__(
@@ -185,6 +186,7 @@ class KaggleStandIn:
         scorer: Callable[[bytes], tuple[str | None, str | None]] | None = None,
         leaderboard: Sequence[tuple[str, float]] = (),
         greater_is_better: bool = False,
+        first_ref: int = 40_000_001,
     ) -> None:
         self.tokens = dict(tokens or {})
         self.api_keys = dict(api_keys or {})
@@ -209,7 +211,7 @@ class KaggleStandIn:
         self.uploads: dict[str, Upload] = {}
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._refs = itertools.count(40_000_001)
+        self._refs = itertools.count(first_ref)
         self._signature = secrets.token_urlsafe(16)  # "signs" the storage URLs
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -688,9 +690,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="+")
     args = parser.parse_args(argv)
     token, user = "KGAT_standin_" + secrets.token_hex(8), "you"
+    # A second session goes on after the refs the project's log already holds, as Kaggle's would.
+    log = Path("submissions") / "log.csv"
+    with log.open() if log.exists() else io.StringIO("ref\n") as fh:
+        refs = [int(row["ref"]) for row in csv.DictReader(fh) if (row.get("ref") or "").isdigit()]
     # The other teams: House Prices scores from 0.1 up, spread like a real leaderboard's head and tail.
     teams = [(f"team-{i:03d}", round(0.1 + 0.3 * (i / args.teams) ** 2, 5)) for i in range(args.teams)]
-    with KaggleStandIn(tokens={token: user}, leaderboard=teams, pending_reads=args.pending_reads) as standin:
+    with KaggleStandIn(tokens={token: user}, leaderboard=teams, pending_reads=args.pending_reads,
+                       first_ref=max(refs, default=40_000_000) + 1) as standin:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
         env.update(KAGGLE_API_TOKEN=token, **standin.client_env())
         return subprocess.run(args.command, env=env).returncode

@@ -244,7 +244,7 @@ def test_the_readme_experiment_its_comparisons_and_apply(sh: Shell) -> None:
     # The README's activation puts the project's tools first on PATH.
     found = subprocess.run(["bash", "-c", f"{sh.text('source .venv/bin/activate')} && command -v kpipe dvc mlflow"],
                            cwd=sh.cwd, env=sh.env(), capture_output=True, text=True, check=True).stdout.split()
-    assert found == [str(sh.cwd / ".venv" / "bin" / tool) for tool in ("kpipe", "dvc", "mlflow")]
+    assert found == [str(Path(sys.prefix) / "bin" / tool) for tool in ("kpipe", "dvc", "mlflow")]
 
     out = sh.ok("dvc exp run -n lr-low -S train.lr=0.002 predict")
     assert "Ran experiment(s): lr-low" in out
