@@ -4,7 +4,8 @@ Every fenced `bash` block of README.md and docs/*.md is read as a shell reads it
 continues a line, a quote may span lines, `#` starts a comment), so a command added to a page
 is found here, and `test_every_documented_command_has_a_place` fails until it has a place:
 
-- `HOUSE`: tests/test_documented_commands.py runs it, as written, on a fresh clone after `make`;
+- `MAKE`: tests/test_documented_commands.py runs it, as written, on a fresh clone;
+- `HOUSE`: tests/test_documented_house_prices.py runs it, as written, on a fresh clone made small;
 - `NEW`: tests/test_documented_new_competition.py runs it in a `kpipe new` project of a real
   public table;
 - `Elsewhere(test)`: that test runs the same thing (named, and checked to exist);
@@ -20,9 +21,16 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
+import socket
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
@@ -40,7 +48,7 @@ class NotHere:
     why: str
 
 
-HOUSE, NEW = "house", "new"
+MAKE, HOUSE, NEW = "make", "house", "new"
 Place = str | Elsewhere | NotHere
 
 
@@ -100,7 +108,7 @@ _DOCS_BUILD = "tests/test_docs.py::test_the_site_builds_strictly"
 
 PLACES: dict[str, dict[str, Place]] = {
     "README.md": {
-        "make": HOUSE,
+        "make": MAKE,
         "make test": _SELF,
         "source .venv/bin/activate": HOUSE,
         "dvc exp run -n lr-low -S train.lr=0.002 predict": HOUSE,
@@ -150,7 +158,7 @@ PLACES: dict[str, dict[str, Place]] = {
         "mlflow ui --backend-store-uri sqlite:///mlflow.db": HOUSE,
     },
     "docs/getting-started.md": {
-        "make": HOUSE,
+        "make": MAKE,
         "make test": _SELF,
         "source .venv/bin/activate": HOUSE,
         "python3 -m venv .venv && source .venv/bin/activate": NotHere("the first step of make's set-up, which "
@@ -309,3 +317,75 @@ class Shell:
         assert "Traceback" not in output, output
         assert says in ERRORS_PAGE.read_text(), f"docs/errors.md does not name {says!r}"
         return output
+
+    def script(self, command: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """A step of the test's own (not a documented command), in the same environment."""
+        activate = (self.venv or self.cwd / ".venv") / "bin" / "activate"
+        done = subprocess.run(["bash", "-c", f"source {activate}\n{command}"], cwd=self.cwd, env=self.env(),
+                              capture_output=True, text=True, timeout=timeout)
+        assert done.returncode == 0, f"{command}: exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.cwd, env=self.env(), capture_output=True, text=True,
+                              check=True).stdout
+
+    def changed(self) -> list[str]:
+        """`git status`, untracked files included."""
+        return self.git("status", "--porcelain", "--untracked-files=all").splitlines()
+
+    def set_params(self, message: str, changes: dict) -> None:
+        """Change params.yaml and commit it, as a user keeps a change."""
+        path = self.cwd / "params.yaml"
+        params = yaml.safe_load(path.read_text())
+        for section, values in changes.items():
+            params[section].update(values)
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+        self.git("commit", "--quiet", "-am", message)
+
+
+def fresh_clone(base: Path, place: str) -> Shell:
+    """A clone of the committed HEAD with this suite's venv as its `.venv`, and a home of its own."""
+    repo, home = base / "kaggle-pipeline", base / "home"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(repo)], check=True)
+    (repo / ".venv").symlink_to(sys.prefix)
+    home.mkdir()
+    return Shell(repo, home, for_place(place))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Serving:
+    """A documented server command started in the background (its port moved to a free one),
+    waited for on `probe`, and stopped with its process group. Its log goes to a file: a pipe
+    nobody reads would fill and stop the server."""
+
+    def __init__(self, sh: Shell, command: str, port: int, probe: str, fixed_port: str | None = None) -> None:
+        text = sh.text(command)
+        text = text.replace(f"-p {fixed_port}", f"-p {port}") if fixed_port else f"{text} --port {port}"
+        self.log = sh.home / f"server-{port}.log"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(["bash", "-c", f"source .venv/bin/activate && {text}"], cwd=sh.cwd,
+                                            env=sh.env(), stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        self.url = f"http://127.0.0.1:{port}{probe}"
+
+    def __enter__(self) -> Serving:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if requests.get(self.url, timeout=2).ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"{self.url} did not answer: {self.log.read_text()[-3000:]}"
+            time.sleep(0.5)
+
+    def __exit__(self, *exc: object) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(30)
