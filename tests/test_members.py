@@ -29,6 +29,24 @@ def _raw(**overrides: object) -> dict:
     return with_overrides(copy.deepcopy(SHIPPED_PARAMS), {**FAST, **overrides})
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread_each():
+    """One thread for torch, LightGBM (which takes torch's count) and OpenMP/BLAS (scikit-learn's
+    HistGradientBoosting takes every core otherwise): on a few hundred rows more threads gain
+    nothing, and on the test runner's busy cores they wait on each other (a 40-tree
+    HistGradientBoosting CV took seconds instead of under one)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("overrides", [
     {"model.kind": "sklearn", "sklearn.estimator": "lasso_cv", "sklearn.lasso_cv.inner_folds": 3},
     {"model.kind": "sklearn", "sklearn.estimator": "svr"},
