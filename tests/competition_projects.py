@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,12 @@ QUICK = {"train": {"epochs": 15}, "lightgbm": {"num_boost_round": 150}, "cv": {"
 def own_store(project: Path) -> dict[str, str]:
     """The project's own MLflow store, whatever an earlier test left in this process's environment."""
     return {"MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+
+
+def migrated_store(project: Path, template: Path) -> None:
+    """The project's mlflow.db as the session's migrated copy (conftest's `mlflow_template`), so the
+    first stage that logs does not spend seconds running MLflow's migrations on an empty file."""
+    shutil.copy(template, project / "mlflow.db")
 
 
 def kpipe(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

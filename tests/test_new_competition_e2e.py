@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import requests
 import yaml
-from competition_projects import TOKEN, USER, kpipe, own_store, quicken, repro
+from competition_projects import TOKEN, USER, kpipe, migrated_store, own_store, quicken, repro
 from conftest import BIN
 from kaggle_standin import KaggleStandIn, write_credentials
 from public_tables import penguins
@@ -75,7 +75,8 @@ def _zip_of(folder: Path, path: Path) -> Path:
     return path
 
 
-def test_a_multiclass_competition_downloaded_with_the_kaggle_client_and_submitted(tmp_path: Path) -> None:
+def test_a_multiclass_competition_downloaded_with_the_kaggle_client_and_submitted(tmp_path: Path,
+                                                                                mlflow_template: Path) -> None:
     layout = penguins(tmp_path / "kaggle-side")
     truth = layout.truth.set_index("id")["Species"]
     classes = sorted(truth.unique())
@@ -100,6 +101,7 @@ def test_a_multiclass_competition_downloaded_with_the_kaggle_client_and_submitte
         assert competition.task == "multiclass" and competition.submission.layout == "class_probabilities"
         assert yaml.safe_load((project / "params.yaml").read_text())["data"]["source"] == "kaggle"
         quicken(project)
+        migrated_store(project, mlflow_template)
         repro(project, env)
 
         paths = ProjectPaths(project)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from competition_projects import TOKEN, USER, commit, kpipe, own_store, quicken, repro
+from competition_projects import TOKEN, USER, commit, kpipe, migrated_store, own_store, quicken, repro
 from conftest import run_dvc
 from kaggle_standin import KaggleStandIn, write_credentials
 from public_tables import cars
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_a_regression_from_a_kaggle_folder_to_submissions_whose_scores_come_back(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_template: Path) -> None:
     """From Kaggle's folder to a submission that beats the mean; then two submissions (one scored
     while kpipe waits, one from a `dvc exp run` experiment, pending until `kpipe submissions`)
     whose scores land in the submission log, on the MLflow runs and model versions, in
@@ -46,6 +46,7 @@ def test_a_regression_from_a_kaggle_folder_to_submissions_whose_scores_come_back
     project = tmp_path / "auto-mpg"
     quicken(project)
     commit(project)  # as the next line `kpipe new` prints says: `dvc exp run` needs a commit
+    migrated_store(project, mlflow_template)  # ignored by the project's .gitignore, like the store a stage makes
     repro(project)
 
     paths, competition = ProjectPaths(project), read_competition(project / "competition.yaml")
