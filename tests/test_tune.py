@@ -70,6 +70,15 @@ def tune_repo(repo_copy: Path, small: tuple[pd.DataFrame, pd.DataFrame]) -> Path
     return repo_copy
 
 
+@pytest.fixture
+def quick_repo(tune_repo: Path) -> Path:
+    """`tune_repo` whose trials score one repeat of the 2 folds (`tune.cv_repeats: 1`), for the tests
+    of shared storages and of the blend library, where the repeats are not what is tested (the
+    tiny study checks that trials use `tune.cv_repeats`)."""
+    write_params(tune_repo / "params.yaml", {"tune.cv_repeats": 1}, tune_repo / "params.yaml")
+    return tune_repo
+
+
 # --- the search space -----------------------------------------------------------------------
 
 def test_the_shipped_search_space_parses() -> None:
@@ -218,16 +227,16 @@ def test_tune_without_validated_data_says_to_run_validate(repo_copy: Path, monke
 
 @pytest.mark.e2e  # worker processes running the whole CLI
 @pytest.mark.parametrize("storage", ["workers.journal", "sqlite:///workers.db"])
-def test_two_worker_processes_share_one_study(tune_repo: Path, mlflow_uri: str, storage: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(tune_repo)}  # the copy's own code, not an installed one
+def test_two_worker_processes_share_one_study(quick_repo: Path, mlflow_uri: str, storage: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(quick_repo)}  # the copy's own code, not an installed one
     workers = [subprocess.Popen([sys.executable, "-m", "pipeline.cli", "tune", "--n-trials", "2",
                                  "--storage", storage, "--study-name", "shared", "--sampler-seed", str(seed)],
-                                cwd=tune_repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                cwd=quick_repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for seed in (1, 2)]
     outputs = [w.communicate(timeout=240)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], "\n".join(outputs)
 
-    file = tune_repo / storage.removeprefix("sqlite:///")  # relative to the workers' directory
+    file = quick_repo / storage.removeprefix("sqlite:///")  # relative to the workers' directory
     url = f"sqlite:///{file}" if "://" in storage else JournalStorage(JournalFileBackend(str(file)))
     study = optuna.load_study(study_name="shared", storage=url)
     searched = [t for t in study.trials if "incumbent" not in t.user_attrs]
@@ -369,30 +378,30 @@ def _fill_library(repo: Path, *members: dict) -> None:
                library=OOFLibrary.for_project(repo))
 
 
-def test_kpipe_blend_refuses_a_blend_that_does_not_beat_params_yaml(tune_repo: Path,
+def test_kpipe_blend_refuses_a_blend_that_does_not_beat_params_yaml(quick_repo: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tune_repo)
-    _fill_library(tune_repo, {"train.lr": 1.0e-07})  # a candidate even worse than the incumbent
-    before = (tune_repo / "params.yaml").read_text()
+    monkeypatch.chdir(quick_repo)
+    _fill_library(quick_repo, {"train.lr": 1.0e-07})  # a candidate even worse than the incumbent
+    before = (quick_repo / "params.yaml").read_text()
     result = CliRunner().invoke(app, ["blend"])
     assert result.exit_code == 0, result.output
     assert "2 candidates from the OOF library" in result.output
     assert "not better by more than the noise; params.yaml left as it is" in result.output
-    assert (tune_repo / "params.yaml").read_text() == before
+    assert (quick_repo / "params.yaml").read_text() == before
 
 
 def test_kpipe_blend_writes_a_better_blend_as_members_that_reproduce_its_entries(
-        tune_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        quick_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline.house_prices.oof_library import OOFLibrary
 
-    monkeypatch.chdir(tune_repo)
+    monkeypatch.chdir(quick_repo)
     lasso = {"model.kind": "sklearn", "sklearn.estimator": "lasso"}
     svr = {"model.kind": "sklearn", "sklearn.estimator": "svr"}
-    _fill_library(tune_repo, lasso, svr)
+    _fill_library(quick_repo, lasso, svr)
     dry = CliRunner().invoke(app, ["blend", "--dry-run"])
     assert dry.exit_code == 0 and "better (--dry-run: nothing written)" in dry.output
     # --key: these entries only (beside the incumbent's own members), by the prefixes `kpipe oof` shows
-    lasso_key = next(e.key for e in OOFLibrary.for_project(tune_repo).entries()
+    lasso_key = next(e.key for e in OOFLibrary.for_project(quick_repo).entries()
                      if e.manifest["member"] == "sklearn/lasso")
     listed = CliRunner().invoke(app, ["blend", "--key", lasso_key[:10], "--dry-run"])
     assert listed.exit_code == 0 and "2 candidates from the OOF library" in listed.output, listed.output
@@ -402,37 +411,37 @@ def test_kpipe_blend_writes_a_better_blend_as_members_that_reproduce_its_entries
     assert result.exit_code == 0, result.output
     assert "better; written to" in result.output
 
-    written = read_params(tune_repo / "params.yaml")
+    written = read_params(quick_repo / "params.yaml")
     assert written["model"]["kind"] == "ensemble" and written["model"]["blend"] in ("mean", "stack", "greedy")
     kinds = [m["model.kind"] for m in written["model"]["members"]]
     assert "sklearn" in kinds
-    assert "# The one home of hyperparameters" in (tune_repo / "params.yaml").read_text()
+    assert "# The one home of hyperparameters" in (quick_repo / "params.yaml").read_text()
     # The written members are exactly library entries: their CV on the study's folds is all reads.
-    paths = ProjectPaths(tune_repo)
+    paths = ProjectPaths(quick_repo)
     frames = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
     rescored = run_cv(parse_experiment(with_overrides(written, {"cv.repeats": written["tune"]["cv_repeats"]})),
-                      *frames, library=OOFLibrary.for_project(tune_repo))
+                      *frames, library=OOFLibrary.for_project(quick_repo))
     assert rescored.hits == len(kinds)
 
 
-def test_kpipe_blend_chooses_among_the_members_of_one_studys_trials(tune_repo: Path,
+def test_kpipe_blend_chooses_among_the_members_of_one_studys_trials(quick_repo: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """`--study`: the candidates are the members the study's trials cross-validated (their
     `oof_keys`), not every library entry."""
     from pipeline.house_prices.oof_library import OOFLibrary
     from pipeline.tuning.study import MEMBER_KEYS, trial_params
 
-    monkeypatch.chdir(tune_repo)
-    paths = ProjectPaths(tune_repo)
-    _fill_library(tune_repo, {"model.kind": "sklearn", "sklearn.estimator": "ridge"})  # in the library, not the study
+    monkeypatch.chdir(quick_repo)
+    paths = ProjectPaths(quick_repo)
+    _fill_library(quick_repo, {"model.kind": "sklearn", "sklearn.estimator": "ridge"})  # in the library, not the study
     raw = trial_params(read_params(paths.params), load_tune(read_params(paths.params))[0])
     space = parse_space({"sklearn.lasso.alpha": {"type": "float", "low": 0.0003, "high": 0.003, "log": True}},
                         with_overrides(raw, {"model.kind": "sklearn"}))
-    journal = tune_repo / "blend-study.journal"
+    journal = quick_repo / "blend-study.journal"
     study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(journal))), study_name="lassos")
     frames = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
     optimize(study, make_objective(with_overrides(raw, {"model.kind": "sklearn"}), space, *frames,
-                                   library=OOFLibrary.for_project(tune_repo)), n_trials=2, timeout_s=None, n_jobs=1)
+                                   library=OOFLibrary.for_project(quick_repo)), n_trials=2, timeout_s=None, n_jobs=1)
     assert all(len(t.user_attrs[MEMBER_KEYS]) == 1 for t in study.trials)
 
     result = CliRunner().invoke(app, ["blend", "--study", "lassos", "--storage", str(journal), "--dry-run"])
