@@ -3,6 +3,10 @@
 The stage subcommands run the same `main()` that `dvc repro` runs; use `dvc repro` to get
 caching and dependency tracking, `kpipe <stage>` to run one step by hand. Every command goes
 through `run_stage`, so a known failure is one message and exit code 1, never a traceback.
+
+Every command but `kpipe new` (and any `--help`) first makes sure it runs in a project, in one
+place (`_main`): outside one it says so and exits 2, having touched nothing; inside, a bad value
+anywhere in params.yaml is the stages' own one line, whatever the command would have read.
 """
 
 from __future__ import annotations
@@ -10,16 +14,35 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from pipeline.common.console import configure_output
 from pipeline.common.errors import PipelineError
 from pipeline.common.paths import ProjectPaths
-from pipeline.projects import Project, project_at
+from pipeline.projects import NotAProject, Project, project_at
 from pipeline.stages import run_stage
 
-app = typer.Typer(help="House Prices and Fashion-MNIST pipelines (D2L chapters 3-4).",
+# The commands that run outside a project: `new` makes one.
+ANYWHERE = frozenset({"new"})
+# Where `_Commands` leaves the chosen command's own arguments for `_main`.
+_COMMAND_ARGS = "kpipe.command_args"
+
+
+class _Commands(TyperGroup):
+    """kpipe's group. Click runs the group's callback before it parses the command's own arguments,
+    so it keeps them here: `_main` lets `kpipe <command> --help` through anywhere."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[_COMMAND_ARGS] = tuple(rest)
+        return name, command, rest
+
+
+app = typer.Typer(help="House Prices and Fashion-MNIST pipelines (D2L chapters 3-4).", cls=_Commands,
                   no_args_is_help=True, add_completion=False)
 
 STAGES = {
@@ -38,8 +61,22 @@ STAGES = {
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _main(ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     configure_output(logging.DEBUG if verbose else logging.INFO)
+    asks_help = any(arg in ctx.help_option_names for arg in ctx.meta.get(_COMMAND_ARGS, ()))
+    if ctx.invoked_subcommand not in ANYWHERE and not asks_help:
+        _require_project()
+
+
+def _require_project() -> None:
+    """Outside a project, one line and exit 2 before anything runs, so no command answers from an
+    empty folder or leaves a store in it; inside, params.yaml checked whole (exit 1 on a bad value)."""
+    try:
+        project = _project()
+    except NotAProject as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    run_stage(project.check_params)
 
 
 def _project() -> Project:

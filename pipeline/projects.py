@@ -2,7 +2,8 @@
 the flagship, with its hand-written schema, domain features and tuned ensemble) and a project
 made by `kpipe new` for any other competition (competition.yaml, the inferred schema, the
 generic features and members). `kpipe` asks `project_at(paths)` which one it is in and never
-branches on it again: each command is a method here.
+branches on it again: each command is a method here. A folder that is neither (no params.yaml
+and dvc.yaml) is refused there, before any command can leave a file in it.
 
 House Prices is the first instance of the interface: its facts are a `Competition` like any
 other (`pipeline.house_prices.competition`), scored and submitted the same way; its stages,
@@ -16,8 +17,9 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from pipeline.common.errors import PipelineError
 from pipeline.common.paths import ProjectPaths
 
 if TYPE_CHECKING:
@@ -38,6 +40,11 @@ class Project(Protocol):
         ...
 
     def has_stage(self, name: str) -> bool: ...
+
+    def check_params(self) -> None:
+        """Every section of params.yaml this kind of project knows, in the file's order: the one
+        error line a stage would print for the first bad value (`StageParams.check`)."""
+        ...
 
     def max_bytes(self) -> int:
         """The cap on a data file (`data.max_file_mb`)."""
@@ -78,6 +85,43 @@ def default_message(project: Project) -> str:
         label = "log-RMSE" if metric == "log_rmse" else metric
         score = f" CV {label} {cv[f'{metric}_mean']:.4f} ± {cv[f'{metric}_std']:.4f}"
     return f"kaggle-pipeline {commit.short if commit else 'unknown-commit'}{score}"
+
+
+class NotAProject(PipelineError):
+    """`kpipe` ran in a folder that is no project; every command but `kpipe new` refuses."""
+
+
+def repository_sections() -> dict[str, Any]:
+    """Every section of this repository's params.yaml: House Prices' and its tuning's, Fashion-MNIST's
+    and the studies' (the modules of the params dataclasses only: checking costs no torch import)."""
+    from pipeline.common.params import RUNTIME, BaseParams, RuntimeParams
+    from pipeline.fashion.params import FashionDataParams, FashionModelList, FashionTrainParams
+    from pipeline.house_prices.catboost_member import CatBoostParams
+    from pipeline.house_prices.params import (
+        CVParams,
+        DataParams,
+        FeatureParams,
+        LightGBMParams,
+        ModelParams,
+        ResidualsParams,
+        SklearnParams,
+        TrainParams,
+    )
+    from pipeline.studies.params import InitStudyParams, LinregStudyParams, WeightDecayStudyParams
+    from pipeline.tuning.params import TuneParams
+
+    return {"base": BaseParams, RUNTIME: RuntimeParams, "data": DataParams, "features": FeatureParams,
+            "model": ModelParams, "train": TrainParams, "sklearn": SklearnParams, "lightgbm": LightGBMParams,
+            "catboost": CatBoostParams, "cv": CVParams, "residuals": ResidualsParams, "tune": TuneParams,
+            "fashion_data": FashionDataParams, "fashion_train": FashionTrainParams,
+            "study_linreg": LinregStudyParams, "study_weight_decay": WeightDecayStudyParams,
+            "study_init": InitStudyParams, "fashion_models": FashionModelList}
+
+
+def _check_params(paths: ProjectPaths, sections: dict[str, Any]) -> None:
+    from pipeline.common.params import StageParams
+
+    StageParams(paths.params).check(sections)
 
 
 def _max_bytes(paths: ProjectPaths, data_params: type) -> int:
@@ -123,6 +167,9 @@ class HousePricesProject:
 
     def has_stage(self, name: str) -> bool:
         return importlib.util.find_spec(f"pipeline.stages.{name.replace('-', '_')}") is not None
+
+    def check_params(self) -> None:
+        _check_params(self.paths, repository_sections())
 
     def run_stage(self, name: str) -> None:
         importlib.import_module(f"pipeline.stages.{name.replace('-', '_')}").main()
@@ -190,6 +237,11 @@ class CompetitionProject:
 
         return name in STAGES
 
+    def check_params(self) -> None:
+        from pipeline.tabular.params import FILE_SECTIONS
+
+        _check_params(self.paths, FILE_SECTIONS)
+
     def run_stage(self, name: str) -> None:
         from pipeline.stages import tabular
 
@@ -246,6 +298,13 @@ class CompetitionProject:
 
 
 def project_at(paths: ProjectPaths) -> Project:
-    """The project of this folder: a competition project when it holds competition.yaml."""
+    """The project of this folder: a competition project when it holds competition.yaml, else this
+    repository (House Prices). Both hold params.yaml and dvc.yaml; a folder without them is neither,
+    and `kpipe` there says where to go instead of answering from an empty folder."""
+    missing = [path.name for path in (paths.params, paths.dvc_yaml) if not path.is_file()]
+    if missing:
+        raise NotAProject(f"{paths.root} is not a kpipe project (no {' and '.join(missing)} here): cd to your "
+                          "project (a clone of kaggle-pipeline, or a folder made by kpipe new), or start one: "
+                          "kpipe new NAME --from ZIP")
     return CompetitionProject(paths) if paths.competition_file.is_file() else HousePricesProject(paths)
 

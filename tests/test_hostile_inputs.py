@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import BIN, SHIPPED_PARAMS
+from conftest import BIN, ROOT, SHIPPED_PARAMS
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -51,6 +51,7 @@ def project(tmp_path: Path, house_prices_dir: Path, monkeypatch: pytest.MonkeyPa
     paths = ProjectPaths(tmp_path / "project")
     paths.raw_dir.mkdir(parents=True)
     paths.params.write_text(yaml.safe_dump(_params()))
+    paths.dvc_yaml.write_bytes((ROOT / "dvc.yaml").read_bytes())
     for name, target in (("kaggle_house_pred_train.csv", paths.raw_train),
                          ("kaggle_house_pred_test.csv", paths.raw_test),
                          ("house-prices-advanced-regression-techniques.zip", paths.bundled_archive)):

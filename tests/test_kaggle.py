@@ -54,6 +54,7 @@ def project(tmp_path: Path, clean_frames) -> ProjectPaths:
     paths.house_metrics_dir.mkdir(parents=True)
     paths.cv_metrics.write_text('{"log_rmse_mean": 0.1234, "log_rmse_std": 0.0111}')
     shutil.copy(ROOT / "params.yaml", paths.params)
+    shutil.copy(ROOT / "dvc.yaml", paths.dvc_yaml)
     prices = 1_000.0 * (100 + test["OverallQual"].to_numpy() * 20)
     write_submission(pd.DataFrame({"Id": test["Id"], "SalePrice": prices}), test["Id"].to_numpy(), paths.submission)
     return paths

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ROOT
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -67,6 +68,8 @@ def test_a_log_edited_into_nonsense_is_one_clear_error_and_is_left_as_it_is(tmp_
     assert path.read_bytes() == edited  # never overwritten
 
     # Every command that reads the log says the same, in one line, and writes nothing.
+    for name in ("params.yaml", "dvc.yaml"):  # the folder is a project
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["leaderboard"])
     assert result.exit_code == 1

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from conftest import BIN, model_params, plain_features, train_params
+from conftest import BIN, ROOT, model_params, plain_features, train_params
 from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
 
@@ -57,6 +57,8 @@ def registered(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path, 
                house_prices_dir: Path) -> Iterator[Registered]:
     train, test = clean_frames
     paths = ProjectPaths(tmp_path_factory.mktemp("project"))
+    for made in (paths.params, paths.dvc_yaml):  # a project, where kpipe runs
+        shutil.copy(ROOT / made.name, made)
     paths.raw_dir.mkdir(parents=True)
     shutil.copy(house_prices_dir / "kaggle_house_pred_test.csv", paths.raw_test)
     shutil.copy(mlflow_template, paths.mlflow_db)

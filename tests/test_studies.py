@@ -87,7 +87,8 @@ def test_study_commands_write_metrics_curves_and_pictures(tmp_path, monkeypatch)
     from pipeline.cli import app
     from pipeline.common.paths import ProjectPaths
 
-    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
+    for name in ("params.yaml", "dvc.yaml"):  # what makes a folder a project (kpipe refuses any other)
+        shutil.copy(Path(__file__).resolve().parents[1] / name, tmp_path / name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     paths = ProjectPaths(tmp_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import SHIPPED_PARAMS
+from conftest import ROOT, SHIPPED_PARAMS
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -25,6 +25,7 @@ def project(tmp_path: Path, clean_frames, monkeypatch: pytest.MonkeyPatch) -> Pr
     paths.interim_dir.mkdir(parents=True)
     test.to_parquet(paths.clean_test)
     paths.params.write_text(yaml.safe_dump(SHIPPED_PARAMS))
+    paths.dvc_yaml.write_bytes((ROOT / "dvc.yaml").read_bytes())
     paths.cv_metrics.parent.mkdir(parents=True)
     paths.cv_metrics.write_text(json.dumps({"log_rmse_mean": 0.1234, "log_rmse_std": 0.01}))
     for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):

@@ -7,18 +7,21 @@ device, row caps, picture sizes) is read apart and never recorded: it says how t
 to compute, and no stage declares it.
 
 A missing or unknown key, a wrong type or a value outside its range is an error that names the
-key and what is allowed, so a typo in `dvc exp run -S train.lr=...` cannot be ignored.
+key and what is allowed, so a typo in `dvc exp run -S train.lr=...` cannot be ignored. DVC writes
+that value into params.yaml before any stage reads it, and leaves it there when the stage refuses
+it: so an error about the file's own contents also says how to get the committed values back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
 import re
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -33,6 +36,15 @@ RUNTIME = "runtime"
 
 class ParamsError(PipelineError, ValueError):
     """params.yaml does not match what the code expects."""
+
+
+class InvalidParamsFile(ParamsError):
+    """A value in the params file itself is wrong: the message names the file and the way back."""
+
+
+def restore_hint(path: Path) -> str:
+    """How to undo a bad value: `dvc exp run -S` leaves what it set in the file even when a stage refuses it."""
+    return f"(if dvc exp run -S wrote it, git checkout {path.name} restores the committed values)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +115,16 @@ class StageParams:
     def section(self, name: str, cls: type[T]) -> T:
         """Section `name`, checked against dataclass `cls`, and recorded as read."""
         self.read.add(name)
-        return parse_section(self._raw_section(name), cls, name)
+        raw = self._raw_section(name)
+        with self._from_file():
+            return parse_section(raw, cls, name)
 
     def key(self, section: str, name: str, cls: type) -> Any:
         """One key of a section (the whole section is still checked), recorded as `section.name`:
         a stage that needs one value does not rerun when its neighbours change."""
-        value = getattr(parse_section(self._raw_section(section), cls, section), name)
+        raw = self._raw_section(section)
+        with self._from_file():
+            value = getattr(parse_section(raw, cls, section), name)
         self.read.add(f"{section}.{name}")
         return value
 
@@ -118,16 +134,46 @@ class StageParams:
         self.read.update(names)
         return {name: copy.deepcopy(self._raw_section(name)) for name in names}
 
+    def parsed(self, raw: dict[str, Any], parse: Callable[[dict[str, Any]], T]) -> T:
+        """`parse(raw)` of sections read from this file (`sections`), its errors worded like `section`'s."""
+        with self._from_file():
+            return parse(raw)
+
+    def check(self, sections: Mapping[str, Any]) -> None:
+        """Every section of the file that `sections` knows (name -> dataclass, or a type such as a
+        list of choices), parsed in the file's order, nothing recorded as read: what a command
+        checks before it does anything. In file order, the first error names the value at fault,
+        not a later key that fails only because it depends on it (a `tune.space` bound is tried
+        against the whole file). Sections it does not know, or that are missing, are left to the
+        code that reads them."""
+        with self._from_file():
+            for name, raw in self.raw.items():
+                if name in sections:
+                    _convert(raw, sections[name], name)
+
     def runtime(self) -> RuntimeParams:
         """The runtime settings, not recorded as read: they say how to run, so no stage declares them and
         changing them reruns nothing. Device and threads change results only by floating-point
         rounding; the Fashion-MNIST row caps do change them (the metrics record the rows used)."""
-        return parse_section(self._raw_section(RUNTIME), RuntimeParams, RUNTIME)
+        raw = self._raw_section(RUNTIME)
+        with self._from_file():
+            return parse_section(raw, RuntimeParams, RUNTIME)
 
     def _raw_section(self, name: str) -> Any:
         if name not in self.raw:
             raise ParamsError(f"{self.path}: section '{name}' is missing")
         return self.raw[name]
+
+    @contextlib.contextmanager
+    def _from_file(self) -> Iterator[None]:
+        """A params error raised inside, about this file's values, as one line: the file, the
+        error, and how to restore the committed values."""
+        try:
+            yield
+        except InvalidParamsFile:
+            raise
+        except ParamsError as exc:
+            raise InvalidParamsFile(f"{self.path.name}: {exc} {restore_hint(self.path)}") from exc
 
 
 # `model.members[2].train.lr`: the key `train.lr` of the third ensemble member's overrides.

@@ -25,6 +25,11 @@ class ProjectPaths:
     def params(self) -> Path:
         return self.root / "params.yaml"
 
+    @property
+    def dvc_yaml(self) -> Path:
+        """The pipeline's stages; with params.yaml, what makes a folder a project (`projects.project_at`)."""
+        return self.root / "dvc.yaml"
+
     # --- house prices -------------------------------------------------------------------
     @property
     def bundled_archive(self) -> Path:

@@ -12,6 +12,8 @@ from typing import Literal
 from pipeline.common.params import ParamsError, at_least, positive, ranged
 
 FASHION_MODELS = ("softmax_scratch", "softmax", "mlp_scratch", "mlp", "dropout_scratch", "dropout")
+# `fashion_models` as params.yaml holds it, for the check of the whole file: some of the six.
+FashionModelList = tuple[Literal[FASHION_MODELS], ...]
 
 
 @dataclasses.dataclass(frozen=True)

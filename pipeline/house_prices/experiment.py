@@ -91,7 +91,7 @@ def read_experiment(params: StageParams) -> tuple[ExperimentParams, dict[str, An
     """What the `cv` and `train` stages read: the experiment, its raw sections (for MLflow and
     the saved model) and the runtime settings (which are not recorded as read)."""
     raw = params.sections(SECTIONS)
-    return parse_experiment(raw), raw, params.runtime()
+    return params.parsed(raw, parse_experiment), raw, params.runtime()
 
 
 @dataclass

@@ -44,8 +44,8 @@ def _experiment(paths: ProjectPaths) -> tuple[TabularExperiment, dict, int]:
 
     params = StageParams(paths.params)
     raw = params.sections(SECTIONS)
-    threads = set_threads(params.runtime().threads)
-    return parse_tabular(raw, tuple(FAMILIES)), raw, threads
+    experiment = params.parsed(raw, lambda sections: parse_tabular(sections, tuple(FAMILIES)))
+    return experiment, raw, set_threads(params.runtime().threads)
 
 
 def _tags(competition: Competition, stage: str) -> dict[str, str]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from pipeline.common.seed import seed_everything
+if TYPE_CHECKING:  # torch is imported where a study runs, not by `pipeline.studies.params` (read by every command)
+    import torch
 
 
 def start_study(seed: int) -> torch.Generator:
@@ -13,5 +14,9 @@ def start_study(seed: int) -> torch.Generator:
     Every study runs on one torch thread: its tensors are tiny, and extra threads only add
     synchronization.
     """
+    import torch
+
+    from pipeline.common.seed import seed_everything
+
     torch.set_num_threads(1)
     return seed_everything(seed)

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pipeline.common.params import (
+    RUNTIME,
     BaseParams,
     ParamsError,
+    RuntimeParams,
     at_least,
     parse_section,
     positive,
@@ -105,9 +107,24 @@ class ModelSection:
     blend: Literal["mean", "greedy"]
 
 
+@dataclass(frozen=True)
+class TabularTuneParams:
+    """`tune`: `kpipe tune`'s study (pipeline.tabular.tuning); no stage reads it."""
+
+    n_trials: int = at_least(1)
+    timeout_s: float = at_least(0)
+    sampler_seed: int = at_least(0)
+    storage: str  # "" = optuna.journal at the project root
+    study_name: str  # "" = the competition's slug
+    space: dict[str, Any]
+
+
 SECTIONS: dict[str, type] = {"base": BaseParams, "features": TabularFeatureParams, "cv": TabularCVParams,
                              "train": TorchParams, "sklearn": LinearSklearnParams,
                              "lightgbm": TabularLightGBMParams, "catboost": CatBoostParams, "model": ModelSection}
+# Every section of the file (`DEFAULTS`' own): what every kpipe command checks before it starts.
+FILE_SECTIONS: dict[str, type] = {**SECTIONS, "data": TabularDataParams, "residuals": TabularResidualsParams,
+                                  "tune": TabularTuneParams, RUNTIME: RuntimeParams}
 
 DEFAULTS: dict[str, Any] = {
     "base": {"seed": 42},

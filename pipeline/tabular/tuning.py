@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from pipeline.common.io import atomic_path
-from pipeline.common.params import at_least, parse_section, read_params, with_overrides
+from pipeline.common.params import parse_section, read_params, with_overrides
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.tracking import RunRecord, log_record
 from pipeline.tabular.competition import read_competition
@@ -26,23 +26,11 @@ from pipeline.tabular.hooks import load_hooks
 from pipeline.tabular.library import MemberLibrary
 from pipeline.tabular.members import FAMILIES
 from pipeline.tabular.modeling import Problem, cross_validate
-from pipeline.tabular.params import parse_tabular
+from pipeline.tabular.params import TabularTuneParams, parse_tabular
 from pipeline.tuning.space import Choice, SearchSpace, encode_choice, parse_space
 from pipeline.tuning.study import TuneOptions, describe_storage, open_storage
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TabularTuneParams:
-    """`tune` of a competition project."""
-
-    n_trials: int = at_least(1)
-    timeout_s: float = at_least(0)
-    sampler_seed: int = at_least(0)
-    storage: str  # "" = optuna.journal at the project root
-    study_name: str  # "" = the competition's slug
-    space: dict[str, Any]
 
 
 @dataclass

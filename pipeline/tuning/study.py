@@ -39,7 +39,6 @@ from pipeline.common.params import (
     RUNTIME,
     ParamsError,
     RuntimeParams,
-    at_least,
     parse_section,
     read_params,
     with_overrides,
@@ -63,6 +62,7 @@ from pipeline.tuning.incumbent import (
     judge,
     params_digest,
 )
+from pipeline.tuning.params import TuneParams
 from pipeline.tuning.space import GROUP, SearchSpace, parse_space
 
 log = logging.getLogger(__name__)
@@ -78,23 +78,6 @@ WORKER_ATTR = "worker"
 
 class TuningError(PipelineError):
     """The study could not run or produced no usable trial."""
-
-
-@dataclass(frozen=True)
-class TuneParams:
-    n_trials: int
-    timeout_s: float
-    sampler_seed: int
-    storage: str
-    study_name: str
-    pruner_startup_trials: int
-    pruner_warmup_percent: int
-    cv_repeats: int  # every trial's cv.repeats: choices made on one fold layout flatter it
-    # each trial varies one group of the space (a member's own keys, the torch keys, the
-    # features, the blend: tuning.space.group_of); the OOF library reads the members it leaves alone
-    one_group_per_trial: bool
-    heartbeat_s: int = at_least(0)  # RDB storages: seconds between a trial's heartbeats; 0 = off
-    space: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -127,9 +110,6 @@ def load_tune(raw: Mapping[str, Any]) -> tuple[TuneParams, SearchSpace]:
     if "tune" not in raw:
         raise ParamsError("params lack the 'tune' section")
     tune = parse_section(raw["tune"], TuneParams, "tune")
-    if (tune.n_trials < 1 or tune.cv_repeats < 1 or tune.timeout_s < 0 or tune.pruner_startup_trials < 0
-            or tune.pruner_warmup_percent < 0):
-        raise ParamsError("tune: n_trials and cv_repeats must be >= 1; timeout_s and pruner_* must be >= 0")
     return tune, parse_space(tune.space, raw, tune.one_group_per_trial)
 
 

@@ -1,0 +1,133 @@
+"""What `kpipe` says when the user's input is wrong: the folder, params.yaml, a `--key`, a `-f`
+file, a `--storage`. Each is one `error:` line that names what the user gave and what to do,
+said before any work is done (no data loaded, nothing scored, no file left behind, no retries)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+import typer
+from conftest import ROOT, edit_params
+from public_tables import cars
+from typer.testing import CliRunner, Result
+
+from pipeline.cli import app
+from pipeline.common.paths import ProjectPaths
+from pipeline.stages import run_stage
+
+RESTORE = "(if dvc exp run -S wrote it, git checkout params.yaml restores the committed values)"
+BAD_LR = f"error: params.yaml: train.lr='abc': expected a finite number {RESTORE}"
+
+
+def every_command() -> Iterator[list[str]]:
+    """Each registered command (read from the app, so a new one cannot be left out) with a dummy
+    value for each required argument and option, then a few that the issues named."""
+    for name, command in typer.main.get_command(app).commands.items():
+        args = [name]
+        for param in command.params:
+            if param.required:
+                args += ["x"] if isinstance(param, click.Argument) else [param.opts[0], "x"]
+        yield args
+    yield from (["tune", "--status"], ["predict", "--model-uri", "models:/house-prices/1"],
+                ["oof", "--prune-keep", "1"])
+
+
+def kpipe(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture
+def house_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectPaths:
+    """A House Prices project as a clone has it, minus the data: the repository's params.yaml and
+    dvc.yaml; the working directory, with its own OOF library, MLflow store and no Kaggle token."""
+    paths = ProjectPaths(tmp_path / "project")
+    paths.root.mkdir()
+    shutil.copy(ROOT / "params.yaml", paths.params)
+    shutil.copy(ROOT / "dvc.yaml", paths.dvc_yaml)
+    monkeypatch.chdir(paths.root)
+    monkeypatch.setenv("KPIPE_OOF_LIBRARY", str(tmp_path / "oof"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for name in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return paths
+
+
+# --- outside a project -------------------------------------------------------------------------
+
+def test_outside_a_project_every_command_but_new_says_where_to_go_and_leaves_the_folder_empty(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # a command that ran would make ./mlflow.db
+    monkeypatch.delenv("KPIPE_OOF_LIBRARY", raising=False)
+    expected = (f"error: {folder} is not a kpipe project (no params.yaml and dvc.yaml here): cd to your project "
+                "(a clone of kaggle-pipeline, or a folder made by kpipe new), or start one: kpipe new NAME --from ZIP")
+    for args in every_command():
+        if args[0] == "new":
+            continue
+        result = kpipe(*args)
+        assert (result.exit_code, result.stderr.splitlines(), result.stdout) == (2, [expected], ""), args
+        assert list(folder.iterdir()) == [], args
+        assert kpipe(args[0], "--help").exit_code == 0, args  # help is read anywhere
+    # `kpipe new` is how to start: it is not refused (here it asks where the files are).
+    made = kpipe("new", "mpg")
+    assert made.exit_code == 1 and "not a kpipe project" not in made.output and "--from" in made.output
+    # Someone else's folder with only one of the two files is no project either.
+    (folder / "params.yaml").write_text("seed: 1\n")
+    assert kpipe("runs").stderr.splitlines() == [expected.replace("no params.yaml and dvc.yaml", "no dvc.yaml")]
+    assert sorted(p.name for p in folder.iterdir()) == ["params.yaml"]
+
+
+# --- a bad value in params.yaml ----------------------------------------------------------------
+
+def test_a_bad_value_in_params_yaml_is_the_same_one_line_from_every_command(house_project: ProjectPaths) -> None:
+    # As `dvc exp run -S train.lr=abc` leaves the file; a later section is broken too, and
+    # tune.space has bounds for other train keys: the first bad value in the file is the one named.
+    edit_params(house_project.root, train__lr="abc", fashion_train__lr=-1)
+    for args in every_command():
+        if args[0] == "new":
+            continue
+        result = kpipe(*args)
+        assert (result.exit_code, result.stderr.splitlines()) == (1, [BAD_LR]), (args, result.output)
+
+
+def test_the_dvc_stages_print_the_same_line_for_a_bad_value(house_project: ProjectPaths,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """What `python -m pipeline.stages.<name>` (dvc.yaml's commands) prints after `-S train.lr=abc`."""
+    from pipeline.stages import cv, train
+
+    edit_params(house_project.root, train__lr="abc")
+    for stage in (cv, train):
+        with pytest.raises(SystemExit) as exited:
+            run_stage(stage.main)
+        assert exited.value.code == 1
+        assert capsys.readouterr().err.splitlines() == [BAD_LR], stage.__name__
+
+
+def test_a_competition_projects_bad_value_is_one_line_from_every_command_and_its_stages(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.stages import tabular
+    from pipeline.tabular.params import DEFAULTS, FILE_SECTIONS
+
+    assert set(FILE_SECTIONS) == set(DEFAULTS)  # every section kpipe new writes is checked
+    monkeypatch.chdir(tmp_path)
+    assert kpipe("new", "mpg", "--from", str(cars(tmp_path / "src").folder)).exit_code == 0
+    project = tmp_path / "mpg"
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    edit_params(project, train__lr="abc", residuals__worst=0)
+    for args in every_command():
+        if args[0] == "new":
+            continue
+        result = kpipe(*args)
+        assert (result.exit_code, result.stderr.splitlines()) == (1, [BAD_LR]), (args, result.output)
+    with pytest.raises(SystemExit) as exited:
+        run_stage(lambda: tabular.main("cv"))
+    assert exited.value.code == 1 and capsys.readouterr().err.splitlines() == [BAD_LR]
