@@ -4,18 +4,21 @@ said before any work is done (no data loaded, nothing scored, no file left behin
 
 from __future__ import annotations
 
+import copy
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import pandas as pd
 import pytest
 import typer
-from conftest import ROOT, edit_params
+from conftest import ROOT, SHIPPED_PARAMS, edit_params
 from public_tables import cars
 from typer.testing import CliRunner, Result
 
 from pipeline.cli import app
+from pipeline.common.params import with_overrides
 from pipeline.common.paths import ProjectPaths
 from pipeline.stages import run_stage
 
@@ -131,3 +134,23 @@ def test_a_competition_projects_bad_value_is_one_line_from_every_command_and_its
     with pytest.raises(SystemExit) as exited:
         run_stage(lambda: tabular.main("cv"))
     assert exited.value.code == 1 and capsys.readouterr().err.splitlines() == [BAD_LR]
+
+
+# --- kpipe blend --key -------------------------------------------------------------------------
+
+def test_blend_names_every_unknown_key_before_it_loads_or_scores_anything(
+        house_project: ProjectPaths, tmp_path: Path, clean_frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    from pipeline.house_prices.experiment import parse_experiment, run_cv
+    from pipeline.house_prices.oof_library import OOFLibrary
+
+    library = OOFLibrary.for_project(house_project.root)
+    train, test = clean_frames
+    lasso = {"model.kind": "sklearn", "sklearn.estimator": "lasso", "cv.folds": 3, "cv.repeats": 1}
+    run_cv(parse_experiment(with_overrides(copy.deepcopy(SHIPPED_PARAMS), lasso)), train.head(200), test.head(20),
+           library=library)
+    (held,) = [entry.key for entry in library.entries()]
+    # No validated data in the project: a command that loaded or scored anything would say so instead.
+    result = kpipe("blend", "--key", held[:8], "--key", "7888f3", "--key", "ffffffffff")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"error: no entry of the OOF library at {library.root} has the keys "
+                                          "'7888f3', 'ffffffffff': `kpipe oof` lists the keys it holds"]

@@ -406,7 +406,7 @@ def test_kpipe_blend_writes_a_better_blend_as_members_that_reproduce_its_entries
     listed = CliRunner().invoke(app, ["blend", "--key", lasso_key[:10], "--dry-run"])
     assert listed.exit_code == 0 and "2 candidates from the OOF library" in listed.output, listed.output
     unknown = CliRunner().invoke(app, ["blend", "--key", "ffffffffff", "--dry-run"])
-    assert unknown.exit_code == 1 and "names 0 library entries" in unknown.output
+    assert unknown.exit_code == 1 and "has the key 'ffffffffff': `kpipe oof` lists" in unknown.output
     result = CliRunner().invoke(app, ["blend"])
     assert result.exit_code == 0, result.output
     assert "better; written to" in result.output

@@ -83,6 +83,17 @@ class BlendOutcome:
         return "\n".join([*lines, verdict])
 
 
+def check_keys(library: OOFLibrary, keys: Sequence[str]) -> None:
+    """Every `--key` is the prefix of some library entry's key: checked before anything is loaded
+    or scored, so a mistyped key costs nothing. Which entry a prefix names on the incumbent's fold
+    plan is known only once the incumbent is scored (`candidate_entries`)."""
+    held = [entry.key for entry in library.entries()]
+    unknown = [prefix for prefix in keys if not any(key.startswith(prefix) for key in held)]
+    if unknown:
+        raise BlendError(f"no entry of the OOF library at {library.root} has the key{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))}: `kpipe oof` lists the keys it holds")
+
+
 def candidate_entries(library: OOFLibrary, plan_key: str, data_key: str, options: BlendOptions,
                       paths: ProjectPaths, incumbent_keys: Sequence[str]) -> list[Entry]:
     """The entries to choose from, all on the incumbent's fold plan and data, the incumbent's
@@ -155,12 +166,13 @@ def _differing(prefix: str, values: Mapping[str, Any], current: Mapping[str, Any
 
 def run_blend(paths: ProjectPaths, options: BlendOptions) -> BlendOutcome:
     """Score every blend of the candidates nested; write the winner if it beats params.yaml."""
+    library = OOFLibrary.for_project(paths.root)
+    check_keys(library, options.keys)
     raw = read_params(paths.params)
     tune, _ = load_tune(raw)
     scored = with_overrides(trial_params(raw, tune), {"cv.repeats": options.repeats} if options.repeats else {})
     params = parse_experiment(scored)
     train, test = load_frames(paths)
-    library = OOFLibrary.for_project(paths.root)
     log.info("scoring the incumbent (params.yaml) on %d x %d folds", params.cv.repeats, params.cv.folds)
     incumbent = run_cv(params, train, test, library=library)
     entry = library.get(incumbent.keys[0])
