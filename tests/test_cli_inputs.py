@@ -154,3 +154,20 @@ def test_blend_names_every_unknown_key_before_it_loads_or_scores_anything(
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [f"error: no entry of the OOF library at {library.root} has the keys "
                                           "'7888f3', 'ffffffffff': `kpipe oof` lists the keys it holds"]
+
+
+# --- kpipe submit -f ---------------------------------------------------------------------------
+
+def test_submit_names_a_missing_file_it_was_given_and_keeps_the_pipeline_hint_for_its_own(
+        house_project: ProjectPaths) -> None:
+    named = kpipe("submit", "-f", "other.csv", "-m", "try")
+    assert named.exit_code == 1
+    assert named.stderr.splitlines() == [f"error: other.csv not found (looked for {house_project.root / 'other.csv'}); "
+                                         "nothing was sent to Kaggle"]
+    # The pipeline's own file, missing: where it comes from (checked against the validated ids).
+    house_project.interim_dir.mkdir(parents=True)
+    pd.DataFrame({"Id": [1461, 1462]}).to_parquet(house_project.clean_test)
+    default = kpipe("submit", "-m", "try")
+    assert default.exit_code == 1
+    assert default.stderr.splitlines() == [f"error: {house_project.submission} not found: run `dvc repro` "
+                                           "(or `kpipe predict`) first"]

@@ -1,7 +1,8 @@
 """`kpipe submit`, `kpipe submissions` and `kpipe leaderboard`: the steps in their order, over the
 modules of this package and the Kaggle adapter, for any project (`pipeline.projects.Project`).
 
-Submit: check the file (the project's own checks), read the log (a broken log stops here, before
+Submit: check that the file is there (a file named with -f is the user's, and named as such),
+check it (the project's own checks), read the log (a broken log stops here, before
 anything is spent), refuse bytes already submitted, warn on a weak CV, show the allowance and
 refuse when it is spent, upload, log the row as PENDING at once (so an interrupted wait loses
 nothing), wait for the score, complete the row, put the score into MLflow and the rank into the
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.common.download import Unreachable
 from pipeline.common.io import sha1_of
+from pipeline.common.readers import UnreadableFile
 from pipeline.house_prices import kaggle_api
 from pipeline.house_prices.kaggle_api import KaggleRefused, KaggleSubmission
 from pipeline.submissions.leaderboard import Standing, standing
@@ -57,6 +59,7 @@ def _iso(when: datetime | None) -> str:
 def submit(project: Project, options: SubmitOptions, echo: Echo,
            on_poll: Callable[[KaggleSubmission, float], None] | None = None) -> LogRow:
     """Check, spend one submission, log it, follow it until scored (at most `wait_s`)."""
+    require_file(options.path, project.paths.submission)
     competition = project.competition
     log_path = project.paths.submission_log
     project.validate_submission_file(options.path)
@@ -82,6 +85,16 @@ def submit(project: Project, options: SubmitOptions, echo: Echo,
     scored = kaggle_api.wait_for_score(ref, options.wait_s, options.poll_s, competition=competition.slug,
                                        on_poll=on_poll)
     return _complete(project, row.ref, scored, echo) or row
+
+
+def require_file(path: Path, pipeline_file: Path) -> None:
+    """A missing file that is not the pipeline's own submission (`kpipe submit -f other.csv`): its
+    name and where it was looked for, before anything else is checked. The pipeline's own file,
+    missing, gets the reader's hint about the stage that writes it."""
+    if path.exists() or path.resolve() == pipeline_file.resolve():
+        return
+    where = "" if path.is_absolute() else f" (looked for {path.resolve()})"
+    raise UnreadableFile(f"{path} not found{where}; nothing was sent to Kaggle")
 
 
 def _relative(path: Path, root: Path) -> Path:
