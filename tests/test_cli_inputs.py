@@ -5,7 +5,9 @@ said before any work is done (no data loaded, nothing scored, no file left behin
 from __future__ import annotations
 
 import copy
+import logging
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,3 +173,32 @@ def test_submit_names_a_missing_file_it_was_given_and_keeps_the_pipeline_hint_fo
     assert default.exit_code == 1
     assert default.stderr.splitlines() == [f"error: {house_project.submission} not found: run `dvc repro` "
                                            "(or `kpipe predict`) first"]
+
+
+# --- kpipe tune --storage ----------------------------------------------------------------------
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_storage_that_cannot_be_reached_fails_at_once_naming_it_without_retries(
+        house_project: ProjectPaths, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="pipeline.tuning.study")
+    for url, shown, host in (("postgresql://team:s3cret-pw@db.invalid/optuna", "postgresql://team:***@db.invalid/optuna",
+                              "db.invalid"),
+                             ("postgresql://team@db.example/optuna", "postgresql://team@db.example/optuna",
+                              "db.example")):  # the docs' placeholder
+        for command in (["tune", "--status", "--storage", url], ["tune", "--storage", url]):
+            result = kpipe(*command)
+            assert result.exit_code == 1, result.output
+            (line,) = result.stderr.splitlines()
+            assert line.startswith(f"error: cannot open the Optuna storage {shown}: the host {host} does not "
+                                   "resolve ("), line
+            assert line.endswith("; check the host name in --storage or tune.storage"), line
+            assert "s3cret-pw" not in result.output
+    # A host that resolves but where nothing listens is refused, not busy: one try.
+    refused = kpipe("tune", "--status", "--storage", f"postgresql://team@127.0.0.1:{_closed_port()}/optuna")
+    assert refused.exit_code == 1 and "Connection refused" in refused.stderr
+    assert [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()] == []

@@ -41,6 +41,8 @@ def study_status(paths: ProjectPaths, storage: str | None = None, study_name: st
     try:
         opened = open_storage(spec, paths)
         names = optuna.get_all_study_names(opened)
+    except TuningError:
+        raise
     except Exception as exc:  # a bad URL, a missing driver, an unreachable server
         raise TuningError(f"cannot open the Optuna storage {where}: {type(exc).__name__}: {one_line(exc)}") from exc
     if name not in names:

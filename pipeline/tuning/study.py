@@ -80,6 +80,10 @@ class TuningError(PipelineError):
     """The study could not run or produced no usable trial."""
 
 
+class StorageUnreachable(TuningError):
+    """A database storage whose host name does not resolve: no retry can reach it."""
+
+
 @dataclass(frozen=True)
 class TuneOptions:
     """What one `kpipe tune` invocation does; `None` fields come from the `tune` section."""
@@ -128,6 +132,7 @@ def open_storage(spec: str, paths: ProjectPaths, heartbeat_s: int = 0) -> optuna
     database storages only: Optuna's journal storage has no heartbeat.
     """
     if "://" in spec:
+        check_storage_host(spec)
         kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if spec.startswith("sqlite") else {}
         return _retrying(lambda: _rdb_storage(database_url(spec), kwargs, heartbeat_s))
     from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -143,6 +148,39 @@ def database_url(url: str) -> str:
     explicit driver (`postgresql+psycopg2://`) is kept."""
     prefix = "postgresql://"
     return "postgresql+psycopg://" + url.removeprefix(prefix) if url.startswith(prefix) else url
+
+
+def check_storage_host(spec: str) -> None:
+    """A database URL's host name resolves, or a `StorageUnreachable` naming the storage at once.
+
+    A name that does not resolve (a typo, a network that cannot see the server, a placeholder such
+    as `db.example`) is not a busy server: the retries kept for workers racing to create a study
+    would only delay the same error. A URL without a host name (SQLite, a Unix socket, an address
+    given as `hostaddr`), or one SQLAlchemy cannot parse or has no dialect for, is left to the
+    driver, which says what is wrong; of several hosts (`h1,h2`, libpq's failover), one that
+    resolves is enough.
+    """
+    import sqlalchemy.engine
+    import sqlalchemy.exc
+
+    try:
+        url = sqlalchemy.engine.make_url(database_url(spec))
+        url.get_dialect()
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # NoSuchModuleError (no dialect) is an ArgumentError
+        return
+    if not url.host or {"host", "hostaddr"} & set(url.query):
+        return
+    hosts = [host for host in url.host.split(",") if host and not host.startswith("/")]
+    reasons = []
+    for host in hosts:
+        try:
+            socket.getaddrinfo(host, None)
+            return
+        except socket.gaierror as exc:
+            reasons.append(exc.strerror or str(exc))
+    if reasons:
+        raise StorageUnreachable(f"cannot open the Optuna storage {redact(spec)}: the host {', '.join(hosts)} does "
+                                 f"not resolve ({reasons[0]}); check the host name in --storage or tune.storage")
 
 
 def describe_storage(spec: str, paths: ProjectPaths) -> str:
@@ -220,7 +258,7 @@ def make_study(storage: optuna.storages.BaseStorage, name: str, tune: TuneParams
 T = TypeVar("T")
 # What a database server says when it will never let this worker in: no retry changes that.
 REFUSALS = ("password authentication failed", "no password supplied", "Connection refused",
-            "could not translate host name")
+            "could not translate host name", "failed to resolve host")
 
 
 def _refused(exc: Exception) -> bool:
@@ -431,18 +469,21 @@ def run_tuning(paths: ProjectPaths, options: TuneOptions) -> TuneOutcome:
         raise TuningError("--n-jobs must be at least 1")
     params = parse_experiment(raw)
     runtime = parse_section(raw.get(RUNTIME), RuntimeParams, RUNTIME)
+    settings = dataclasses.replace(
+        tune, **{k: v for k, v in {"n_trials": options.n_trials, "timeout_s": options.timeout_s,
+                                   "storage": options.storage, "study_name": options.study_name,
+                                   "sampler_seed": options.sampler_seed}.items() if v is not None})
+    check_storage_host(settings.storage)  # before the data is read: a host that does not resolve fails at once
     seed_everything(params.base.seed)
     # torch's thread count is process-wide: threads of one study share the cores, one each.
     set_threads(1 if options.n_jobs > 1 else runtime.threads)
     train, test = load_frames(paths)
 
-    settings = dataclasses.replace(
-        tune, **{k: v for k, v in {"n_trials": options.n_trials, "timeout_s": options.timeout_s,
-                                   "storage": options.storage, "study_name": options.study_name,
-                                   "sampler_seed": options.sampler_seed}.items() if v is not None})
     try:
         study = make_study(open_storage(settings.storage, paths, settings.heartbeat_s), settings.study_name,
                            settings, settings.sampler_seed)
+    except TuningError:
+        raise
     except Exception as exc:  # a bad URL, a missing database driver, an unreachable server
         raise TuningError(f"cannot open the Optuna storage {describe_storage(settings.storage, paths)!r}: "
                           f"{type(exc).__name__}: {one_line(exc)}") from exc
