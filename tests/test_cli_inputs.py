@@ -202,3 +202,17 @@ def test_a_storage_that_cannot_be_reached_fails_at_once_naming_it_without_retrie
     refused = kpipe("tune", "--status", "--storage", f"postgresql://team@127.0.0.1:{_closed_port()}/optuna")
     assert refused.exit_code == 1 and "Connection refused" in refused.stderr
     assert [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()] == []
+
+
+def test_team_init_names_a_tracking_host_that_does_not_resolve(house_project: ProjectPaths,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The team page's placeholder server, as a user copies it: one line at once, not MLflow's
+    retried request and its NameResolutionError."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.invalid")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "secret")
+    done = kpipe("team-init", "--editor", "team")
+    assert done.exit_code == 1
+    assert done.output.strip().startswith("error: kpipe team-init on https://mlflow.invalid: the host mlflow.invalid "
+                                          "does not resolve")
+    assert "secret" not in done.output and len(done.output.strip().splitlines()) == 1

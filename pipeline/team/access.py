@@ -20,10 +20,12 @@ It runs as the admin (MLflow's MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWO
 from __future__ import annotations
 
 import os
+import urllib.parse
 import warnings
 from dataclasses import dataclass, field
 
 from pipeline.common.errors import PipelineError
+from pipeline.common.hosts import unresolved
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.redact import redact
 from pipeline.common.registry import trusted_model
@@ -61,6 +63,10 @@ def init_team(paths: ProjectPaths, experiment: str, model: str, editors: list[st
     if not on_server(url):
         raise AccessError("kpipe team-init sets permissions on a tracking server; MLFLOW_TRACKING_URI is "
                           f"{redact(url)}")
+    host = urllib.parse.urlsplit(url).hostname
+    if host and (reason := unresolved([host])) is not None:
+        raise AccessError(f"kpipe team-init on {redact(url)}: the host {host} does not resolve ({reason}); check "
+                          "MLFLOW_TRACKING_URI")
     admin = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
     with warnings.catch_warnings():  # Starlette's deprecation notice, from MLflow's server modules on import
         warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")

@@ -35,6 +35,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.common.errors import PipelineError
+from pipeline.common.hosts import unresolved
 from pipeline.common.params import (
     RUNTIME,
     ParamsError,
@@ -171,16 +172,9 @@ def check_storage_host(spec: str) -> None:
     if not url.host or {"host", "hostaddr"} & set(url.query):
         return
     hosts = [host for host in url.host.split(",") if host and not host.startswith("/")]
-    reasons = []
-    for host in hosts:
-        try:
-            socket.getaddrinfo(host, None)
-            return
-        except socket.gaierror as exc:
-            reasons.append(exc.strerror or str(exc))
-    if reasons:
+    if (reason := unresolved(hosts)) is not None:
         raise StorageUnreachable(f"cannot open the Optuna storage {redact(spec)}: the host {', '.join(hosts)} does "
-                                 f"not resolve ({reasons[0]}); check the host name in --storage or tune.storage")
+                                 f"not resolve ({reason}); check the host name in --storage or tune.storage")
 
 
 def describe_storage(spec: str, paths: ProjectPaths) -> str:
