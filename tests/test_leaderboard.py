@@ -120,6 +120,14 @@ def test_standing_counts_the_other_teams_strictly_better() -> None:
     assert standing([], 0.12, greater_is_better=False) is None
 
 
+def test_the_same_files_scores_again_make_no_fit_and_no_error() -> None:
+    """`kpipe submit --force` of one model's file twice: two scored points of one CV, nothing to fit."""
+    report = leaderboard_report(SubmissionLog(Path("log.csv"), [row(1, 0.12, 0.13), row(2, 0.12, 0.13)]), "rmse")
+    assert report.slope is None
+    assert report.summary() == "2 scored submissions, all of one CV score: a fit needs submissions of different " \
+                               "CV scores"
+
+
 def test_the_report_fits_public_against_cv_and_ranks_them() -> None:
     log = SubmissionLog(Path("log.csv"), [row(1, 0.10, 0.11), row(2, 0.12, 0.13), row(3, 0.14, 0.16),
                                           row(4, 0.13, None, status="PENDING"), row(5, None, 0.2)])

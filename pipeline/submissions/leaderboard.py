@@ -57,6 +57,9 @@ class LeaderboardReport:
         if n < 2:
             lines.append(f"{n} scored submission(s) with a CV: at least two are needed to compare CV with the "
                          "leaderboard")
+        elif self.slope is None:  # the same model's file again (`kpipe submit --force`): one CV, no line
+            lines.append(f"{n} scored submissions, all of one CV score: a fit needs submissions of different CV "
+                         "scores")
         else:
             lines.append(f"over {n} scored submissions: public = {self.intercept:.5f} + {self.slope:.3f} x CV; "
                          f"Spearman rank correlation {_num(self.spearman, 2)}, Pearson {_num(self.pearson, 2)}")
