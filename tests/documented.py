@@ -360,31 +360,39 @@ def free_port() -> int:
 
 
 class Serving:
-    """A documented server command started in the background (its port moved to a free one),
-    waited for on `probe`, and stopped with its process group. Its log goes to a file: a pipe
-    nobody reads would fill and stop the server."""
+    """A documented server command started in the background on a free port (the page's fixed one
+    moved), waited for on `probe`, and stopped with its process group. Its log goes to a file: a
+    pipe nobody reads would fill and stop the server. A port another process took meanwhile is
+    tried again with another."""
 
-    def __init__(self, sh: Shell, command: str, port: int, probe: str, fixed_port: str | None = None) -> None:
-        text = sh.text(command)
-        text = text.replace(f"-p {fixed_port}", f"-p {port}") if fixed_port else f"{text} --port {port}"
-        self.log = sh.home / f"server-{port}.log"
+    def __init__(self, sh: Shell, command: str, probe: str, fixed_port: str | None = None) -> None:
+        self.sh, self.text, self.probe, self.fixed_port = sh, sh.text(command), probe, fixed_port
+
+    def _start(self) -> None:
+        self.port = free_port()
+        text = (self.text.replace(f"-p {self.fixed_port}", f"-p {self.port}") if self.fixed_port
+                else f"{self.text} --port {self.port}")
+        self.log = self.sh.home / f"server-{self.port}.log"
         with self.log.open("w") as log:
-            self.process = subprocess.Popen(["bash", "-c", f"source .venv/bin/activate && {text}"], cwd=sh.cwd,
-                                            env=sh.env(), stdout=log, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen(["bash", "-c", f"source .venv/bin/activate && {text}"], cwd=self.sh.cwd,
+                                            env=self.sh.env(), stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
-        self.url = f"http://127.0.0.1:{port}{probe}"
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> Serving:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if requests.get(self.url, timeout=2).ok:
-                    return self
-            except requests.ConnectionError:
-                pass
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, f"{self.url} did not answer: {self.log.read_text()[-3000:]}"
-            time.sleep(0.5)
+        for _ in range(3):
+            self._start()
+            deadline = time.monotonic() + 180
+            while self.process.poll() is None:
+                try:
+                    if requests.get(self.url + self.probe, timeout=2).ok:
+                        return self
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline, f"{self.url} did not answer: {self.log.read_text()[-3000:]}"
+                time.sleep(0.5)
+            assert "Address already in use" in self.log.read_text(), self.log.read_text()[-3000:]
+        raise AssertionError(f"no free port for {self.text}")
 
     def __exit__(self, *exc: object) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
