@@ -106,17 +106,22 @@ _SELF = NotHere("this test suite itself")
 _DOCS_SITE = "tests/test_docs.py::test_mkdocs_serve_shows_the_site_on_loopback"
 _DOCS_BUILD = "tests/test_docs.py::test_the_site_builds_strictly"
 
+# The README's block to change a param and compare runs, which docs/pipeline.md shows again.
+_CHANGE_AND_COMPARE: dict[str, Place] = {
+    "dvc exp run -n lr-low -S train.lr=0.002 predict": HOUSE,
+    "dvc exp show --only-changed --drop .*/": HOUSE,
+    "dvc metrics show metrics/house_prices/cv.json": HOUSE,
+    "dvc metrics diff": HOUSE,
+    "kpipe runs": HOUSE,
+    "mlflow ui --backend-store-uri sqlite:///mlflow.db": HOUSE,
+}
+
 PLACES: dict[str, dict[str, Place]] = {
     "README.md": {
         "make": MAKE,
         "make test": _SELF,
         "source .venv/bin/activate": HOUSE,
-        "dvc exp run -n lr-low -S train.lr=0.002 predict": HOUSE,
-        "dvc exp show --only-changed --drop .*/": HOUSE,
-        "dvc metrics show metrics/house_prices/cv.json": HOUSE,
-        "dvc metrics diff": HOUSE,
-        "kpipe runs": HOUSE,
-        "mlflow ui --backend-store-uri sqlite:///mlflow.db": HOUSE,
+        **_CHANGE_AND_COMPARE,
         "kpipe submit": HOUSE,
         "kpipe submissions": HOUSE,
         "kpipe leaderboard": HOUSE,
@@ -193,12 +198,7 @@ PLACES: dict[str, dict[str, Place]] = {
         "cp params.tuned.yaml params.yaml && dvc repro": NEW,
     },
     "docs/pipeline.md": {
-        "dvc exp run -n lr-low -S train.lr=0.002 predict": HOUSE,
-        "dvc exp show --only-changed --drop .*/": HOUSE,
-        "dvc metrics show metrics/house_prices/cv.json": HOUSE,
-        "dvc metrics diff": HOUSE,
-        "kpipe runs": HOUSE,
-        "mlflow ui --backend-store-uri sqlite:///mlflow.db": HOUSE,
+        **_CHANGE_AND_COMPARE,
     },
     "docs/submissions.md": {
         "kpipe submit": HOUSE,
