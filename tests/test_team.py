@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["services"]
 
-# Trials of well under a second: 300 rows, 2 folds, a few epochs. No pruning (startup trials
+# Trials of well under a second: 300 rows, 2 folds of one repeat, a few epochs. No pruning (startup trials
 # above the trial count), so every trial a live worker finishes is COMPLETE. The incumbent (the
 # first worker scores params.yaml before its first trial) is a linear model of 3 epochs too, not
 # the shipped ensemble of eight members, which took most of this test's time.
@@ -47,6 +47,7 @@ TEAM_TUNE = {
                    "model.kind": {"type": "categorical", "choices": ["linear", "mlp"]},
                    "model.hidden": {"type": "categorical", "choices": [[16], [16, 8]]}},
     "tune.pruner_startup_trials": 100,
+    "tune.cv_repeats": 1,
     "tune.one_group_per_trial": False,  # every trial draws every key: the retry must redraw them all
     "tune.heartbeat_s": 1,  # grace period 2 s: a dead worker's trial is stale 2 s after its last beat
 }
