@@ -366,7 +366,8 @@ class Serving:
     tried again with another."""
 
     def __init__(self, sh: Shell, command: str, probe: str, fixed_port: str | None = None) -> None:
-        self.sh, self.text, self.probe, self.fixed_port = sh, sh.text(command), probe, fixed_port
+        sh.text(command)  # recorded as run; its words, without the page's comment, get the port
+        self.sh, self.text, self.probe, self.fixed_port = sh, command, probe, fixed_port
 
     def _start(self) -> None:
         self.port = free_port()
