@@ -75,4 +75,17 @@ def _like(old: Any, value: Any) -> Any:
             seq.ca.comment = old.ca.comment  # an end-of-line comment may hang on the list itself
             seq.ca.items.update(old.ca.items)
         return seq
+    if isinstance(value, Mapping) and isinstance(old, CommentedMap):
+        # A mapping of mappings (tune.space) keeps one-line entries where the old one had them: a
+        # block entry would end the section on a list, whose next comment a `-S` drops.
+        flow = any(isinstance(v, CommentedMap) and v.fa.flow_style() for v in old.values())
+        out = CommentedMap()
+        for key, item in value.items():
+            out[key] = _like(old.get(key), item)
+            if flow and isinstance(item, Mapping):
+                out[key] = CommentedMap(item)
+                out[key].fa.set_flow_style()
+        out.ca.comment = old.ca.comment
+        out.ca.items.update({k: v for k, v in old.ca.items.items() if k in out})
+        return out
     return value
