@@ -274,3 +274,15 @@ def test_pictures_are_cached_outs_not_plots() -> None:
         for entry in stage.get("plots", []):
             path = str(next(iter(entry)) if isinstance(entry, dict) else entry)
             assert not path.endswith(".png"), f"{name}: {path}"
+
+
+def test_the_outs_of_stages_outside_makes_chain_are_not_cached() -> None:
+    """`dvc exp apply` checks out every cached out of every stage: one that a clone's `make` never
+    produced (no hash, nothing in the cache) fails the checkout, so those outs are `cache: false`."""
+    chain = _upstream("predict")
+    for name, stage in _iter_stages():
+        if name in chain:
+            continue
+        for entry in stage.get("outs", []):
+            path, props = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+            assert props.get("cache") is False, f"{name}: {path} should be cache: false"
