@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from conftest import kpipe
+from conftest import ROOT, kpipe
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -82,7 +82,8 @@ def kpipe_runs(repo: Path, tracking_uri: str) -> subprocess.CompletedProcess:
 def test_a_password_written_into_the_tracking_url_is_never_printed(team_server: MlflowServer, tmp_path: Path) -> None:
     password = team_server.passwords["team"]
     host = team_server.url.removeprefix("http://")
-    (tmp_path / "params.yaml").write_text("")
+    for name in ("params.yaml", "dvc.yaml"):  # a project folder, as kpipe requires
+        (tmp_path / name).write_text((ROOT / name).read_text())
 
     wrong = kpipe_runs(tmp_path, f"http://team:wrong-{password}@{host}")
     assert wrong.returncode == 1
