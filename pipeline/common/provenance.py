@@ -44,9 +44,7 @@ def git_commit(root: Path) -> Commit | None:
     """HEAD of the checkout at `root`, or None when it is not a git checkout (or git is missing)."""
     try:
         sha = _git(root, "rev-parse", "HEAD")
-        changed = _changed_files(subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=no"],
-                                                cwd=root, capture_output=True, text=True, check=True,
-                                                timeout=30).stdout)
+        changed = _changed_files(_git(root, "status", "--porcelain", "-z", "--untracked-files=no", strip=False))
     except (OSError, subprocess.SubprocessError):
         return None
     outputs = _stage_outputs(root)
@@ -80,6 +78,7 @@ def dvc_baseline() -> str | None:
     return os.environ.get(DVC_EXP_BASELINE_REV) or None
 
 
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True,
-                          timeout=30).stdout.strip()
+def _git(root: Path, *args: str, strip: bool = True) -> str:
+    """git's output; `strip=False` keeps the leading blank a `--porcelain` status line starts with."""
+    out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=30).stdout
+    return out.strip() if strip else out

@@ -81,10 +81,11 @@ def _like(old: Any, value: Any) -> Any:
         flow = any(isinstance(v, CommentedMap) and v.fa.flow_style() for v in old.values())
         out = CommentedMap()
         for key, item in value.items():
-            out[key] = _like(old.get(key), item)
             if flow and isinstance(item, Mapping):
                 out[key] = CommentedMap(item)
                 out[key].fa.set_flow_style()
+            else:
+                out[key] = _like(old.get(key), item)
         out.ca.comment = old.ca.comment
         out.ca.items.update({k: v for k, v in old.ca.items.items() if k in out})
         return out
