@@ -115,16 +115,12 @@ class StageParams:
     def section(self, name: str, cls: type[T]) -> T:
         """Section `name`, checked against dataclass `cls`, and recorded as read."""
         self.read.add(name)
-        raw = self._raw_section(name)
-        with self._from_file():
-            return parse_section(raw, cls, name)
+        return self._parse(name, cls)
 
     def key(self, section: str, name: str, cls: type) -> Any:
         """One key of a section (the whole section is still checked), recorded as `section.name`:
         a stage that needs one value does not rerun when its neighbours change."""
-        raw = self._raw_section(section)
-        with self._from_file():
-            value = getattr(parse_section(raw, cls, section), name)
+        value = getattr(self._parse(section, cls), name)
         self.read.add(f"{section}.{name}")
         return value
 
@@ -153,11 +149,15 @@ class StageParams:
 
     def runtime(self) -> RuntimeParams:
         """The runtime settings, not recorded as read: they say how to run, so no stage declares them and
-        changing them reruns nothing. Device and threads change results only by floating-point
-        rounding; the Fashion-MNIST row caps do change them (the metrics record the rows used)."""
-        raw = self._raw_section(RUNTIME)
+        changing them reruns nothing. The thread count changes no result on the CPU, a GPU rounds
+        differently; the Fashion-MNIST row caps do change results (the metrics record the rows used)."""
+        return self._parse(RUNTIME, RuntimeParams)
+
+    def _parse(self, name: str, cls: type[T]) -> T:
+        """Section `name` checked against `cls`, an error about its values worded as the file's."""
+        raw = self._raw_section(name)
         with self._from_file():
-            return parse_section(raw, RuntimeParams, RUNTIME)
+            return parse_section(raw, cls, name)
 
     def _raw_section(self, name: str) -> Any:
         if name not in self.raw:
