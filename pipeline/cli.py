@@ -164,7 +164,7 @@ def submit(
 ) -> None:
     """Validate the file, show the allowance left today, submit it with the Kaggle API, log it in
     submissions/log.csv, wait for its score and record it on the MLflow runs and model version."""
-    from pipeline.house_prices.kaggle_api import KaggleSubmission, KaggleUnavailable, submit_command
+    from pipeline.common.kaggle_api import KaggleSubmission, KaggleUnavailable, submit_command
     from pipeline.projects import default_message
     from pipeline.submissions.workflow import SubmitOptions
     from pipeline.submissions.workflow import submit as submit_file
@@ -210,8 +210,7 @@ def submissions(limit: int = typer.Option(20, help="How many to show, newest fir
     """Your past submissions on Kaggle, with their scores; completes submissions/log.csv (pending
     rows, later scores, submissions made outside kpipe) and records new scores in MLflow."""
     def command() -> None:
-        from pipeline.house_prices.kaggle_submit import submissions_table
-        from pipeline.submissions.workflow import sync
+        from pipeline.submissions.workflow import submissions_table, sync
 
         table = submissions_table(sync(_project(), limit, typer.echo))
         typer.echo(table.to_string(index=False) if not table.empty else "no submissions yet")

@@ -183,9 +183,17 @@ class HousePricesProject:
         return self.paths.cv_metrics
 
     def validate_submission_file(self, path: Path) -> pd.DataFrame:
-        from pipeline.house_prices.kaggle_submit import validate_submission_file
+        """The file as Kaggle will read it, checked against the validated test ids."""
+        import pandas as pd
 
-        return validate_submission_file(self.paths, path, self.max_bytes())
+        from pipeline.house_prices.schemas import ID
+        from pipeline.house_prices.submission import InvalidSubmission, check_submission, read_submission
+
+        if not self.paths.clean_test.exists():
+            raise InvalidSubmission(f"{self.paths.clean_test} not found: the submission is checked against the "
+                                    "validated test ids, so run `dvc repro validate` first")
+        test_ids = pd.read_parquet(self.paths.clean_test, columns=[ID])[ID].to_numpy()
+        return check_submission(read_submission(path, self.max_bytes()), test_ids)
 
     def runs(self, limit: int) -> pd.DataFrame:
         return _runs(self, limit)

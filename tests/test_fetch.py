@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.common.download import FetchError, UnsafeArchive, download, extract_verified, sha1_of
+from pipeline.common.kaggle_api import KaggleUnavailable
 from pipeline.house_prices.dataset import HOUSE_PRICES, fetch_house_prices
-from pipeline.house_prices.kaggle_api import KaggleUnavailable
 
 TRAIN_SHA1 = HOUSE_PRICES["train"].sha1
 CAP = 50 << 20  # params.yaml's data.max_file_mb

@@ -22,9 +22,9 @@ from conftest import BIN, ROOT
 from kaggle_standin import COMPETITION, KaggleStandIn, write_credentials
 
 from pipeline.common.download import sha1_of
+from pipeline.common.kaggle_api import credentials_hint
 from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.dataset import HOUSE_PRICES
-from pipeline.house_prices.kaggle_api import credentials_hint
 from pipeline.house_prices.submission import write_submission
 from pipeline.submissions.log import LogRow, SubmissionLog
 from pipeline.submissions.workflow import describe_row

@@ -18,7 +18,7 @@ from conftest import ROOT
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.house_prices.kaggle_api import LeaderboardEntry, SubmissionLimits
+from pipeline.common.kaggle_api import LeaderboardEntry, SubmissionLimits
 from pipeline.submissions.leaderboard import leaderboard_report, standing
 from pipeline.submissions.log import LogRow, SubmissionLog, SubmissionLogError, change_log, read_log
 from pipeline.submissions.source import ModelSource

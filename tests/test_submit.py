@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.common.paths import ProjectPaths
-from pipeline.house_prices.kaggle_submit import default_message
 from pipeline.house_prices.submission import InvalidSubmission, check_submission, write_submission
+from pipeline.projects import default_message, project_at
 
 
 @pytest.fixture
@@ -73,6 +73,6 @@ def test_submit_refuses_an_invalid_file_before_calling_kaggle(project: ProjectPa
 
 
 def test_default_message_carries_commit_and_cv_score(project: ProjectPaths) -> None:
-    message = default_message(project)
+    message = default_message(project_at(project))
     assert "CV log-RMSE 0.1234 ± 0.0100" in message
     assert message.startswith("kaggle-pipeline ")

@@ -20,6 +20,7 @@ from pipeline.common.download import (
     extract_verified,
     verifies,
 )
+from pipeline.house_prices import COMPETITION
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,12 @@ def _fetch(source: str, targets: dict[str, Path], *, base_url: str, local_dir: P
                              "-S data.local_dir=DIR (a folder holding Kaggle's zip or the two CSVs)")
         actions.update(_from_local(local_dir, pending, verify, max_bytes))
     elif source == "kaggle":
-        from pipeline.house_prices.kaggle_api import download_competition_zip
+        from pipeline.common.kaggle_api import download_competition_zip
 
         folder = next(iter(pending.values())).parent
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            archive = download_competition_zip(Path(tmp))
+            archive = download_competition_zip(Path(tmp), COMPETITION)
             for key, path in pending.items():
                 extract_verified(archive, HOUSE_PRICES[key].kaggle_name, path,
                                  HOUSE_PRICES[key].sha1 if verify else None, max_bytes)

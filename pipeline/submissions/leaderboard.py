@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.house_prices.kaggle_api import LeaderboardEntry
+from pipeline.common.kaggle_api import LeaderboardEntry
 from pipeline.submissions.log import COMPLETE, SubmissionLog
 
 

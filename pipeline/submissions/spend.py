@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from pipeline.common.errors import PipelineError
-from pipeline.house_prices.kaggle_api import SubmissionLimits
+from pipeline.common.kaggle_api import SubmissionLimits
 from pipeline.submissions.log import SubmissionLog
 from pipeline.submissions.source import ModelSource
 

@@ -1,5 +1,5 @@
 """`kpipe submit`, `kpipe submissions` and `kpipe leaderboard`: the steps in their order, over the
-modules of this package and the Kaggle adapter, for any project (`pipeline.projects.Project`).
+modules of this package and the Kaggle adapter, for any project (`SubmittingProject`).
 
 Submit: check that the file is there (a file named with -f is the user's, and named as such),
 check it (the project's own checks), read the log (a broken log stops here, before
@@ -16,13 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+import pandas as pd
+
+from pipeline.common import kaggle_api
 from pipeline.common.download import Unreachable
 from pipeline.common.io import sha1_of
+from pipeline.common.kaggle_api import KaggleRefused, KaggleSubmission
+from pipeline.common.paths import ProjectPaths
 from pipeline.common.readers import UnreadableFile
-from pipeline.house_prices import kaggle_api
-from pipeline.house_prices.kaggle_api import KaggleRefused, KaggleSubmission
 from pipeline.submissions.leaderboard import Standing, standing
 from pipeline.submissions.log import ERROR, KAGGLE, LogRow, SubmissionLog, change_log, read_log, update_row
 from pipeline.submissions.scores import record_scores
@@ -30,9 +33,29 @@ from pipeline.submissions.source import submission_source
 from pipeline.submissions.spend import cv_warning, refuse_resubmission, refuse_without_allowance
 
 if TYPE_CHECKING:
-    from pipeline.projects import Project
+    from pipeline.tabular.competition import Competition
 
 Echo = Callable[[str], None]
+
+
+class SubmittingProject(Protocol):
+    """What the workflow asks of a project: every `pipeline.projects.Project` is one. Stated here,
+    in the workflow's own layer, so that submissions never import the projects above them."""
+
+    @property
+    def paths(self) -> ProjectPaths: ...
+
+    @property
+    def competition(self) -> Competition: ...
+
+    @property
+    def experiment(self) -> str:
+        """The MLflow experiment whose runs may have written the file."""
+        ...
+
+    def validate_submission_file(self, path: Path) -> pd.DataFrame:
+        """The project's own checks of the file, before anything is spent."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -56,7 +79,7 @@ def _iso(when: datetime | None) -> str:
     return aware.isoformat(timespec="seconds")
 
 
-def submit(project: Project, options: SubmitOptions, echo: Echo,
+def submit(project: SubmittingProject, options: SubmitOptions, echo: Echo,
            on_poll: Callable[[KaggleSubmission, float], None] | None = None) -> LogRow:
     """Check, spend one submission, log it, follow it until scored (at most `wait_s`)."""
     require_file(options.path, project.paths.submission)
@@ -104,7 +127,7 @@ def _relative(path: Path, root: Path) -> Path:
         return path
 
 
-def _complete(project: Project, ref: int, seen: KaggleSubmission, echo: Echo) -> LogRow | None:
+def _complete(project: SubmittingProject, ref: int, seen: KaggleSubmission, echo: Echo) -> LogRow | None:
     """Bring Kaggle's answer about `ref` into its log row; on a new score, the rank and MLflow."""
     changes = {"status": seen.status, "public_score": seen.public_score, "private_score": seen.private_score,
                "error": seen.error}
@@ -140,7 +163,7 @@ def _complete(project: Project, ref: int, seen: KaggleSubmission, echo: Echo) ->
     return row
 
 
-def _standing(project: Project, row: LogRow, team: str, echo: Echo) -> Standing | None:
+def _standing(project: SubmittingProject, row: LogRow, team: str, echo: Echo) -> Standing | None:
     competition = project.competition
     try:
         entries = kaggle_api.public_leaderboard(competition.slug)
@@ -166,7 +189,7 @@ def describe_row(row: LogRow) -> str:
     return text
 
 
-def sync(project: Project, limit: int, echo: Echo) -> list[KaggleSubmission]:
+def sync(project: SubmittingProject, limit: int, echo: Echo) -> list[KaggleSubmission]:
     """Complete the log from Kaggle: pending rows, later scores (the private one, at the end), and
     submissions made outside kpipe (origin `kaggle`). Returns Kaggle's list, newest first."""
     slug = project.competition.slug
@@ -195,3 +218,16 @@ def _stranger(seen: KaggleSubmission, slug: str, metric: str) -> LogRow:
     return LogRow(ref=seen.ref, date=_iso(seen.date), competition=slug, status=seen.status, origin=KAGGLE,
                   file=seen.file_name, message=seen.description, public_score=seen.public_score,
                   private_score=seen.private_score, error=seen.error, metric=metric)
+
+
+def submissions_table(listed: list[KaggleSubmission]) -> pd.DataFrame:
+    """Submissions as Kaggle lists them, newest first: ref, date (UTC), status, scores and message."""
+    rows = [{"ref": s.ref, "date (UTC)": s.date.strftime("%Y-%m-%d %H:%M") if s.date else "",
+             "status": s.status, "public": _shown(s.public_score), "private": _shown(s.private_score),
+             "file": s.file_name, "message": s.description + (f" [error: {s.error}]" if s.error else "")}
+            for s in listed]
+    return pd.DataFrame(rows)
+
+
+def _shown(score: float | None) -> str:
+    return "-" if score is None else f"{score:.5f}"

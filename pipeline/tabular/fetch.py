@@ -53,7 +53,7 @@ def fetch_competition(competition: Competition, source: str, external_dir: Path,
             actions[role] = f"extracted from {archive[0]}"
         return actions
     if source == "kaggle":
-        from pipeline.house_prices.kaggle_api import download_competition_zip
+        from pipeline.common.kaggle_api import download_competition_zip
 
         folder = next(iter(pending.values())).parent
         folder.mkdir(parents=True, exist_ok=True)

@@ -81,7 +81,7 @@ def _bring_data(options: NewOptions, slug: str, external: Path) -> None:
     external.mkdir(parents=True)
     source = options.source
     if source is None:
-        from pipeline.house_prices.kaggle_api import download_competition_zip
+        from pipeline.common.kaggle_api import download_competition_zip
 
         with tempfile.TemporaryDirectory() as tmp:
             _extract_csvs(download_competition_zip(Path(tmp), slug), external)

@@ -4,7 +4,8 @@
 without usable credentials, so the package is imported lazily, inside these functions, only
 after `credentials_hint()` found credentials, and with its stdout captured. The rest of the
 pipeline never imports `kaggle` and never sees its types: answers come back as
-`KaggleSubmission`s.
+`KaggleSubmission`s. It serves every competition: each function takes the competition's slug
+from its caller (a project's `competition.slug`).
 
 How the client reports trouble (pinned by tests/test_kaggle_standin.py against the stand-in):
 a refusal is a `requests.HTTPError` whose `response.status_code` says why (401 credentials,
@@ -29,7 +30,6 @@ from typing import Any
 
 from pipeline.common.download import Unreachable
 from pipeline.common.errors import PipelineError
-from pipeline.house_prices import COMPETITION
 
 TOKEN_PAGE = "https://www.kaggle.com/settings/api"
 HOW_TO_AUTHENTICATE = (
@@ -69,7 +69,7 @@ class KaggleSubmission:
         return self.status != PENDING
 
 
-def rules_url(competition: str = COMPETITION) -> str:
+def rules_url(competition: str) -> str:
     return f"https://www.kaggle.com/competitions/{competition}/rules"
 
 
@@ -133,7 +133,7 @@ def _refusal(exc: Any, action: str, competition: str) -> KaggleRefused:
     return KaggleRefused(f"Kaggle answered HTTP {status} when asked to {action}: {exc}")
 
 
-def _api(competition: str = COMPETITION) -> Any:
+def _api(competition: str) -> Any:
     """An authenticated `KaggleApi`. Its import and `authenticate()` print help to stdout and
     `exit(1)` on unusable credentials: both are captured and turned into one message."""
     hint = credentials_hint()
@@ -152,7 +152,7 @@ def _api(competition: str = COMPETITION) -> Any:
     return api
 
 
-def download_competition_zip(dest_dir: Path, competition: str = COMPETITION) -> Path:
+def download_competition_zip(dest_dir: Path, competition: str) -> Path:
     """Download the competition archive into `dest_dir` and return its path (the client's
     own progress bar shows on stdout)."""
     api = _api(competition)
@@ -164,7 +164,7 @@ def download_competition_zip(dest_dir: Path, competition: str = COMPETITION) -> 
     return archive
 
 
-def submit_file(path: Path, message: str, competition: str = COMPETITION) -> tuple[int, str]:
+def submit_file(path: Path, message: str, competition: str) -> tuple[int, str]:
     """Upload `path` as a submission; (its ref, Kaggle's answer)."""
     api = _api(competition)
     with _answers("submit", competition):
@@ -175,7 +175,7 @@ def submit_file(path: Path, message: str, competition: str = COMPETITION) -> tup
     return int(response.ref), str(response.message)
 
 
-def list_submissions(competition: str = COMPETITION, limit: int = 20) -> list[KaggleSubmission]:
+def list_submissions(competition: str, limit: int = 20) -> list[KaggleSubmission]:
     """Your latest submissions to the competition, newest first."""
     api = _api(competition)
     with _answers("list your submissions", competition):
@@ -200,7 +200,7 @@ class SubmissionLimits:
                 f"({self.today} made today, {self.total} in all)")
 
 
-def submission_limits(competition: str = COMPETITION) -> SubmissionLimits:
+def submission_limits(competition: str) -> SubmissionLimits:
     """Your team's allowance now, as Kaggle counts it."""
     api = _api(competition)
     with _answers("read your submission limits", competition):
@@ -209,7 +209,7 @@ def submission_limits(competition: str = COMPETITION) -> SubmissionLimits:
                             bool(raw.limited_by_total))
 
 
-def get_submission(ref: int, competition: str = COMPETITION) -> KaggleSubmission:
+def get_submission(ref: int, competition: str) -> KaggleSubmission:
     """One submission as Kaggle sees it now."""
     api = _api(competition)
     with _answers(f"read submission {ref}", competition):
@@ -222,7 +222,7 @@ class LeaderboardEntry:
     score: float
 
 
-def public_leaderboard(competition: str = COMPETITION) -> list[LeaderboardEntry]:
+def public_leaderboard(competition: str) -> list[LeaderboardEntry]:
     """Every team's best public score: the leaderboard Kaggle lets anyone download (a zip of one
     CSV with `TeamName` and `Score` columns), read in full, unlike the 20-row page of `--show`."""
     import csv
@@ -251,7 +251,7 @@ def public_leaderboard(competition: str = COMPETITION) -> list[LeaderboardEntry]
     return entries
 
 
-def wait_for_score(ref: int, timeout_s: float, poll_s: float = 5.0, competition: str = COMPETITION,
+def wait_for_score(ref: int, timeout_s: float, poll_s: float = 5.0, *, competition: str,
                    on_poll: Callable[[KaggleSubmission, float], None] | None = None) -> KaggleSubmission:
     """Poll submission `ref` until Kaggle has scored it (or failed to), at most `timeout_s`
     seconds; returns the last answer, still PENDING when the time ran out.
@@ -285,7 +285,7 @@ def _submission(raw: Any) -> KaggleSubmission:
                             file_name=raw.file_name or "", team_name=getattr(raw, "team_name", "") or "")
 
 
-def submit_command(path: Path, message: str, competition: str = COMPETITION) -> str:
+def submit_command(path: Path, message: str, competition: str) -> str:
     """The equivalent shell command, for users who submit by hand."""
     quoted = message.replace('"', '\\"')
     return f'kaggle competitions submit {competition} -f {path} -m "{quoted}"'
