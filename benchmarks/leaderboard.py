@@ -200,7 +200,7 @@ def library_blend(raw: dict, train, test, args: argparse.Namespace) -> None:
     from pipeline.common.paths import ProjectPaths
     from pipeline.house_prices.blend_search import beats_incumbent, table
     from pipeline.house_prices.cv import FoldFeatureCache
-    from pipeline.house_prices.oof_library import OOFLibrary
+    from pipeline.tabular.oof_library import OOFLibrary
     from pipeline.tuning.blend_library import BlendOptions, candidate_entries, choose_blend, member_overrides
     from pipeline.tuning.study import load_tune, make_objective, make_study, optimize
 

@@ -49,7 +49,7 @@ from pipeline.common.runtime import set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.house_prices.cv import FoldFeatureCache
 from pipeline.house_prices.experiment import parse_experiment
-from pipeline.house_prices.oof_library import OOFLibrary
+from pipeline.tabular.oof_library import OOFLibrary
 from pipeline.team.services import ServiceUnavailable, running_postgres
 from pipeline.tuning.study import (
     ensure_incumbent,

@@ -379,7 +379,7 @@ def oof(
     """The OOF library (.kpipe/oof/, or $KPIPE_OOF_LIBRARY): every member's cross-validation kept
     across experiments, best first; --prune-keep / --prune-days remove old or weak entries."""
     def command() -> None:
-        from pipeline.house_prices.oof_library import OOFLibrary
+        from pipeline.tabular.oof_library import OOFLibrary
         from pipeline.tuning.blend_library import library_table
 
         library = OOFLibrary.for_project(ProjectPaths.here().root)

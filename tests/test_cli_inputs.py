@@ -143,7 +143,7 @@ def test_a_competition_projects_bad_value_is_one_line_from_every_command_and_its
 def test_blend_names_every_unknown_key_before_it_loads_or_scores_anything(
         house_project: ProjectPaths, tmp_path: Path, clean_frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     from pipeline.house_prices.experiment import parse_experiment, run_cv
-    from pipeline.house_prices.oof_library import OOFLibrary
+    from pipeline.tabular.oof_library import OOFLibrary
 
     library = OOFLibrary.for_project(house_project.root)
     train, test = clean_frames

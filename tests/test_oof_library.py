@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.common.params import with_overrides
 from pipeline.house_prices.experiment import parse_experiment, run_cv
-from pipeline.house_prices.oof_library import ARRAYS, OOFLibrary
+from pipeline.tabular.oof_library import ARRAYS, OOFLibrary
 
 ROOT = Path(__file__).resolve().parents[1]
 # A torch member and a scikit-learn member, small and quick.
@@ -93,7 +93,7 @@ WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import numpy as np
-    import pipeline.house_prices.oof_library as lib
+    import pipeline.tabular.oof_library as lib
     real = np.save
     def slow_save(fh, values, allow_pickle=False):
         real(fh, values, allow_pickle=allow_pickle)

@@ -155,8 +155,8 @@ def test_a_competition_module_hook_adds_columns_before_the_features(tmp_path, mo
 
 
 def test_the_oof_library_reads_back_exactly_the_members_whose_ingredients_did_not_change(cancer, tmp_path):
-    from pipeline.house_prices.oof_library import OOFLibrary
     from pipeline.tabular.library import MemberLibrary
+    from pipeline.tabular.oof_library import OOFLibrary
 
     library = MemberLibrary(OOFLibrary(tmp_path / "oof"))
     problem = Problem.of(binary("auc", "probability"), Hooks())

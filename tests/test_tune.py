@@ -337,7 +337,7 @@ def test_a_clearly_bad_ensemble_trial_is_pruned_before_its_last_member(small, tm
     """Three sound learning rates, then one too low to learn: the pruner compares the bad trial's
     torch member, epoch by epoch, with the earlier trials' and stops it inside that member's
     training, so the lasso member's folds never run."""
-    from pipeline.house_prices.oof_library import OOFLibrary
+    from pipeline.tabular.oof_library import OOFLibrary
 
     raw = with_overrides(RAW, ENSEMBLE)
     space = parse_space({"model.members[0].train.lr": {"type": "float", "low": 1e-7, "high": 0.01, "log": True}}, raw)
@@ -374,7 +374,7 @@ def test_one_group_per_trial_varies_one_member_and_leaves_the_others_at_params_y
 
 def _fill_library(repo: Path, *members: dict) -> None:
     """Cross-validate single models into the repo's OOF library on the study's fold plan."""
-    from pipeline.house_prices.oof_library import OOFLibrary
+    from pipeline.tabular.oof_library import OOFLibrary
 
     paths = ProjectPaths(repo)
     raw = read_params(paths.params)
@@ -398,7 +398,7 @@ def test_kpipe_blend_refuses_a_blend_that_does_not_beat_params_yaml(quick_repo: 
 
 def test_kpipe_blend_writes_a_better_blend_as_members_that_reproduce_its_entries(
         quick_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.house_prices.oof_library import OOFLibrary
+    from pipeline.tabular.oof_library import OOFLibrary
 
     monkeypatch.chdir(quick_repo)
     lasso = {"model.kind": "sklearn", "sklearn.estimator": "lasso"}
@@ -434,7 +434,7 @@ def test_kpipe_blend_chooses_among_the_members_of_one_studys_trials(quick_repo: 
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """`--study`: the candidates are the members the study's trials cross-validated (their
     `oof_keys`), not every library entry."""
-    from pipeline.house_prices.oof_library import OOFLibrary
+    from pipeline.tabular.oof_library import OOFLibrary
     from pipeline.tuning.study import MEMBER_KEYS, trial_params
 
     monkeypatch.chdir(quick_repo)

@@ -32,7 +32,6 @@ from pipeline.house_prices.families import FAMILIES, family_of
 from pipeline.house_prices.features import training_rows
 from pipeline.house_prices.final import FinalModel
 from pipeline.house_prices.members import ensemble_members
-from pipeline.house_prices.oof_library import OOFLibrary, digest, frame_digest, source_digest
 from pipeline.house_prices.params import (
     CVParams,
     FeatureParams,
@@ -42,6 +41,7 @@ from pipeline.house_prices.params import (
     TrainParams,
 )
 from pipeline.house_prices.training import EpochCallback, History
+from pipeline.tabular.oof_library import OOFLibrary, digest, frame_digest, source_digest
 
 log = logging.getLogger(__name__)
 

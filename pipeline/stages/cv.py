@@ -22,12 +22,12 @@ from pipeline.house_prices.experiment import (
     read_experiment,
     run_cv,
 )
-from pipeline.house_prices.oof_library import OOFLibrary
 from pipeline.house_prices.plots import write_curves
 from pipeline.house_prices.runs import cv_run
 from pipeline.house_prices.schemas import ID, TARGET
 from pipeline.stages import run_stage
 from pipeline.submissions.source import CV_METRICS_TAG
+from pipeline.tabular.oof_library import OOFLibrary
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The OOF library in a competition project: each member's cross-validation kept across
 experiments, keyed by exactly what it depends on.
 
-The same store as House Prices' (`pipeline.house_prices.oof_library`, `.kpipe/oof/`): a
+The store House Prices uses too (`pipeline.tabular.oof_library`, `.kpipe/oof/`): a
 member's out-of-fold and test predictions (link space) are a pure function of its family, its
 own params sections (`Family.sections`), its feature options and seed, the fold plan, the
 competition's target and classes, the data (train, test and the hook module's source), the
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.common.runtime import current_threads
-from pipeline.house_prices.oof_library import OOFLibrary, digest, frame_digest, source_digest
 from pipeline.tabular.members import FAMILIES
+from pipeline.tabular.oof_library import OOFLibrary, digest, frame_digest, source_digest
 from pipeline.tabular.params import MemberParams, TabularExperiment
 
 _HERE = Path(__file__).resolve().parent

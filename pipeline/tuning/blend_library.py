@@ -39,7 +39,7 @@ from pipeline.house_prices.experiment import (
     run_cv,
 )
 from pipeline.house_prices.members import ENSEMBLE
-from pipeline.house_prices.oof_library import Entry, OOFLibrary
+from pipeline.tabular.oof_library import Entry, OOFLibrary
 from pipeline.tuning.apply import write_params
 from pipeline.tuning.study import MEMBER_KEYS, load_frames, load_tune, open_storage, trial_params
 

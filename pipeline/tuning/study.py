@@ -51,8 +51,8 @@ from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, OpenRun, RunRecord, open_run
 from pipeline.house_prices.cv import FoldFeatureCache
 from pipeline.house_prices.experiment import SECTIONS, MemberKeys, parse_experiment, run_cv
-from pipeline.house_prices.oof_library import OOFLibrary
 from pipeline.house_prices.training import Diverged, EpochCallback
+from pipeline.tabular.oof_library import OOFLibrary
 from pipeline.tuning.apply import write_params
 from pipeline.tuning.incumbent import (
     FOLD_SCORES,
