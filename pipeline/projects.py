@@ -96,7 +96,6 @@ def repository_sections() -> dict[str, Any]:
     and the studies' (the modules of the params dataclasses only: checking costs no torch import)."""
     from pipeline.common.params import RUNTIME, BaseParams, RuntimeParams
     from pipeline.fashion.params import FashionDataParams, FashionModelList, FashionTrainParams
-    from pipeline.house_prices.catboost_member import CatBoostParams
     from pipeline.house_prices.params import (
         CVParams,
         DataParams,
@@ -108,6 +107,7 @@ def repository_sections() -> dict[str, Any]:
         TrainParams,
     )
     from pipeline.studies.params import InitStudyParams, LinregStudyParams, WeightDecayStudyParams
+    from pipeline.tabular.catboost_member import CatBoostParams
     from pipeline.tuning.params import TuneParams
 
     return {"base": BaseParams, RUNTIME: RuntimeParams, "data": DataParams, "features": FeatureParams,

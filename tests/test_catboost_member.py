@@ -12,9 +12,9 @@ import pytest
 from conftest import ROOT
 
 from pipeline.common.params import parse_section, read_params
-from pipeline.house_prices.catboost_member import CATBOOST_FILE, CatBoostParams, CatBoostRegressor
 from pipeline.house_prices.features import fit_and_transform, native_categorical, text_as_object
 from pipeline.house_prices.params import FeatureParams
+from pipeline.tabular.catboost_member import CATBOOST_FILE, CatBoostParams, CatBoostRegressor
 
 ROWS, FIT_ROWS = 400, 300
 # Small and quick: a few hundred shallow trees.

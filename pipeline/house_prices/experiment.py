@@ -26,7 +26,6 @@ from pipeline.common.paths import ProjectPaths
 from pipeline.common.provenance import git_commit
 from pipeline.common.runtime import resolve_device
 from pipeline.house_prices.blend import BLENDS, blend_weights, nested_blend
-from pipeline.house_prices.catboost_member import CatBoostParams
 from pipeline.house_prices.cv import CVResult, FoldFeatureCache, Splits, fold_names, repeat_of, score_oof, split_folds
 from pipeline.house_prices.families import FAMILIES, family_of
 from pipeline.house_prices.features import training_rows
@@ -41,6 +40,7 @@ from pipeline.house_prices.params import (
     TrainParams,
 )
 from pipeline.house_prices.training import EpochCallback, History
+from pipeline.tabular.catboost_member import CatBoostParams
 from pipeline.tabular.oof_library import OOFLibrary, digest, frame_digest, source_digest
 
 log = logging.getLogger(__name__)

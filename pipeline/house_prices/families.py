@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 from safetensors.torch import load_file
 
-from pipeline.house_prices.catboost_member import CatBoostRegressor
 from pipeline.house_prices.cv import CVResult, FoldFeatureCache, Splits, cross_validate, cross_validate_regressor
 from pipeline.house_prices.estimators import (
     NATIVE_SKLEARN,
@@ -41,6 +41,7 @@ from pipeline.house_prices.estimators import (
 from pipeline.house_prices.final import WEIGHTS, FinalModel, Predictor, TorchPredictor, fit_final, fit_final_regressor
 from pipeline.house_prices.models import FoldBatchedRegressor, ModelSpec
 from pipeline.house_prices.training import EpochCallback
+from pipeline.tabular.catboost_member import CatBoostRegressor
 
 if TYPE_CHECKING:
     from pipeline.house_prices.experiment import ExperimentParams
@@ -143,7 +144,7 @@ class EstimatorFamily:
     make: Callable[[ExperimentParams], Regressor]
     section: Callable[[ExperimentParams], dict[str, Any]]
     loader: Callable[[Path, dict[str, Any]], Regressor]
-    module: str
+    module: Path  # the module of its model class
     libraries: tuple[str, ...]
     native: Callable[[ExperimentParams], bool]
     name: Callable[[ExperimentParams], str] = lambda _member: ""  # the estimator within the family
@@ -158,7 +159,7 @@ class EstimatorFamily:
         return {**_common(member), self.kind: self.section(member)}
 
     def code(self) -> tuple[Path, ...]:
-        return (*_SHARED_CODE, _HERE / self.module, _HERE / "final.py")
+        return (*_SHARED_CODE, self.module, _HERE / "final.py")
 
     def library_versions(self) -> dict[str, str]:
         return _versions("numpy", "scikit-learn", *self.libraries)
@@ -190,16 +191,16 @@ FAMILIES: dict[str, Family] = {
     "sklearn": EstimatorFamily(
         "sklearn", make=lambda m: SklearnRegressor(sklearn_estimator(m.sklearn, m.base.seed), m.sklearn.estimator),
         section=_sklearn_section, loader=lambda d, spec: SklearnRegressor.load(d, spec["estimator"]),
-        module="estimators.py", libraries=("scipy",), native=lambda m: m.sklearn.estimator in NATIVE_SKLEARN,
+        module=_HERE / "estimators.py", libraries=("scipy",), native=lambda m: m.sklearn.estimator in NATIVE_SKLEARN,
         name=lambda m: m.sklearn.estimator),
     "lightgbm": EstimatorFamily(
         "lightgbm", make=lambda m: LightGBMRegressor(m.lightgbm, m.base.seed),
         section=lambda m: dataclasses.asdict(m.lightgbm), loader=lambda d, _spec: LightGBMRegressor.load(d),
-        module="estimators.py", libraries=("lightgbm",), native=lambda m: True),
+        module=_HERE / "estimators.py", libraries=("lightgbm",), native=lambda m: True),
     "catboost": EstimatorFamily(
         "catboost", make=lambda m: CatBoostRegressor(m.catboost, m.base.seed),
         section=lambda m: dataclasses.asdict(m.catboost), loader=lambda d, _spec: CatBoostRegressor.load(d),
-        module="catboost_member.py", libraries=("catboost",), native=lambda m: True),
+        module=Path(inspect.getfile(CatBoostRegressor)).resolve(), libraries=("catboost",), native=lambda m: True),
 }
 
 

@@ -27,8 +27,8 @@ from pipeline.tabular.oof_library import OOFLibrary, digest, frame_digest, sourc
 from pipeline.tabular.params import MemberParams, TabularExperiment
 
 _HERE = Path(__file__).resolve().parent
-CODE = (*(_HERE / m for m in ("features.py", "members.py", "torch_members.py", "modeling.py", "params.py")),
-        _HERE.parent / "house_prices" / "catboost_member.py")
+CODE = tuple(_HERE / m for m in ("features.py", "members.py", "torch_members.py", "modeling.py", "params.py",
+                                 "catboost_member.py"))
 LIBRARIES = ("numpy", "scikit-learn", "torch", "lightgbm", "catboost", "pandas")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from pipeline.common.io import write_text
 from pipeline.common.runtime import current_threads
 from pipeline.common.skops_files import dump_skops, load_skops
-from pipeline.house_prices.catboost_member import catboost_frame, save_cbm
+from pipeline.tabular.catboost_member import catboost_frame, save_cbm
 from pipeline.tabular.params import MemberParams
 from pipeline.tabular.torch_members import TorchModel, fit_torch
 

@@ -22,7 +22,7 @@ from pipeline.common.params import (
     ranged,
     with_overrides,
 )
-from pipeline.house_prices.catboost_member import CatBoostParams
+from pipeline.tabular.catboost_member import CatBoostParams
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ The model is saved in CatBoost's own binary format (`.cbm`), which `load_model` 
 running any code, unlike pickle. Training metadata that varies between identical fits (a
 random model GUID, the finish time, the thread count) is normalised first, so the same fit
 gives the same bytes.
+
+In the core: House Prices' families use the member itself, and the core's CatBoost family
+(`pipeline.tabular.members`) the same frame and file helpers (`catboost_frame`, `save_cbm`).
 """
 
 from __future__ import annotations
