@@ -12,7 +12,6 @@ import pytest
 import yaml
 from vega_datasets import data as vega_data
 
-from pipeline.house_prices.validation import ValidationFailed
 from pipeline.tabular.schema import (
     MARGIN,
     MAX_LISTED_CATEGORIES,
@@ -23,6 +22,7 @@ from pipeline.tabular.schema import (
     validate_tables,
     write_schema,
 )
+from pipeline.tabular.validation import ValidationFailed
 
 # vega_datasets calls a pandas reader option pandas 3 deprecates; nothing this module can change.
 pytestmark = pytest.mark.filterwarnings("ignore:The 'convert_dates' keyword:Warning")

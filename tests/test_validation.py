@@ -7,7 +7,8 @@ import pandera.pandas as pa
 import pytest
 
 from pipeline.house_prices.schemas import FeatureMatrix, RawTest, RawTrain, Submission
-from pipeline.house_prices.validation import ValidationFailed, validate_raw
+from pipeline.house_prices.validation import validate_raw
+from pipeline.tabular.validation import ValidationFailed
 
 
 def _damage(frame: pd.DataFrame, with_price: bool) -> pd.DataFrame:

@@ -1,54 +1,15 @@
-"""Validate the raw competition tables and explain every failure at once."""
+"""Validate House Prices' raw tables against its hand-written schemas and explain every failure
+at once (in the core's report: `pipeline.tabular.validation`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
 
-from pipeline.common.errors import PipelineError
 from pipeline.house_prices.schemas import FEATURE_COLUMNS, ID, RawTest, RawTrain, fractional_ids
-
-
-@dataclass(frozen=True)
-class ValidationReport:
-    """Every failure of one validation run; `ok` when there are none."""
-
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "n_failures": len(self.failures), "rows": self.rows,
-                "failures": self.failures}
-
-    def summary(self, limit: int = 20) -> str:
-        """A readable digest: one line per (table, column, check), with example values."""
-        if self.ok:
-            return f"validation passed: {self.rows}"
-        frame = pd.DataFrame(self.failures)
-        lines = [f"validation failed: {len(self.failures)} failure(s)"]
-        for (table, column, check), group in frame.groupby(["table", "column", "check"], sort=False, dropna=False):
-            examples = ", ".join(map(str, group["failure_case"].head(3)))
-            where = f"{table}.{column}" if isinstance(column, str) else table
-            lines.append(f"  {where}: {check} ({len(group)}x, e.g. {examples})")
-            if len(lines) > limit:
-                lines.append("  ... see the JSON report for the rest")
-                break
-        return "\n".join(lines)
-
-
-class ValidationFailed(PipelineError, ValueError):
-    """Raised by `validate_raw` with the full report attached."""
-
-    def __init__(self, report: ValidationReport) -> None:
-        super().__init__(report.summary())
-        self.report = report
+from pipeline.tabular.validation import ValidationFailed, ValidationReport, failure, json_scalar
 
 
 def validate_raw(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, ValidationReport]:
@@ -60,13 +21,13 @@ def validate_raw(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame,
     failures: list[dict[str, Any]] = []
     for table, frame in (("train", train), ("test", test)):
         if frame.empty:
-            failures.append(_failure(table, None, "has_rows", "no rows"))
+            failures.append(failure(table, None, "has_rows", "no rows"))
         failures.extend(_fractional_id_failures(table, frame))
     clean_train = _validate(RawTrain, train, "train", failures)
     clean_test = _validate(RawTest, test, "test", failures)
     if ID in train.columns and ID in test.columns:
         shared = sorted(set(train[ID].dropna()) & set(test[ID].dropna()))
-        failures.extend(_failure("test", ID, "ids_disjoint_from_train", i) for i in shared)
+        failures.extend(failure("test", ID, "ids_disjoint_from_train", i) for i in shared)
     failures.extend(_missing_in_test(train, test))
     report = ValidationReport(failures, {"train": len(train), "test": len(test)})
     if not report.ok:
@@ -75,15 +36,11 @@ def validate_raw(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame,
     return clean_train, clean_test, report
 
 
-def _failure(table: str, column: str | None, check: str, case: Any) -> dict[str, Any]:
-    return {"table": table, "column": column, "check": check, "failure_case": json_scalar(case), "index": None}
-
-
 def _fractional_id_failures(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
     """`1461.5` as an id: the schema's coercion to int would silently make it 1461."""
     if ID not in frame.columns:
         return []
-    return [_failure(table, ID, "integral", i) for i in fractional_ids(frame[ID])]
+    return [failure(table, ID, "integral", i) for i in fractional_ids(frame[ID])]
 
 
 # A test column may be empty by chance only when few of its rows would have a value: with
@@ -106,7 +63,7 @@ def _missing_in_test(train: pd.DataFrame, test: pd.DataFrame) -> list[dict[str, 
         if column in test.columns and column in train.columns and test[column].isna().all():
             expected = len(test) * float(train[column].notna().mean())
             if expected >= MIN_EXPECTED_VALUES:
-                failures.append(_failure("test", column, "not_entirely_missing",
+                failures.append(failure("test", column, "not_entirely_missing",
                                          f"all {len(test)} test values missing where train's rate predicts "
                                          f"{expected:.0f}"))
     return failures
@@ -133,12 +90,3 @@ def _validate(model: type[pa.DataFrameModel], frame: pd.DataFrame, table: str,
             failures.append({"table": table, "column": json_scalar(row.column), "check": str(row.check),
                              "failure_case": json_scalar(row.failure_case), "index": json_scalar(row.index)})
         return None
-
-
-def json_scalar(value: Any) -> Any:
-    """JSON-friendly scalar (a failure case of any table's report, House Prices' or a competition's)."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    return value if isinstance(value, (int, float, str, bool)) else str(value)

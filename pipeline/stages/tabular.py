@@ -65,8 +65,8 @@ def fetch(paths: ProjectPaths) -> None:
 
 
 def validate(paths: ProjectPaths) -> None:
-    from pipeline.house_prices.validation import ValidationFailed
     from pipeline.tabular.schema import read_schema, validate_tables
+    from pipeline.tabular.validation import ValidationFailed
 
     competition = _competition(paths)
     max_bytes = int(StageParams(paths.params).key("data", "max_file_mb", TabularDataParams) * MB)

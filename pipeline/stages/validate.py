@@ -9,8 +9,9 @@ from pipeline.common.params import StageParams
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.readers import MB, read_csv_table
 from pipeline.house_prices.params import DataParams
-from pipeline.house_prices.validation import ValidationFailed, validate_raw
+from pipeline.house_prices.validation import validate_raw
 from pipeline.stages import run_stage
+from pipeline.tabular.validation import ValidationFailed
 
 log = logging.getLogger(__name__)
 

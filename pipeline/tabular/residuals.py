@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.house_prices.validation import json_scalar
 from pipeline.tabular.modeling import Problem
+from pipeline.tabular.validation import json_scalar
 
 TARGET_BIN = "target_decile"
 EPS = 1e-15

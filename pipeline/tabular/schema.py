@@ -37,7 +37,7 @@ import yaml
 
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_path
-from pipeline.house_prices.validation import ValidationFailed, ValidationReport, json_scalar
+from pipeline.tabular.validation import ValidationFailed, ValidationReport, failure, json_scalar
 
 MARGIN = 0.1  # fraction of a column's observed range added on each side: later data strays a little beyond it
 MAX_LISTED_CATEGORIES = 50  # more distinct values than this is an open set (names, tickets), not categories
@@ -198,7 +198,7 @@ def validate_tables(schema: pa.DataFrameSchema, train: pd.DataFrame, test: pd.Da
     checked = []
     for table, frame, table_schema in (("train", train, schema), ("test", test, test_schema(schema, target))):
         if frame.empty:
-            failures.append(_failure(table, None, "has_rows", "no rows"))
+            failures.append(failure(table, None, "has_rows", "no rows"))
         failures.extend(_fractional_failures(table_schema, table, frame))
         checked.append(_validate(table_schema, frame, table, failures))
     report = ValidationReport(failures, {"train": len(train), "test": len(test)})
@@ -215,7 +215,7 @@ def _fractional_failures(schema: pa.DataFrameSchema, table: str, frame: pd.DataF
     for name, column in schema.columns.items():
         if str(column.dtype) == _INT and name in frame.columns and pd.api.types.is_float_dtype(frame[name]):
             values = frame[name].dropna()
-            failures.extend(_failure(table, name, "integral", value) for value in values[values % 1 != 0])
+            failures.extend(failure(table, name, "integral", value) for value in values[values % 1 != 0])
     return failures
 
 
@@ -232,7 +232,3 @@ def _validate(schema: pa.DataFrameSchema, frame: pd.DataFrame, table: str,
             failures.append({"table": table, "column": column, "check": check,
                              "failure_case": json_scalar(row.failure_case), "index": json_scalar(row.index)})
         return None
-
-
-def _failure(table: str, column: str | None, check: str, case: Any) -> dict[str, Any]:
-    return {"table": table, "column": column, "check": check, "failure_case": json_scalar(case), "index": None}

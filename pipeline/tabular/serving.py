@@ -18,12 +18,12 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from pipeline.house_prices.serving import PACKAGE, pinned_requirements
-from pipeline.house_prices.validation import ValidationFailed
 from pipeline.tabular.competition import Competition, read_competition
 from pipeline.tabular.hooks import load_hooks
 from pipeline.tabular.modeling import FittedBlend, Problem, load_blend
 from pipeline.tabular.schema import read_schema, test_schema
 from pipeline.tabular.submission import submission_frame
+from pipeline.tabular.validation import ValidationFailed
 
 MODEL_NAME = "model"
 ENTRY = Path(__file__).with_name("serving_entry.py")
