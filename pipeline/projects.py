@@ -134,7 +134,7 @@ def _max_bytes(paths: ProjectPaths, data_params: type) -> int:
 
 def _runs(project: Project, limit: int) -> pd.DataFrame:
     """CV runs from MLflow, best first by the metric's own direction (the same for both kinds)."""
-    from pipeline.house_prices.runs import cv_runs, runs_table
+    from pipeline.tabular.runs import cv_runs, runs_table
 
     competition = project.competition
     score, spread = f"metrics.{competition.metric}_mean", f"metrics.{competition.metric}_std"

@@ -6,13 +6,14 @@ import json
 import logging
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
-from conftest import BUNDLED_ZIP, SHIPPED_PARAMS
+from conftest import BUNDLED_ZIP, ROOT, SHIPPED_PARAMS
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -23,8 +24,9 @@ from pipeline.common.provenance import Commit
 from pipeline.common.tracking import RunRecord, flatten, log_record, open_run, tracking_uri
 from pipeline.house_prices.dataset import HOUSE_PRICES
 from pipeline.house_prices.experiment import parse_experiment
-from pipeline.house_prices.runs import CVRun, cv_runs, log_training_data, run_name, runs_table
+from pipeline.house_prices.runs import CVRun, log_training_data, run_name
 from pipeline.house_prices.training import History
+from pipeline.tabular.runs import cv_runs, runs_table
 
 
 def _cv_record(lr: float, score: float) -> RunRecord:
@@ -89,7 +91,8 @@ def test_nested_runs_carry_steps_and_the_runs_table_sorts_by_score(tmp_path: Pat
     steps = mlflow.tracking.MlflowClient().get_metric_history(children["run_id"].iloc[0], "valid_log_rmse")
     assert [(m.step, m.value) for m in steps] == [(1, 0.3), (2, 0.2), (3, 0.12)]
 
-    table = runs_table(cv_runs(paths))
+    score, spread = "metrics.log_rmse_mean", "metrics.log_rmse_std"
+    table = runs_table(cv_runs(paths, "house-prices", score, ascending=True), 20, score, spread, ascending=True)
     assert list(table["cv_mean"]) == [0.12, 0.15]
     assert list(table["commit"]) == [sha[:7]] * 2 and list(table["dvc_exp"]) == ["smaller-lr", "-"]
     assert "train.lr" in table.columns and "train.epochs" not in table.columns  # only what differs
@@ -97,6 +100,20 @@ def test_nested_runs_carry_steps_and_the_runs_table_sorts_by_score(tmp_path: Pat
     assert result.exit_code == 0 and "0.12" in result.output
     assert result.output.splitlines()[0].split()[:6] == ["run", "date", "commit", "dvc_exp", "cv_mean", "cv_std"]
     assert "smaller-lr" in result.output.splitlines()[1]
+
+
+
+def test_kpipe_runs_lists_runs_without_importing_torch_or_model_code(tmp_path: Path, mlflow_uri: str) -> None:
+    """Listing runs is a look at MLflow: it must start in the time MLflow takes, not torch's."""
+    shutil.copy(ROOT / "params.yaml", tmp_path)
+    shutil.copy(ROOT / "dvc.yaml", tmp_path)
+    log_record(ProjectPaths(tmp_path), "house-prices", _cv_record(0.1, 0.15))
+    probe = ("import sys\nfrom pipeline.cli import app\ntry:\n    app(['runs'], standalone_mode=False)\n"
+             "finally:\n    print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'"
+             " or m.startswith(('pipeline.house_prices.experiment', 'pipeline.tabular.modeling'))))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert "0.15" in done.stdout
+    assert done.stdout.splitlines()[-1] == "[]"
 
 
 def test_a_broken_tracking_store_only_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:

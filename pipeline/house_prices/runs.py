@@ -1,4 +1,5 @@
-"""House Prices in MLflow: what the stages' runs are called and log live, and `kpipe runs`.
+"""House Prices in MLflow: what the stages' runs are called and log live (`kpipe runs` reads
+them through the core's table, `pipeline.tabular.runs`).
 
 A run's name says what ran and on which code (`cv ensemble(5) lr=0.0044 @ 1a2b3c4`); its tags
 (`tracking.run_tags`) carry the commit and the DVC experiment, which `kpipe runs` shows too.
@@ -18,13 +19,10 @@ from pipeline.common.download import sha1_of
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.provenance import Commit, git_commit
 from pipeline.common.tracking import (
-    COMMIT_TAG,
-    DVC_EXPERIMENT_TAG,
     HOUSE_PRICES_EXPERIMENT,
     OpenRun,
     RunRecord,
     open_run,
-    tracking_uri,
 )
 from pipeline.house_prices.cv import fold_names
 from pipeline.house_prices.experiment import model_names
@@ -34,7 +32,6 @@ if TYPE_CHECKING:
     from pipeline.house_prices.experiment import ExperimentParams
     from pipeline.house_prices.training import EpochCallback, History
 
-SCORE, SPREAD = "metrics.log_rmse_mean", "metrics.log_rmse_std"
 TRAINING_DATA = "house-prices-train"  # the dataset's name in MLflow
 
 
@@ -143,52 +140,3 @@ class TrainRun:
 
     def member_epochs(self, member: int) -> EpochCallback:
         return epoch_logger([self.run], member_prefix(member, self.names))
-
-
-def cv_runs(paths: ProjectPaths, experiment: str = HOUSE_PRICES_EXPERIMENT, score: str = SCORE,
-            ascending: bool = True) -> pd.DataFrame:
-    """Parent CV runs (not their fold children), best CV score first (any competition's: its
-    experiment, score column and direction)."""
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri(paths))
-    if mlflow.get_experiment_by_name(experiment) is None:
-        return pd.DataFrame()
-    runs = mlflow.search_runs(experiment_names=[experiment], filter_string="tags.stage = 'cv'",
-                              order_by=[f"{score} {'ASC' if ascending else 'DESC'}"], output_format="pandas")
-    return runs
-
-
-def runs_table(runs: pd.DataFrame, limit: int = 20, score: str = SCORE, spread: str = SPREAD,
-               ascending: bool = True) -> pd.DataFrame:
-    """Run id, date, commit, DVC experiment, CV mean/std, the public score (once a submission of the
-    run's model was scored) and only the params that differ between runs."""
-    if runs.empty:
-        return runs
-    params = [c for c in runs.columns if c.startswith("params.")]
-    differing = [c for c in params if runs[c].astype(str).nunique(dropna=False) > 1]
-    table = pd.DataFrame({
-        "run": runs["run_id"].str[:8],
-        "date": pd.to_datetime(runs["start_time"]).dt.strftime("%Y-%m-%d %H:%M"),
-        "commit": _tag(runs, COMMIT_TAG),
-        "dvc_exp": _tag(runs, DVC_EXPERIMENT_TAG),
-        "cv_mean": runs[score].round(4),
-        "cv_std": runs[spread].round(4),
-        # Kaggle's score of a submission made from this CV's model (pipeline/submissions/scores.py).
-        "public_score": _metric(runs, "public_score").round(5),
-    })
-    for column in differing:
-        table[column.removeprefix("params.")] = runs[column]
-    return table.sort_values("cv_mean", ascending=ascending, na_position="last").head(limit).reset_index(drop=True)
-
-
-def _tag(runs: pd.DataFrame, tag: str) -> pd.Series:
-    """A tag's column, "-" where a run lacks it (older runs; runs outside `dvc exp run`)."""
-    column = f"tags.{tag}"
-    return runs[column].fillna("-") if column in runs.columns else pd.Series("-", index=runs.index)
-
-
-def _metric(runs: pd.DataFrame, name: str) -> pd.Series:
-    """A metric's column, NaN where a run lacks it."""
-    column = f"metrics.{name}"
-    return runs[column] if column in runs.columns else pd.Series(np.nan, index=runs.index)
