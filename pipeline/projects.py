@@ -282,7 +282,7 @@ class CompetitionProject:
 
     def tune(self, options: TuneOptions, status: bool) -> str:
         from pipeline.common.errors import PipelineError
-        from pipeline.tabular.tuning import run_tabular_tuning
+        from pipeline.tuning.tabular import run_tabular_tuning
 
         if status or options.apply or options.force:
             raise PipelineError("--status and --apply are House Prices' for now: in a competition project, "

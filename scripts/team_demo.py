@@ -29,10 +29,10 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.common.params import read_params
+from pipeline.common.params_edit import write_params
 from pipeline.common.paths import ProjectPaths
 from pipeline.team.services import ServiceUnavailable, running_mlflow, running_postgres
 from pipeline.team.workers import kill_mid_trial, start_tune_worker
-from pipeline.tuning.apply import write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = "team-demo"

@@ -19,9 +19,9 @@ import yaml
 from conftest import ROOT
 from dvc.utils.hydra import apply_overrides
 
+from pipeline.common.params_edit import write_params
 from pipeline.tabular.params import DEFAULTS
 from pipeline.tabular.scaffold import PARAMS_HEADER
-from pipeline.tuning.apply import write_params
 
 
 def _changed_lines(before: str, after: str) -> list[str]:

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.common.paths import ProjectPaths
 from pipeline.stages import tabular
-from pipeline.tabular.tuning import run_tabular_tuning
 from pipeline.tuning.study import TuneOptions
+from pipeline.tuning.tabular import run_tabular_tuning
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.common.params_edit import write_params
 from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.serving import MODEL_ARTIFACT, REGISTERED_MODEL
 from pipeline.team.workers import kill_mid_trial, start_tune_worker
-from pipeline.tuning.apply import write_params
 from pipeline.tuning.status import study_status
 from pipeline.tuning.study import WORKER_ATTR, open_storage
 

@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.common.params import ParamsError, read_params, with_overrides
+from pipeline.common.params_edit import write_params
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.tracking import RunRecord, open_run
 from pipeline.house_prices.experiment import parse_experiment, run_cv
-from pipeline.tuning.apply import write_params
 from pipeline.tuning.space import parse_space
 from pipeline.tuning.study import TuneOptions, load_tune, make_objective, optimize, run_tuning
 

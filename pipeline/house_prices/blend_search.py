@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.house_prices.blend import BLENDS, WEIGHTS, blend_weights, nested_blend
 from pipeline.house_prices.cv import Splits
-from pipeline.tuning.incumbent import clears_noise, fold_noise
+from pipeline.tabular.noise import clears_noise, fold_noise
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,16 @@ import numpy as np
 import pandas as pd
 
 from pipeline.common.params import read_params, with_overrides
+from pipeline.common.params_edit import write_params
 from pipeline.common.paths import ProjectPaths
 from pipeline.tabular.competition import read_competition
 from pipeline.tabular.hooks import load_hooks
 from pipeline.tabular.library import MemberLibrary
 from pipeline.tabular.members import FAMILIES
 from pipeline.tabular.modeling import Problem, cross_validate, fold_plan
+from pipeline.tabular.noise import clears_noise, fold_noise
 from pipeline.tabular.params import parse_tabular
 from pipeline.tabular.selection import MAX_MEMBERS, nested_scores, select
-from pipeline.tuning.apply import write_params
-from pipeline.tuning.incumbent import clears_noise, fold_noise
 
 
 def member_spec(ingredients: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -109,7 +109,7 @@ class ModelSection:
 
 @dataclass(frozen=True)
 class TabularTuneParams:
-    """`tune`: `kpipe tune`'s study (pipeline.tabular.tuning); no stage reads it."""
+    """`tune`: `kpipe tune`'s study (pipeline.tuning.tabular); no stage reads it."""
 
     n_trials: int = at_least(1)
     timeout_s: float = at_least(0)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from pipeline.common.errors import PipelineError
 from pipeline.common.params import read_params, with_overrides
+from pipeline.common.params_edit import write_params
 from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.blend_search import BlendChoice, beats_incumbent, search_blends, table
 from pipeline.house_prices.cv import repeat_of
@@ -40,7 +41,6 @@ from pipeline.house_prices.experiment import (
 )
 from pipeline.house_prices.members import ENSEMBLE
 from pipeline.tabular.oof_library import Entry, OOFLibrary
-from pipeline.tuning.apply import write_params
 from pipeline.tuning.study import MEMBER_KEYS, load_frames, load_tune, open_storage, trial_params
 
 log = logging.getLogger(__name__)

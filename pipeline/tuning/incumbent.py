@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from pipeline.tabular.noise import clears_noise, fold_noise
 
 INCUMBENT = "incumbent"  # user attr: the digest of the params the trial scored
 FOLD_SCORES = "fold_scores"  # user attr: every fold's log-RMSE, in fold order
@@ -82,20 +83,3 @@ def judge(best: FrozenTrial, incumbent: FrozenTrial) -> Verdict:
     delta = float(best.value - incumbent.value)
     ours, theirs = (np.asarray(t.user_attrs.get(FOLD_SCORES, []), dtype=float) for t in (best, incumbent))
     return Verdict(best, incumbent, delta, fold_noise(ours, theirs))
-
-
-def fold_noise(ours: np.ndarray, theirs: np.ndarray) -> float:
-    """One standard error of the paired per-fold differences `ours - theirs` where both were
-    scored on the same folds (the usual case), else of the incumbent's (`theirs`) own scores
-    over its folds, else 0 (a single fold has no spread)."""
-    ours, theirs = np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
-    if len(ours) == len(theirs) > 1:
-        return float(np.std(ours - theirs, ddof=1) / math.sqrt(len(ours)))
-    if len(theirs) > 1:
-        return float(np.std(theirs, ddof=1) / math.sqrt(len(theirs)))
-    return 0.0
-
-
-def clears_noise(delta: float, noise: float) -> bool:
-    """The rule: better only when the score drops by more than the noise (`delta < -noise`)."""
-    return delta < -noise

@@ -44,6 +44,7 @@ from pipeline.common.params import (
     read_params,
     with_overrides,
 )
+from pipeline.common.params_edit import write_params
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.redact import redact
 from pipeline.common.runtime import set_threads
@@ -53,7 +54,6 @@ from pipeline.house_prices.cv import FoldFeatureCache
 from pipeline.house_prices.experiment import SECTIONS, MemberKeys, parse_experiment, run_cv
 from pipeline.house_prices.training import Diverged, EpochCallback
 from pipeline.tabular.oof_library import OOFLibrary
-from pipeline.tuning.apply import write_params
 from pipeline.tuning.incumbent import (
     FOLD_SCORES,
     Verdict,

@@ -1,6 +1,6 @@
 """`kpipe tune` in a competition project: an Optuna study of the CV score over `tune.space`.
 
-The same engine and conventions as House Prices' tuning (`pipeline.tuning`): dotted params keys
+The same engine and conventions as House Prices' tuning (`pipeline.tuning.study`): dotted params keys
 checked up front (`parse_space`), the storages it opens (a journal file by default, SQLite or
 PostgreSQL for a team), the incumbent (params.yaml itself) as the first trial, and the best
 values written to params.tuned.yaml for `dvc exp run`. The study's direction is the metric's
