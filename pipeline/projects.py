@@ -23,6 +23,7 @@ from pipeline.common.errors import PipelineError
 from pipeline.common.paths import ProjectPaths
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from pipeline.tabular.competition import Competition
@@ -151,6 +152,19 @@ def _with_source(project: Project, uri: str, submission: Path) -> Path:
     return submission
 
 
+def _validated_test_ids(project: Project) -> np.ndarray:
+    """The ids of the validated test table, which every submission is checked against (either kind)."""
+    import pandas as pd
+
+    from pipeline.house_prices.submission import InvalidSubmission
+
+    clean_test, id_column = project.paths.clean_test, project.competition.id_column
+    if not clean_test.exists():
+        raise InvalidSubmission(f"{clean_test} not found: the submission is checked against the "
+                                "validated test ids, so run `dvc repro validate` first")
+    return pd.read_parquet(clean_test, columns=[id_column])[id_column].to_numpy()
+
+
 @dataclass(frozen=True)
 class HousePricesProject:
     """This repository: House Prices' own stages, schema, tuning and blend library."""
@@ -184,15 +198,9 @@ class HousePricesProject:
 
     def validate_submission_file(self, path: Path) -> pd.DataFrame:
         """The file as Kaggle will read it, checked against the validated test ids."""
-        import pandas as pd
+        from pipeline.house_prices.submission import check_submission, read_submission
 
-        from pipeline.house_prices.schemas import ID
-        from pipeline.house_prices.submission import InvalidSubmission, check_submission, read_submission
-
-        if not self.paths.clean_test.exists():
-            raise InvalidSubmission(f"{self.paths.clean_test} not found: the submission is checked against the "
-                                    "validated test ids, so run `dvc repro validate` first")
-        test_ids = pd.read_parquet(self.paths.clean_test, columns=[ID])[ID].to_numpy()
+        test_ids = _validated_test_ids(self)
         return check_submission(read_submission(path, self.max_bytes()), test_ids)
 
     def runs(self, limit: int) -> pd.DataFrame:
@@ -265,17 +273,11 @@ class CompetitionProject:
 
     def validate_submission_file(self, path: Path) -> pd.DataFrame:
         """The file as Kaggle will read it, against the sample's layout and the validated test ids."""
-        import pandas as pd
-
-        from pipeline.house_prices.submission import InvalidSubmission, read_submission
+        from pipeline.house_prices.submission import read_submission
         from pipeline.tabular.submission import check_submission
 
-        competition = self.competition
-        if not self.paths.clean_test.exists():
-            raise InvalidSubmission(f"{self.paths.clean_test} not found: the submission is checked against the "
-                                    "validated test ids, so run `dvc repro validate` first")
-        ids = pd.read_parquet(self.paths.clean_test, columns=[competition.id_column])[competition.id_column]
-        return check_submission(read_submission(path, self.max_bytes()), competition, ids.to_numpy())
+        ids = _validated_test_ids(self)
+        return check_submission(read_submission(path, self.max_bytes()), self.competition, ids)
 
     def runs(self, limit: int) -> pd.DataFrame:
         return _runs(self, limit)
