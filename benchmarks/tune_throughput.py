@@ -51,12 +51,12 @@ from pipeline.house_prices.cv import FoldFeatureCache
 from pipeline.house_prices.experiment import parse_experiment
 from pipeline.tabular.oof_library import OOFLibrary
 from pipeline.team.services import ServiceUnavailable, running_postgres
+from pipeline.tuning.storage import open_storage
 from pipeline.tuning.study import (
     ensure_incumbent,
     load_tune,
     make_objective,
     make_study,
-    open_storage,
     optimize,
     trial_params,
 )

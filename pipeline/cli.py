@@ -337,12 +337,17 @@ def tune(
     os.environ.setdefault("TQDM_DISABLE", "1")
 
     def command() -> None:
+        project = _project()
+        if storage:  # a host that does not resolve fails before the pipeline's code is even imported
+            from pipeline.tuning.storage import check_storage_host
+
+            check_storage_host(storage)
         from pipeline.tuning.study import TuneOptions
 
         options = TuneOptions(n_trials=n_trials, timeout_s=timeout, storage=storage, study_name=study_name,
                               sampler_seed=sampler_seed, n_jobs=n_jobs, output=output, apply=apply,
                               force=force)
-        typer.echo(_project().tune(options, status))
+        typer.echo(project.tune(options, status))
 
     run_stage(command)
 

@@ -52,15 +52,17 @@ def test_the_readme_experiment_its_comparisons_and_apply(sh: Shell) -> None:
 
     out = sh.ok("dvc exp run -n lr-low -S train.lr=0.002 predict")
     assert "Ran experiment(s): lr-low" in out
+    shown = {}
     for command in ("dvc exp show --only-changed --drop .*/", "dvc metrics show metrics/house_prices/cv.json",
                     "dvc metrics diff", "kpipe runs"):
         done = sh.run(command)
         assert done.returncode == 0, (command, done.stderr)
         widths = [len(line) for line in done.stdout.splitlines()]
         assert widths and max(widths) <= WIDTH, f"{command} prints {max(widths)} columns:\n{done.stdout}"
-    shown = sh.run("dvc exp show --only-changed --drop .*/").stdout
-    assert "lr-low" in shown and "train.lr" in shown and "log_rmse_mean" in shown
-    assert "lr-low" in sh.run("kpipe runs").stdout
+        shown[command] = done.stdout
+    table = shown["dvc exp show --only-changed --drop .*/"]
+    assert "lr-low" in table and "train.lr" in table and "log_rmse_mean" in table
+    assert "lr-low" in shown["kpipe runs"]
     _mlflow_ui_serves_the_runs(sh)
 
     # docs/pipeline.md: `dvc exp apply lr-low` brings it into the workspace, the pictures included.
@@ -125,8 +127,9 @@ def test_the_kaggle_commands(sh: Shell) -> None:
         capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "other.csv" in missing.stderr and "dvc repro" not in missing.stderr, \
         missing.stderr
-    # docs/development.md's transcript command, for a submission not yet sent (a new model's file)
-    sh.set_params("another learning rate", {"train": {"lr": 0.003}})
+    # docs/development.md's transcript command, for a submission not yet sent: lr-low's model,
+    # whose outputs DVC's run cache brings back without training again (when the experiment ran).
+    sh.set_params("lr-low's learning rate", {"train": {"lr": 0.002}})
     sh.script("dvc repro predict")
     out = sh.ok("PATH=$PWD/.venv/bin:$PATH python tests/kaggle_standin.py -- bash -c kpipe submit && kpipe leaderboard")
     assert "scored: public score" in out

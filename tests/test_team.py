@@ -27,7 +27,7 @@ from pipeline.common.paths import ProjectPaths
 from pipeline.house_prices.serving import MODEL_ARTIFACT, REGISTERED_MODEL
 from pipeline.team.workers import kill_mid_trial, start_tune_worker
 from pipeline.tuning.status import study_status
-from pipeline.tuning.study import WORKER_ATTR, open_storage
+from pipeline.tuning.storage import WORKER_ATTR, open_storage
 
 if TYPE_CHECKING:
     from pipeline.team.services import MlflowServer, PostgresServer

@@ -41,7 +41,8 @@ from pipeline.house_prices.experiment import (
 )
 from pipeline.house_prices.members import ENSEMBLE
 from pipeline.tabular.oof_library import Entry, OOFLibrary
-from pipeline.tuning.study import MEMBER_KEYS, load_frames, load_tune, open_storage, trial_params
+from pipeline.tuning.storage import open_storage
+from pipeline.tuning.study import MEMBER_KEYS, load_frames, load_tune, trial_params
 
 log = logging.getLogger(__name__)
 

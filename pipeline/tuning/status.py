@@ -16,16 +16,16 @@ from optuna.trial import FrozenTrial, TrialState
 from pipeline.common.params import ParamsError, read_params
 from pipeline.common.paths import ProjectPaths
 from pipeline.tuning.space import SearchSpace
-from pipeline.tuning.study import (
+from pipeline.tuning.storage import (
     WORKER_ATTR,
     TuningError,
     describe_storage,
     journal_path,
-    load_tune,
     one_line,
     open_storage,
     retried_from,
 )
+from pipeline.tuning.study import load_tune
 
 STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
 

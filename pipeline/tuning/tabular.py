@@ -28,7 +28,8 @@ from pipeline.tabular.members import FAMILIES
 from pipeline.tabular.modeling import Problem, cross_validate
 from pipeline.tabular.params import TabularTuneParams, parse_tabular
 from pipeline.tuning.space import Choice, SearchSpace, encode_choice, parse_space
-from pipeline.tuning.study import TuneOptions, describe_storage, open_storage
+from pipeline.tuning.storage import describe_storage, open_storage
+from pipeline.tuning.study import TuneOptions
 
 log = logging.getLogger(__name__)
 
