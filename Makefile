@@ -51,7 +51,11 @@ repro: setup
 # One pytest worker per core (pytest-xdist); a test file stays on one worker, so module
 # fixtures (a trained model, a pipeline run against the tracking server) are built once. Files
 # go to the workers in collection order, the longest first (tests/conftest.py, LONGEST_FIRST).
-PYTEST := python -m pytest -n auto --dist loadfile --no-loadscope-reorder
+# With a worker per core, each worker's OpenMP and BLAS pools get one thread: pools of one
+# thread per core in every worker would only contend. The documented commands run without these
+# variables, as a user's shell has them (tests/documented.py).
+PYTEST := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m pytest -n auto --dist loadfile \
+	--no-loadscope-reorder
 
 test: setup
 	$(PYTEST)

@@ -281,7 +281,8 @@ class Shell:
 
     def env(self, **extra: str) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items()
-                if not k.startswith(("MLFLOW_", "KAGGLE_", "VIRTUAL_ENV", "PYTHON", "DVC_"))}
+                if not k.startswith(("MLFLOW_", "KAGGLE_", "VIRTUAL_ENV", "PYTHON", "DVC_", "OMP_", "OPENBLAS_",
+                                     "MKL_"))}
         identity = {f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER")
                     for what, value in (("NAME", "user"), ("EMAIL", "user@localhost"))}
         return {**keep, **identity, "HOME": str(self.home), "PATH": "/usr/local/bin:/usr/bin:/bin",
