@@ -127,9 +127,9 @@ def test_the_kaggle_commands(sh: Shell) -> None:
         capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "other.csv" in missing.stderr and "dvc repro" not in missing.stderr, \
         missing.stderr
-    # docs/development.md's transcript command, for a submission not yet sent: lr-low's model,
-    # whose outputs DVC's run cache brings back without training again (when the experiment ran).
-    sh.set_params("lr-low's learning rate", {"train": {"lr": 0.002}})
+    # docs/development.md's transcript command, for a submission not yet sent (a new model's file,
+    # and the third registered version, which the commands of the registered model below name)
+    sh.set_params("another learning rate", {"train": {"lr": 0.003}})
     sh.script("dvc repro predict")
     out = sh.ok("PATH=$PWD/.venv/bin:$PATH python tests/kaggle_standin.py -- bash -c kpipe submit && kpipe leaderboard")
     assert "scored: public score" in out
