@@ -7,9 +7,9 @@ training rows with the `features` section of params.yaml (outliers dropped from 
 folds, predictions capped at the neighbourhood's dearest sale, ...). Scores are the mean and
 std over all folds of all repeats. Rows:
 - the book's recipe (raw-price MSE, lr 5, plain standardization, train+test scaling);
-- params.yaml's model (a stacked ensemble by default), the same members blended with equal
-  weights, and a ridge meta-model on their log predictions, all from one run: the learned
-  blends are scored by nested CV (weights fit on the other folds of the same repeat);
+- params.yaml's model (an ensemble), the same members blended by every other blend kind
+  (`pipeline/tabular/blend.py`), all from one run: the learned blends are scored by nested CV
+  (weights fit on the other folds of the same repeat);
 - every member of that ensemble on its own (so each family's best member is in the table);
 - our linear and MLP (params.yaml with model.kind switched);
 - baselines on log prices: scikit-learn's LassoCV and HistGradientBoosting, and LightGBM
@@ -19,8 +19,9 @@ Then `kpipe blend`'s choice from the OOF library (`--blend`, on by default): eve
 candidate below and the trials of a short study of `tune.space` are cross-validated into the
 library (reads where it already holds them: the project's library, shared with `dvc repro`
 and `kpipe tune`), the blend methods choose among all entries on these folds, scored nested,
-and the winner is compared with the previous default (issue 13's stack of five) fold by fold.
-Then params.yaml's own blend (what `dvc repro` ships) against that stack, on this layout and on
+and the winner is compared with the previous default (issue 13's five members, greedy weights
+since the stacked blend was removed) fold by fold.
+Then params.yaml's own blend (what `dvc repro` ships) against those five, on this layout and on
 two fold layouts no choice was made on (`--check-seeds`).
 
 Run: .venv/bin/python benchmarks/leaderboard.py [--data DIR] [--repeats N] [--book-folds]
@@ -160,8 +161,9 @@ def measure(args: argparse.Namespace) -> None:
         library_blend(raw, train, test, args)
 
 
-# The previous default (issue 13): the stack of five the OOF library blend is measured against.
-REFERENCE = {"model.kind": "ensemble", "model.blend": "stack", "model.members": [
+# The previous default (issue 13): the five members the OOF library blend is measured against,
+# their weights chosen by greedy selection (issue 13 stacked them; that blend scored level with greedy).
+REFERENCE = {"model.kind": "ensemble", "model.blend": "greedy", "model.members": [
     {"model.kind": "mlp"}, {"model.kind": "mlp", "features.ordinal": "none", "features.log_skewed": False},
     {"model.kind": "sklearn", "sklearn.estimator": "lasso"}, {"model.kind": "sklearn", "sklearn.estimator": "svr"},
     {"model.kind": "lightgbm", "features.encoding": "native"}]}
@@ -198,10 +200,18 @@ def library_blend(raw: dict, train, test, args: argparse.Namespace) -> None:
     import optuna
 
     from pipeline.common.paths import ProjectPaths
-    from pipeline.house_prices.blend_search import beats_incumbent, table
-    from pipeline.house_prices.cv import FoldFeatureCache
+    from pipeline.house_prices.cv import FoldFeatureCache, repeat_of
+    from pipeline.house_prices.experiment import blend_rows, experiment_folds, log_links, price_scorer
+    from pipeline.tabular.blend import search_blends
+    from pipeline.tabular.metrics import get_metric
     from pipeline.tabular.oof_library import OOFLibrary
-    from pipeline.tuning.blend_library import BlendOptions, candidate_entries, choose_blend, member_overrides
+    from pipeline.tuning.blend_library import (
+        BlendOptions,
+        beats_incumbent,
+        candidate_entries,
+        member_overrides,
+        table,
+    )
     from pipeline.tuning.study import load_tune, make_objective, make_study, optimize
 
     library = OOFLibrary.for_project(ProjectPaths(ROOT).root)
@@ -229,15 +239,19 @@ def library_blend(raw: dict, train, test, args: argparse.Namespace) -> None:
                                 ProjectPaths(ROOT), ref.keys)
     print(f"  {len(entries)} distinct members in the library on these folds ({time.perf_counter() - start:.0f} s "
           "to fill and read)")
-    choice = choose_blend(entries, reference, train, ref.prices)
-    names = [f"{e.key[:8]} {e.manifest['member']} {describe(member_overrides(e.manifest['params'], raw))}"[:90]
-             for e in entries]
-    print(table(choice, names, ref.fold_scores))
-    better, delta, noise = beats_incumbent(choice.scores, ref.fold_scores)
-    print(f"  the library's blend against the stack of five: {delta:+.5f} (fold noise ±{noise:.5f}): "
+    splits = experiment_folds(reference, len(train))
+    choice = search_blends(log_links(np.stack([e.arrays()["oof_repeats"] for e in entries])),
+                           price_scorer(ref.prices), splits, repeat_of(splits, len(train)),
+                           blend_rows(reference, train))
+    names = [f"{e.key[:8]} {e.manifest['member']} "
+             f"{describe(member_overrides(e.manifest['params'], raw, 'model.kind'))}"[:90] for e in entries]
+    metric = get_metric("log_rmse")
+    print(table(choice, names, metric, ref.fold_scores))
+    better, delta, noise = beats_incumbent(choice.scores, ref.fold_scores, metric)
+    print(f"  the library's blend against the five of issue 13: {delta:+.5f} (fold noise ±{noise:.5f}): "
           f"{'better by more than the noise' if better else 'not better'}; {len(choice.selected)} members")
 
-    # The shipped blend (params.yaml's model section), against the stack of five on this layout
+    # The shipped blend (params.yaml's model section), against the five of issue 13 on this layout
     # and on layouts no choice was made on.
     shipped = parse_experiment(raw)
     print(f"\nparams.yaml's blend ({shipped.model.blend} of {len(shipped.members)}: "
@@ -251,9 +265,9 @@ def library_blend(raw: dict, train, test, args: argparse.Namespace) -> None:
                             library=library)
         label = f"seed {seed}" + (" (chosen on)" if seed == reference.base.seed else " (no choice)")
         rows.append((label, ours.fold_scores, theirs.fold_scores))
-    print(f"{'layout':<24}{'shipped':>9}{'stack of 5':>12}{'delta':>10}{'noise':>9}  verdict")
+    print(f"{'layout':<24}{'shipped':>9}{'five of 13':>12}{'delta':>10}{'noise':>9}  verdict")
     for label, ours, theirs in rows:
-        better, delta, noise = beats_incumbent(ours, theirs)
+        better, delta, noise = beats_incumbent(ours, theirs, metric)
         print(f"{label:<24}{ours.mean():>9.4f}{theirs.mean():>12.4f}{delta:>+10.4f}{noise:>9.4f}  "
               f"{'better by more than the noise' if better else 'not better'}")
 

@@ -362,8 +362,8 @@ def blend(
     repeats: int = typer.Option(None, help="k-fold repeats of the fold plan (default: tune.cv_repeats)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only; never write params.yaml."),
 ) -> None:
-    """Choose a blend from the OOF library (greedy selection, stack, mean; all scored nested) and write
-    it into params.yaml as model.members only when it beats params.yaml by more than the fold noise."""
+    """Choose a blend from the OOF library (mean or greedy selection, scored nested) and write it into
+    params.yaml as model.members only when it beats params.yaml by more than the fold noise."""
     import os
 
     os.environ.setdefault("TQDM_DISABLE", "1")

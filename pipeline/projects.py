@@ -217,10 +217,10 @@ class HousePricesProject:
 
     def blend(self, study: str | None, storage: str | None, keys: tuple[str, ...], repeats: int | None,
               dry_run: bool) -> str:
-        from pipeline.tuning.blend_library import BlendOptions, run_blend
+        from pipeline.tuning.blend_library import BlendOptions, house_prices_candidates, run_blend
 
         options = BlendOptions(study=study, storage=storage, keys=keys, repeats=repeats, dry_run=dry_run)
-        return run_blend(self.paths, options).report()
+        return run_blend(self.paths, options, house_prices_candidates).report()
 
     def registered_submission(self, uri: str, output: Path | None) -> Path:
         from pipeline.house_prices.serving import write_registered_submission
@@ -294,12 +294,12 @@ class CompetitionProject:
     def blend(self, study: str | None, storage: str | None, keys: tuple[str, ...], repeats: int | None,
               dry_run: bool) -> str:
         from pipeline.common.errors import PipelineError
-        from pipeline.tabular.blend_choice import run_tabular_blend
+        from pipeline.tuning.blend_library import BlendOptions, run_blend, tabular_candidates
 
         if study or keys or repeats is not None:
             raise PipelineError("in a competition project, kpipe blend chooses among every library entry of the "
                                 "project's folds and data; --study, --key and --repeats are House Prices'")
-        return run_tabular_blend(self.paths, dry_run=dry_run).report()
+        return run_blend(self.paths, BlendOptions(dry_run=dry_run), tabular_candidates).report()
 
     def registered_submission(self, uri: str, output: Path | None) -> Path:
         from pipeline.tabular.serving import write_registered_submission

@@ -1,181 +1,262 @@
-"""Blends: stacked and greedily selected weights are convex combinations fit on out-of-fold log
-predictions, and their CV score is nested (each fold blended by weights that never saw it)."""
+"""The one blend module: weights per member in link space, chosen with the competition's metric
+(whichever way it points) and scored nested, on real members' out-of-fold predictions.
+
+Members: small scikit-learn models cross-validated on scikit-learn's diabetes (regression,
+RMSE), breast cancer (binary: log-odds, AUC, log-loss, accuracy) and wine (multiclass:
+log-probabilities, log-loss) tables, 5 folds each.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn import datasets
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from pipeline.house_prices.blend import (
+from pipeline.tabular.blend import (
+    BLEND_KINDS,
     GREEDY_ROUNDS,
-    blend_weights,
-    fit_blend,
+    Scorer,
+    UnknownBlend,
+    combine,
+    fit_repeats,
+    fit_weights,
     greedy_counts,
-    greedy_weights,
     nested_blend,
-    stack_weights,
+    search_blends,
 )
-from pipeline.house_prices.cv import repeat_of, split_folds
-
-RNG = np.random.default_rng(0)
-N = 600
-LOG_Y = RNG.normal(12.0, 0.4, N)
+from pipeline.tabular.members import Task
+from pipeline.tabular.metrics import get_metric
 
 
-def _rmse(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((a - b) ** 2)))
+class Table:
+    """Members' out-of-fold links on one real table, with the folds they come from."""
+
+    def __init__(self, links: np.ndarray, y: np.ndarray, splits: list, task: Task) -> None:
+        self.links, self.y, self.splits, self.task = links, y, splits, task
+        self.rows = np.arange(len(y))
+
+    def scorer(self, metric: str) -> Scorer:
+        needs = get_metric(metric).needs
+        if self.task.kind == "regression":
+            return Scorer(get_metric(metric), self.y.astype(float), lambda link: link)
+        if needs == "labels":
+            return Scorer(get_metric(metric), self.y, lambda link: np.argmax(self.task.probabilities(link), axis=1)
+                          if self.task.kind == "multiclass" else (self.task.probabilities(link) >= 0.5).astype(int))
+        return Scorer(get_metric(metric), self.y, self.task.probabilities)
+
+    def member_scores(self, scorer: Scorer) -> list[float]:
+        return [scorer.score(link, self.rows) for link in self.links]
 
 
-def test_stack_weights_recover_a_known_mix_and_drop_a_useless_member() -> None:
-    # Two members whose errors cancel in a 0.7 / 0.3 mix, and one that is pure noise.
-    shared = RNG.normal(0, 0.1, N)
-    a, b = LOG_Y + 0.3 * shared, LOG_Y - 0.7 * shared
-    useless = LOG_Y + RNG.normal(0, 0.5, N)
-    weights = stack_weights(np.stack([a, b, useless]), LOG_Y)
-    np.testing.assert_allclose(weights, [0.7, 0.3, 0.0], atol=1e-4)
-    assert (weights >= 0).all() and weights.sum() == pytest.approx(1.0)
+def _oof(models: list, x: np.ndarray, y: np.ndarray, task: Task) -> Table:
+    splitter = (KFold if task.kind == "regression" else StratifiedKFold)(5, shuffle=True, random_state=0)
+    splits = list(splitter.split(x, y))
+    links = []
+    for model in models:
+        if task.kind == "regression":
+            links.append(cross_val_predict(model, x, y, cv=splits))
+            continue
+        p = np.clip(cross_val_predict(model, x, y, cv=splits, method="predict_proba"), 1e-6, 1 - 1e-6)
+        links.append(np.log(p[:, 1] / p[:, 0]) if task.kind == "binary" else np.log(p / p.sum(axis=1, keepdims=True)))
+    return Table(np.stack(links), y, splits, task)
 
 
-def test_stack_is_never_worse_than_its_best_member_on_the_rows_it_was_fit_on() -> None:
-    members = np.stack([LOG_Y + RNG.normal(bias, noise, N) for bias, noise in ((0.02, 0.1), (-0.05, 0.12), (0, 0.2))])
-    weights = stack_weights(members, LOG_Y)
-    best = min(_rmse(m, LOG_Y) for m in members)
-    assert _rmse(weights @ members, LOG_Y) <= best + 1e-12
-    assert _rmse(weights @ members, LOG_Y) <= _rmse(members.mean(axis=0), LOG_Y) + 1e-12
+def _scaled(model: object) -> object:
+    return make_pipeline(StandardScaler(), model)
 
 
-def test_weights_stay_convex_even_when_an_extrapolating_mix_would_fit_better() -> None:
-    # b = y + 2e and a = y + e: the unconstrained optimum is 2a - b (weight -1), outside the simplex.
-    e = RNG.normal(0, 0.1, N)
-    weights = stack_weights(np.stack([LOG_Y + e, LOG_Y + 2 * e]), LOG_Y)
-    np.testing.assert_allclose(weights, [1.0, 0.0], atol=1e-6)
+@pytest.fixture(scope="module")
+def diabetes() -> Table:
+    from sklearn.linear_model import Lasso, Ridge
+
+    x, y = datasets.load_diabetes(return_X_y=True)
+    models = [Ridge(alpha=0.1), Ridge(alpha=10.0), Lasso(alpha=0.5), KNeighborsRegressor(10),
+              KNeighborsRegressor(40), DecisionTreeRegressor(max_depth=3, random_state=0)]
+    return _oof(models, x, y, Task("regression", 0))
 
 
-@pytest.mark.parametrize("method", ["stack", "greedy"])
-def test_nested_weights_never_see_the_fold_they_score(method: str) -> None:
-    """Member `oracle` is exact on fold 0's rows and wildly wrong elsewhere. Weights fit on all rows
-    would still use it a little; fit on the other folds only, fold 0 must get (almost) nothing from it,
-    so its fold-0 score is the honest member's, not the oracle's zero."""
-    splits = split_folds(N, 3, seed=0)
-    repeat = repeat_of(splits, N)
-    prices = np.exp(LOG_Y)
-    honest = LOG_Y + RNG.normal(0, 0.1, N)
-    oracle = LOG_Y + RNG.normal(0, 1.0, N)
-    oracle[splits[0][1]] = LOG_Y[splits[0][1]]
-    member_oof = np.exp(np.stack([honest, oracle]))[:, None, :]  # [members, repeats=1, N]
-    _, scores = nested_blend(method, member_oof, prices, splits, repeat, np.ones(N, dtype=bool))
-    valid = splits[0][1]
-    assert scores[0] == pytest.approx(_rmse(honest[valid], LOG_Y[valid]), rel=0.05)
-    assert scores[0] > 0.08
+@pytest.fixture(scope="module")
+def cancer() -> Table:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = datasets.load_breast_cancer(return_X_y=True)
+    models = [_scaled(LogisticRegression(C=1.0)), _scaled(LogisticRegression(C=0.003)), GaussianNB(),
+              _scaled(KNeighborsClassifier(15)), DecisionTreeClassifier(max_depth=2, random_state=0)]
+    return _oof(models, x, y, Task("binary", 2))
 
 
-def test_dropped_rows_do_not_steer_the_weights() -> None:
-    splits = split_folds(N, 3, seed=0)
-    good, bad = LOG_Y + RNG.normal(0, 0.1, N), LOG_Y + RNG.normal(0, 0.1, N)
-    bad[:5] = LOG_Y[:5] - 3.0  # five rows where `bad` is off by a factor of 20
-    member_oof = np.exp(np.stack([good, bad]))[:, None, :]
-    keep = np.ones(N, dtype=bool)
-    keep[:5] = False
-    with_all = blend_weights("stack", member_oof, np.exp(LOG_Y), np.arange(N))
-    without = blend_weights("stack", member_oof, np.exp(LOG_Y), np.flatnonzero(keep))
-    assert with_all[1] < 0.2 and without[1] == pytest.approx(0.5, abs=0.1)
-    _, scores = nested_blend("stack", member_oof, np.exp(LOG_Y), splits, repeat_of(splits, N), keep)
-    assert np.isfinite(scores).all()
+@pytest.fixture(scope="module")
+def wine() -> Table:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = datasets.load_wine(return_X_y=True)
+    models = [_scaled(LogisticRegression(C=0.05)), GaussianNB(), _scaled(KNeighborsClassifier(10)),
+              DecisionTreeClassifier(max_depth=3, random_state=0)]
+    return _oof(models, x, y, Task("multiclass", 3))
 
 
-def test_final_weights_are_fit_on_every_repeat() -> None:
-    splits = split_folds(N, 3, seed=0, repeats=2)
-    assert len(splits) == 6 and list(repeat_of(splits, N)) == [0, 0, 0, 1, 1, 1]
-    member_oof = np.exp(np.stack([np.stack([LOG_Y + RNG.normal(0, s, N) for _ in range(2)]) for s in (0.1, 0.15)]))
-    weights = blend_weights("stack", member_oof, np.exp(LOG_Y), np.arange(N))
-    pooled = stack_weights(np.log(member_oof).reshape(2, 2 * N), np.tile(LOG_Y, 2))
-    np.testing.assert_allclose(weights, pooled)
-
-
-def test_a_diverged_member_makes_the_blend_non_finite_instead_of_crashing() -> None:
-    members = np.stack([LOG_Y, np.full(N, np.nan)])
-    assert np.isnan(fit_blend("stack", members, LOG_Y)(members)).all()
-    assert np.isnan(fit_blend("ridge_meta", members, LOG_Y)(members)).all()
-    assert np.isnan(fit_blend("greedy", members, LOG_Y)(members)).all()
-    assert np.isnan(blend_weights("greedy", np.exp(members)[:, None, :], np.exp(LOG_Y), np.arange(N))).all()
-
-
-def test_the_ridge_meta_model_may_extrapolate_and_shift() -> None:
-    # A member biased by +0.1 everywhere: the meta-model's intercept removes the bias, a convex mix cannot.
-    members = np.stack([LOG_Y + 0.1 + RNG.normal(0, 0.05, N), LOG_Y + 0.1 + RNG.normal(0, 0.05, N)])
-    ridge = fit_blend("ridge_meta", members, LOG_Y)(members)
-    stack = fit_blend("stack", members, LOG_Y)(members)
-    assert _rmse(ridge, LOG_Y) < 0.05 < _rmse(stack, LOG_Y)
-
-
-# Greedy ensemble selection (Caruana et al. 2004): rounds of adding, with replacement, the member
-# that most lowers the RMSE of the averaged log prediction.
-
-def _library(seed: int, biases: tuple[float, ...] = (0.0,) * 4, noises: tuple[float, ...] = (0.1, 0.12, 0.15, 0.2),
-             shared: float = 0.05) -> np.ndarray:
-    """Members of log price: each its own bias and noise, plus an error all of them share."""
-    rng = np.random.default_rng(seed)
-    common = rng.normal(0, shared, N)
-    return np.stack([LOG_Y + b + common + rng.normal(0, s, N) for b, s in zip(biases, noises, strict=True)])
-
-
-def _naive_greedy(log_preds: np.ndarray, log_y: np.ndarray, rounds: int) -> np.ndarray:
-    """The algorithm as written in the paper: try every member, keep the best, repeat."""
+def _naive_greedy(table: Table, scorer: Scorer, rounds: int) -> np.ndarray:
+    """The algorithm as the paper writes it: try every member in the running average, keep the
+    best, repeat."""
     chosen: list[int] = []
     for _ in range(rounds):
-        losses = [_rmse(log_preds[chosen + [m]].mean(axis=0), log_y) for m in range(len(log_preds))]
+        losses = [scorer.loss(table.links[[*chosen, m]].mean(axis=0), table.rows) for m in range(len(table.links))]
         chosen.append(int(np.argmin(losses)))
-    return np.bincount(chosen, minlength=len(log_preds))
+    return np.bincount(chosen, minlength=len(table.links))
 
 
-def test_greedy_is_caruanas_selection_with_replacement() -> None:
-    members = _library(1, biases=(0.03, -0.04, 0.0, 0.05))
-    np.testing.assert_array_equal(greedy_counts(members, LOG_Y, 12), _naive_greedy(members, LOG_Y, 12))
-    np.testing.assert_array_equal(greedy_counts(members, LOG_Y), _naive_greedy(members, LOG_Y, GREEDY_ROUNDS))
+def test_greedy_is_caruanas_selection_with_replacement(diabetes: Table) -> None:
+    scorer = diabetes.scorer("rmse")
+    counts = greedy_counts(diabetes.links, scorer, diabetes.rows)
+    np.testing.assert_array_equal(counts, _naive_greedy(diabetes, scorer, GREEDY_ROUNDS))
+    assert counts.sum() == GREEDY_ROUNDS
+    # With replacement: a member is added more than once while another is in the blend too,
+    # a weight that choosing each member at most once cannot give.
+    assert counts.max() >= 2 and np.count_nonzero(counts) >= 2
 
 
-def test_greedy_repeats_a_good_member_and_never_picks_a_useless_one() -> None:
-    members = np.concatenate([_library(2), (LOG_Y + RNG.normal(0, 1.0, N))[None]])  # member 4: noise
-    weights = greedy_weights(members, LOG_Y)
-    assert weights[4] == 0.0
-    assert weights[0] == weights.max() > 1 / GREEDY_ROUNDS  # the best member, chosen again and again
+@pytest.mark.parametrize(("table", "metric"), [("diabetes", "rmse"), ("diabetes", "mae"), ("cancer", "auc"),
+                                               ("cancer", "logloss"), ("cancer", "accuracy"), ("wine", "logloss"),
+                                               ("wine", "accuracy")])
+def test_greedy_never_scores_worse_than_the_best_member_on_the_rows_it_was_fit_on(
+        table: str, metric: str, request: pytest.FixtureRequest) -> None:
+    data: Table = request.getfixturevalue(table)
+    scorer = data.scorer(metric)
+    weights = fit_weights("greedy", data.links, scorer, data.rows)
+    assert (weights >= 0).all() and weights.sum() == pytest.approx(1.0)
+    best = min(scorer.loss(link, data.rows) for link in data.links)
+    assert scorer.loss(combine(weights, data.links), data.rows) <= best + 1e-12
 
 
-def test_greedy_weights_are_counts_over_the_rounds() -> None:
-    for seed in range(5):
-        weights = greedy_weights(_library(seed, biases=(0.02, -0.03, 0.0, 0.04)), LOG_Y)
-        assert (weights >= 0).all() and weights.sum() == pytest.approx(1.0)
-        np.testing.assert_allclose(weights * GREEDY_ROUNDS, np.round(weights * GREEDY_ROUNDS), atol=1e-9)
+def test_a_metric_to_maximize_is_maximized(cancer: Table) -> None:
+    """AUC: the first member chosen is the one with the highest AUC, not the member whose log-odds
+    are reversed (the lowest AUC, which a minimizer would pick), and the blend's AUC is at least
+    the best member's."""
+    reversed_member = -cancer.links[0]
+    table = Table(np.concatenate([cancer.links, reversed_member[None]]), cancer.y, cancer.splits, cancer.task)
+    scorer = table.scorer("auc")
+    aucs = table.member_scores(scorer)
+    assert aucs[-1] < 0.1
+    counts = greedy_counts(table.links, scorer, table.rows, rounds=1)
+    assert int(np.argmax(counts)) == int(np.argmax(aucs)) != len(aucs) - 1
+    weights = fit_weights("greedy", table.links, scorer, table.rows)
+    assert scorer.score(combine(weights, table.links), table.rows) >= max(aucs)
 
 
-def test_with_replacement_the_best_member_gets_the_weight_its_accuracy_earns() -> None:
-    # Independent errors with variances 1 : 4: the best mix is 0.8 / 0.2, which choosing each
-    # member at most once (1/2 each) cannot reach.
-    a, b = LOG_Y + RNG.normal(0, 0.1, N), LOG_Y + RNG.normal(0, 0.2, N)
-    weights = greedy_weights(np.stack([a, b]), LOG_Y)
-    assert weights[0] == pytest.approx(0.8, abs=0.1) and weights[1] > 0
-    assert _rmse(weights @ np.stack([a, b]), LOG_Y) < _rmse((a + b) / 2, LOG_Y)
+def test_multiclass_blends_average_log_probabilities_row_by_row(wine: Table) -> None:
+    scorer = wine.scorer("logloss")
+    weights = fit_weights("greedy", wine.links, scorer, wine.rows)
+    blend = combine(weights, wine.links)
+    assert blend.shape == (len(wine.y), 3)
+    np.testing.assert_allclose(blend, np.einsum("m,mnk->nk", weights, wine.links))
+    np.testing.assert_allclose(wine.task.probabilities(blend).sum(axis=1), 1.0)
 
 
-def test_greedy_is_never_worse_than_its_best_member_on_the_rows_it_was_fit_on() -> None:
-    libraries = [_library(seed, biases=tuple(RNG.normal(0, 0.05, 4)), noises=tuple(RNG.uniform(0.05, 0.3, 4)),
-                          shared=float(RNG.uniform(0, 0.2))) for seed in range(20)]
-    for members in libraries:
-        blend = greedy_weights(members, LOG_Y) @ members
-        assert _rmse(blend, LOG_Y) <= min(_rmse(m, LOG_Y) for m in members) + 1e-12
+def test_mean_is_equal_weights_and_a_lone_member_is_taken_whole(diabetes: Table) -> None:
+    scorer = diabetes.scorer("rmse")
+    np.testing.assert_array_equal(fit_weights("mean", diabetes.links, scorer, diabetes.rows),
+                                  np.full(len(diabetes.links), 1 / len(diabetes.links)))
+    for kind in BLEND_KINDS:
+        lone = diabetes.links[:1]
+        assert np.array_equal(combine(fit_weights(kind, lone, scorer, diabetes.rows), lone), lone[0])
 
 
-def test_greedy_breaks_ties_by_the_lowest_index_and_takes_a_lone_member_whole() -> None:
-    a = LOG_Y + RNG.normal(0, 0.1, N)
-    np.testing.assert_array_equal(greedy_weights(np.stack([a, a, a + 0.5]), LOG_Y), [1.0, 0.0, 0.0])
-    np.testing.assert_array_equal(greedy_weights(a[None], LOG_Y), [1.0])
-    assert fit_blend("greedy", a[None], LOG_Y)(a[None]) == pytest.approx(a)
+def test_greedy_breaks_ties_by_the_lowest_index(diabetes: Table) -> None:
+    a = diabetes.links[0]
+    twins = np.stack([a, a, diabetes.links[4]])
+    counts = greedy_counts(twins, diabetes.scorer("rmse"), diabetes.rows)
+    assert counts[1] == 0 and counts[0] > 0
 
 
-def test_greedy_handles_a_large_library() -> None:
-    # 50 members x 20,000 rows: the shape of a blend search over a tuning study's trials.
-    rng = np.random.default_rng(3)
-    y = rng.normal(12.0, 0.4, 20_000)
-    members = y + rng.normal(0, 0.05, 20_000) + rng.normal(0, rng.uniform(0.05, 0.3, (50, 1)), (50, 20_000))
-    counts = greedy_counts(members, y)
-    assert counts.sum() == GREEDY_ROUNDS and 1 < np.count_nonzero(counts) < 50
+def test_nested_weights_never_see_the_fold_they_score(diabetes: Table) -> None:
+    """An `oracle` member is exact on fold 0's rows and far off elsewhere: weights fit on the other
+    folds give it nothing, so fold 0 scores what the honest members do, not the oracle's zero."""
+    valid = diabetes.splits[0][1]
+    oracle = diabetes.links[0] + 200.0
+    oracle[valid] = diabetes.y[valid]
+    links = np.concatenate([diabetes.links, oracle[None]])[:, None]
+    repeat = np.zeros(len(diabetes.splits), dtype=int)
+    every = np.ones(len(diabetes.y), dtype=bool)
+    scorer = diabetes.scorer("rmse")
+    _, with_oracle = nested_blend("greedy", links, scorer, diabetes.splits, repeat, every)
+    _, honest = nested_blend("greedy", links[:-1], scorer, diabetes.splits, repeat, every)
+    assert with_oracle[0] == pytest.approx(honest[0]) and with_oracle[0] > 40
+
+
+def test_rows_outside_the_fit_mask_steer_no_weights(diabetes: Table) -> None:
+    scorer, rows = diabetes.scorer("rmse"), diabetes.rows
+    spoiled = diabetes.links.copy()
+    spoiled[0, :20] += 1000.0  # member 0 far off on twenty rows
+    keep = np.ones(len(rows), dtype=bool)
+    keep[:20] = False
+    np.testing.assert_array_equal(fit_repeats("greedy", spoiled[:, None], scorer, np.flatnonzero(keep)),
+                                  fit_repeats("greedy", diabetes.links[:, None], scorer, np.flatnonzero(keep)))
+
+
+def test_shipped_weights_are_fit_on_the_rows_of_every_repeat(diabetes: Table) -> None:
+    scorer = diabetes.scorer("rmse")
+    two = np.stack([diabetes.links, diabetes.links[:, ::-1]], axis=1)  # [members, 2 repeats, N]
+    rows = np.arange(100, 300)
+    pooled = np.concatenate([two[:, 0, rows], two[:, 1, rows]], axis=1)
+    np.testing.assert_array_equal(fit_repeats("greedy", two, scorer, rows),
+                                  fit_weights("greedy", pooled, scorer, np.tile(rows, 2)))
+
+
+def test_a_diverged_member_makes_the_blend_non_finite_instead_of_crashing(diabetes: Table) -> None:
+    links = diabetes.links.copy()
+    links[1, 3] = np.nan
+    for kind in BLEND_KINDS:
+        assert np.isnan(fit_weights(kind, links, diabetes.scorer("rmse"), diabetes.rows)).all()
+
+
+def test_an_unknown_or_removed_kind_fails_naming_the_kinds_that_exist(diabetes: Table) -> None:
+    with pytest.raises(UnknownBlend, match=r"^unknown blend 'stack': the blends are mean, greedy$"):
+        fit_weights("stack", diabetes.links, diabetes.scorer("rmse"), diabetes.rows)
+
+
+def test_a_search_picks_the_kind_with_the_best_nested_score_in_the_metrics_direction(cancer: Table) -> None:
+    repeat = np.zeros(len(cancer.splits), dtype=int)
+    every = np.ones(len(cancer.y), dtype=bool)
+    for metric in ("auc", "logloss"):
+        scorer = cancer.scorer(metric)
+        choice = search_blends(cancer.links[:, None], scorer, cancer.splits, repeat, every)
+        means = {kind: scores.mean() for kind, scores in choice.fold_scores.items()}
+        assert set(means) == set(BLEND_KINDS)
+        best = max(means, key=means.get) if scorer.metric.greater_is_better else min(means, key=means.get)
+        assert choice.kind == best
+        np.testing.assert_array_equal(choice.weights, fit_weights(best, cancer.links, scorer, cancer.rows))
+        assert choice.oof.shape == (1, len(cancer.y))
+
+
+def test_non_finite_candidates_are_dropped_with_a_reason(cancer: Table) -> None:
+    broken = cancer.links.copy()
+    broken[1, 5] = np.nan
+    broken[3] = np.inf
+    repeat, every = np.zeros(len(cancer.splits), dtype=int), np.ones(len(cancer.y), dtype=bool)
+    scorer = cancer.scorer("logloss")
+    choice = search_blends(broken[:, None], scorer, cancer.splits, repeat, every)
+    assert set(choice.dropped) == {1, 3} and "1 of 569" in choice.dropped[1]
+    assert choice.weights[1] == choice.weights[3] == 0.0
+    kept = search_blends(cancer.links[[0, 2, 4], None], scorer, cancer.splits, repeat, every)
+    np.testing.assert_array_equal(choice.weights[[0, 2, 4]], kept.weights)
+    with pytest.raises(ValueError, match="every candidate was dropped"):
+        search_blends(broken[[1, 3], None], scorer, cancer.splits, repeat, every)
+
+
+def test_a_metric_of_labels_cuts_the_selection_back_to_its_best_round() -> None:
+    """Accuracy is not convex in the link: on these six rows, rounds 5 and 6 of greedy selection
+    score worse than its first (the best member alone), so the selection is cut back to that round."""
+    y = np.array([1, 1, 1, 0, 1, 0])
+    links = np.array([[1.0, 0.0, -2.0, 3.0, -1.0, 1.0], [-2.0, 1.0, 3.0, 0.0, 2.0, 0.0],
+                      [3.0, 3.0, 0.0, -1.0, -3.0, 3.0]])
+    scorer = Scorer(get_metric("accuracy"), y, lambda link: (link >= 0).astype(int))
+    rows = np.arange(len(y))
+    counts = greedy_counts(links, scorer, rows, rounds=6)
+    np.testing.assert_array_equal(counts, [0, 0, 1])
+    assert scorer.score(combine(counts / counts.sum(), links), rows) == max(scorer.score(m, rows) for m in links)

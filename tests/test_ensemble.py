@@ -88,7 +88,7 @@ def test_cv_stage_writes_oof_that_reproduces_the_ensemble_score(clean_frames, tm
         ("member0", "linear", 0.5), ("member1", "mlp", 0.5)]
     assert metrics["blend"] == "mean" and len(metrics["folds"]) == 3
     blends = {b["method"]: b["log_rmse"] for b in metrics["blends"]}
-    assert set(blends) == {"mean", "stack", "ridge_meta", "greedy"}
+    assert set(blends) == {"mean", "greedy"}
     assert blends["mean"] == pytest.approx(metrics["log_rmse_mean"])
 
 

@@ -117,7 +117,7 @@ def test_every_member_kind_round_trips_through_its_safe_file_format(clean_frames
     params = parse_experiment(_raw(**{"model.kind": "ensemble", "model.members": members}))
     weights = [0.1, 0.2, 0.3, 0.4]
     fitted = fit_experiment(params, train.head(400), test, weights=weights)
-    save_members(fitted, tmp_path / "model", {"blend": "stack"})
+    save_members(fitted, tmp_path / "model", {"blend": "greedy"})
 
     loaded = load_members(tmp_path / "model")
     assert [m.weight for m in loaded] == weights
@@ -140,7 +140,7 @@ def test_every_member_kind_round_trips_through_its_safe_file_format(clean_frames
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if threads > 1 else 2)
     try:
-        save_members(fitted, tmp_path / "again", {"blend": "stack"})
+        save_members(fitted, tmp_path / "again", {"blend": "greedy"})
     finally:
         torch.set_num_threads(threads)
     for path in (tmp_path / "model").rglob("*"):
@@ -151,12 +151,12 @@ def test_every_member_kind_round_trips_through_its_safe_file_format(clean_frames
 def test_an_ensemble_across_families_blends_with_learned_weights(clean_frames) -> None:
     train, test = clean_frames
     members = [{"model.kind": "linear"}, {"model.kind": "sklearn", "sklearn.estimator": "ridge"}, LGBM_NATIVE]
-    raw = _raw(**{"model.kind": "ensemble", "model.blend": "stack", "model.members": members})
+    raw = _raw(**{"model.kind": "ensemble", "model.blend": "greedy", "model.members": members})
     result = run_cv(parse_experiment(raw), train.head(300), test)
     assert isinstance(result, EnsembleCV) and len(result.members) == 3
     assert (result.weights >= 0).all() and result.weights.sum() == pytest.approx(1.0)
-    assert set(result.blends) == {"mean", "stack", "ridge_meta", "greedy"}
-    np.testing.assert_allclose(result.fold_scores, result.blends["stack"])
+    assert set(result.blends) == {"mean", "greedy"}
+    np.testing.assert_allclose(result.fold_scores, result.blends["greedy"])
     mean = run_cv(parse_experiment(with_overrides(raw, {"model.blend": "mean"})), train.head(300), test)
     np.testing.assert_allclose(mean.fold_scores, result.blends["mean"])
     np.testing.assert_allclose(mean.weights, 1 / 3)

@@ -25,7 +25,7 @@ from pipeline.tabular.oof_library import ARRAYS, OOFLibrary
 
 ROOT = Path(__file__).resolve().parents[1]
 # A torch member and a scikit-learn member, small and quick.
-ENSEMBLE = {"model.kind": "ensemble", "model.blend": "stack", "train.epochs": 3, "cv.folds": 3, "cv.repeats": 1,
+ENSEMBLE = {"model.kind": "ensemble", "model.blend": "greedy", "train.epochs": 3, "cv.folds": 3, "cv.repeats": 1,
             "model.members": [{"model.kind": "linear"}, {"model.kind": "sklearn", "sklearn.estimator": "lasso"}]}
 
 

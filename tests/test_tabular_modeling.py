@@ -77,10 +77,13 @@ def test_the_saved_blend_predicts_what_the_fitted_one_did(cancer, tmp_path):
     problem = Problem.of(competition, Hooks())
     exp = experiment(EVERY_FAMILY)
     blend = fit_blend(problem, exp.members, problem.features(cancer), problem.fit_target(cancer))
+    blend.weights = np.arange(1, len(FAMILIES) + 1) / sum(range(1, len(FAMILIES) + 1))  # the CV's blend weights
     save_blend(blend, problem, tmp_path / "model")
     loaded, spec = load_blend(tmp_path / "model")
     features = problem.features(cancer.drop(columns="diagnosis"))
     assert np.allclose(loaded.link(features), blend.link(features), atol=1e-6)
+    np.testing.assert_allclose(loaded.link(features), blend.weights @ np.stack(blend.member_links(features)),
+                               atol=1e-6)
     assert [m["kind"] for m in spec["members"]] == list(FAMILIES)
     assert not list((tmp_path / "model").glob("*.pkl"))
 
@@ -175,12 +178,21 @@ def test_the_oof_library_reads_back_exactly_the_members_whose_ingredients_did_no
 
 
 def test_a_greedy_blend_leaves_out_a_member_that_drags_the_mean_down_and_is_scored_nested(cancer):
+    from pipeline.tabular.blend import nested_blend
+    from pipeline.tabular.modeling import fold_plan
+
     problem = Problem.of(binary("logloss", "probability"), Hooks())
     test = cancer.drop(columns="diagnosis").head(10)
     members = [{"kind": "lightgbm"}, {"kind": "sklearn"}, {"kind": "linear", "train.epochs": 1, "train.lr": 1e-4}]
     everyone = cross_validate(problem, experiment(members), cancer, test)
     greedy = cross_validate(problem, experiment(members, blend="greedy"), cancer, test)
-    assert everyone.chosen == [0, 1, 2] and 2 not in greedy.chosen
+    np.testing.assert_array_equal(everyone.weights, [1 / 3] * 3)
+    assert greedy.weights[2] == 0 and greedy.weights.sum() == pytest.approx(1.0)
     assert greedy.mean < everyone.mean
-    chosen_mean = np.mean([greedy.member_oof[i] for i in greedy.chosen], axis=0)
-    assert np.array_equal(greedy.oof, chosen_mean)
+    assert np.array_equal(greedy.oof, greedy.weights @ np.stack(greedy.member_oof))
+    # Its fold scores are nested: each fold blended by weights fit on the other folds.
+    y = problem.fit_target(cancer)
+    splits = fold_plan(y, problem.task, 3, True, DEFAULTS["base"]["seed"])
+    _, scores = nested_blend("greedy", np.stack(greedy.member_oof)[:, None], problem.link_scorer(y), splits,
+                             np.zeros(3, dtype=int), np.ones(len(y), dtype=bool))
+    np.testing.assert_allclose(greedy.fold_scores, scores)

@@ -83,13 +83,13 @@ def test_kpipe_blend_writes_a_better_blend_of_library_members_and_then_refuses_t
     import pandas as pd
 
     from pipeline.common.params import read_params
-    from pipeline.tabular.blend_choice import run_tabular_blend
     from pipeline.tabular.competition import read_competition
     from pipeline.tabular.hooks import Hooks
     from pipeline.tabular.library import MemberLibrary
     from pipeline.tabular.members import FAMILIES
     from pipeline.tabular.modeling import Problem, cross_validate
     from pipeline.tabular.params import parse_tabular
+    from pipeline.tuning.blend_library import BlendOptions, run_blend, tabular_candidates
 
     problem = Problem.of(read_competition(project.competition_file), Hooks())
     train, test = pd.read_parquet(project.clean_train), pd.read_parquet(project.clean_test)
@@ -105,17 +105,18 @@ def test_kpipe_blend_writes_a_better_blend_of_library_members_and_then_refuses_t
     weak = cv()
     assert weak.mean < good.mean
 
-    report = run_tabular_blend(project)
-    assert report.written, report.report()
-    chosen = yaml.safe_load(project.params.read_text())["model"]["members"]
-    assert {m["kind"] for m in chosen} <= {"lightgbm", "sklearn", "linear"} and "linear" not in {
-        m["kind"] for m in chosen}
+    outcome = run_blend(project, BlendOptions(), tabular_candidates)
+    assert outcome.written == project.params, outcome.report()
+    model = yaml.safe_load(project.params.read_text())["model"]
+    chosen = model["members"]
+    assert model["blend"] == outcome.choice.kind and len(chosen) == len(outcome.choice.selected) >= 2
+    assert {m["kind"] for m in chosen} <= {"lightgbm", "sklearn", "linear"}
     again = cv()
     assert again.hits == len(chosen)  # the written members are the library's entries, not new ones
     assert again.mean > weak.mean
 
-    second = run_tabular_blend(project)
-    assert not second.written and "fold noise" in second.reason
+    second = run_blend(project, BlendOptions(), tabular_candidates)
+    assert second.written is None and "not better by more than the noise" in second.report()
 
 
 def test_the_commands_in_a_competition_project_as_documented(project: ProjectPaths) -> None:
@@ -128,7 +129,7 @@ def test_the_commands_in_a_competition_project_as_documented(project: ProjectPat
     listed = runner.invoke(app, ["oof"])
     assert listed.exit_code == 0 and "entries in" in listed.output, listed.output
     chosen = runner.invoke(app, ["blend", "--dry-run"])
-    assert chosen.exit_code == 0 and "candidate member(s)" in chosen.output, chosen.output
+    assert chosen.exit_code == 0 and "candidates from the OOF library" in chosen.output, chosen.output
     for stage in ("cv", "train"):
         assert runner.invoke(app, [stage]).exit_code == 0
     served = runner.invoke(app, ["predict", "--model-uri", "models:/penguins/latest"])

@@ -328,7 +328,7 @@ def test_member_keys_tune_one_member_of_the_ensemble(tune_repo: Path) -> None:
 
 # --- ensembles: pruning and the OOF library -------------------------------------------------
 
-ENSEMBLE = {"model.kind": "ensemble", "model.blend": "stack", "cv.folds": 2, "cv.repeats": 1, "train.epochs": 10,
+ENSEMBLE = {"model.kind": "ensemble", "model.blend": "greedy", "cv.folds": 2, "cv.repeats": 1, "train.epochs": 10,
             "model.members": [{"model.kind": "mlp", "model.hidden": [16]},
                               {"model.kind": "sklearn", "sklearn.estimator": "lasso"}]}
 
@@ -418,7 +418,7 @@ def test_kpipe_blend_writes_a_better_blend_as_members_that_reproduce_its_entries
     assert "better; written to" in result.output
 
     written = read_params(quick_repo / "params.yaml")
-    assert written["model"]["kind"] == "ensemble" and written["model"]["blend"] in ("mean", "stack", "greedy")
+    assert written["model"]["kind"] == "ensemble" and written["model"]["blend"] in ("mean", "greedy")
     kinds = [m["model.kind"] for m in written["model"]["members"]]
     assert "sklearn" in kinds
     assert "# The one home of hyperparameters" in (quick_repo / "params.yaml").read_text()

@@ -4,8 +4,8 @@ Stages, benchmarks and `kpipe tune` all go through here, so "the CV score of the
 means the same computation everywhere. Overrides use DVC's dotted keys (`train.lr`), like
 `dvc exp run -S train.lr=0.01`. An ensemble (`model.kind: ensemble`) is a list of such
 overrides, one per member; members share the ensemble's folds (all repeats of them) and are
-blended in log space (`model.blend`: equal weights, or stacked weights learned from their
-out-of-fold predictions, `blend.py`).
+blended in log space (`model.blend`: equal weights, or weights chosen on their out-of-fold
+predictions, `pipeline.tabular.blend`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pipeline.common.params import BaseParams, ParamsError, RuntimeParams, Stage
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.provenance import git_commit
 from pipeline.common.runtime import resolve_device
-from pipeline.house_prices.blend import BLENDS, blend_weights, nested_blend
 from pipeline.house_prices.cv import CVResult, FoldFeatureCache, Splits, fold_names, repeat_of, score_oof, split_folds
 from pipeline.house_prices.families import FAMILIES, family_of
 from pipeline.house_prices.features import training_rows
@@ -40,7 +39,9 @@ from pipeline.house_prices.params import (
     TrainParams,
 )
 from pipeline.house_prices.training import EpochCallback, History
+from pipeline.tabular.blend import BLEND_KINDS, Scorer, fit_repeats, nested_blend
 from pipeline.tabular.catboost_member import CatBoostParams
+from pipeline.tabular.metrics import get_metric
 from pipeline.tabular.oof_library import OOFLibrary, digest, frame_digest, source_digest
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ def parse_experiment(raw: dict[str, Any]) -> ExperimentParams:
     if missing:
         raise ParamsError(f"params lack section(s) {', '.join(missing)}")
     params = ExperimentParams(**{name: parse_section(raw[name], cls, name) for name, cls in SECTIONS.items()})
+    if params.model.blend not in BLEND_KINDS:
+        raise ParamsError(f"model.blend={params.model.blend!r}: choose one of {', '.join(BLEND_KINDS)}")
     return dataclasses.replace(params, members=ensemble_members(raw, params, parse_experiment, _check_member))
 
 
@@ -97,7 +100,7 @@ def read_experiment(params: StageParams) -> tuple[ExperimentParams, dict[str, An
 @dataclass
 class EnsembleCV(CVResult):
     """The blend's CV result, plus each member's own, the weights the shipped model uses (fit
-    on every out-of-fold row) and the nested fold scores of every blend method (`BLENDS`)."""
+    on every out-of-fold row) and the nested fold scores of every blend kind (`BLEND_KINDS`)."""
 
     members: list[CVResult] = dataclasses.field(default_factory=list)
     weights: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(0))
@@ -124,8 +127,8 @@ def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | N
     Each member is cross-validated on the experiment's folds (read from `library` when it holds
     that computation, stored there when not); the blend's out-of-fold prediction combines the
     members' in log space (`model.blend`), each fold blended by weights fit on the other folds
-    (`blend.nested_blend`; one member: itself), and its fold scores are computed from that
-    blend exactly as for a single model. Every blend method is scored the same way for
+    (`pipeline.tabular.blend.nested_blend`; one member: itself), and its fold scores are computed
+    from that blend exactly as for a single model. Every blend kind is scored the same way for
     comparison. `member_epochs(i)` gives the callback for member i's epochs (torch members:
     live curves, tuning's divergence check and pruning); `on_member(i, result)` sees each
     member's result as it is known (tuning reports it to the pruner, which may stop the run).
@@ -153,13 +156,17 @@ def run_cv(params: ExperimentParams, train: pd.DataFrame, test: pd.DataFrame | N
 
 def blend_results(params: ExperimentParams, train: pd.DataFrame, splits: Splits, results: list[CVResult],
                   hits: int = 0) -> EnsembleCV:
-    """The members' CV results blended by `model.blend`, with every blend method's nested scores."""
+    """The members' CV results blended by `model.blend` in log space, with every blend kind's
+    nested scores. One member blended by weights is that member, exactly: its own predictions,
+    not their round trip through log and exp."""
     member_oof = np.stack([r.oof_repeats for r in results])
     prices = results[0].prices
+    links, scorer = log_links(member_oof), price_scorer(prices)
     repeat = repeat_of(splits, len(train))
     fit_mask = blend_rows(params, train)
-    nested = {method: nested_blend(method, member_oof, prices, splits, repeat, fit_mask) for method in BLENDS}
-    weights = blend_weights(params.model.blend, member_oof, prices, np.flatnonzero(fit_mask))
+    nested = {kind: (member_oof[0], results[0].fold_scores) if len(results) == 1 else
+              _exp(nested_blend(kind, links, scorer, splits, repeat, fit_mask)) for kind in BLEND_KINDS}
+    weights = fit_repeats(params.model.blend, links, scorer, np.flatnonzero(fit_mask))
     tests = [r.test_prices for r in results]
     test_prices = (np.exp(np.average([np.log(np.clip(t, 1.0, None)) for t in tests], axis=0, weights=weights))
                    if all(len(t) for t in tests) and np.isfinite(weights).all() else np.empty(0))
@@ -167,6 +174,21 @@ def blend_results(params: ExperimentParams, train: pd.DataFrame, splits: Splits,
                       test_prices)
     return EnsembleCV(**{f.name: getattr(blend, f.name) for f in dataclasses.fields(CVResult)}, members=results,
                       weights=weights, blends={method: scores for method, (_, scores) in nested.items()}, hits=hits)
+
+
+def log_links(prices: np.ndarray) -> np.ndarray:
+    """Predicted prices in link space: their logs, clamped at 1 as the score clamps them."""
+    return np.log(np.clip(prices, 1.0, None))
+
+
+def price_scorer(prices: np.ndarray) -> Scorer:
+    """Kaggle's score (log-RMSE, the registry's) of log-price links against these prices."""
+    return Scorer(get_metric("log_rmse"), prices, np.exp)
+
+
+def _exp(nested: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A nested blend's out-of-fold links as prices, with its fold scores."""
+    return np.exp(nested[0]), nested[1]
 
 
 def blend_rows(params: ExperimentParams, train: pd.DataFrame) -> np.ndarray:

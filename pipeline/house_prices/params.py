@@ -54,10 +54,11 @@ class ModelParams:
     # ensemble only: each member is a set of dotted overrides of these params (e.g.
     # {model.kind: mlp, base.seed: 1}); predictions are blended in log space.
     members: tuple[dict[str, Any], ...]
-    # ensemble only: mean = equal weights; stack = non-negative weights summing to 1, fit on the
-    # members' out-of-fold log predictions; greedy = Caruana's forward selection with
-    # replacement on them (pipeline/house_prices/blend.py)
-    blend: Literal["mean", "stack", "greedy"]
+    # ensemble only: how the weights are chosen on the members' out-of-fold log predictions,
+    # one of pipeline.tabular.blend.BLEND_KINDS (checked by experiment.parse_experiment, so that
+    # the stages that read no blend import none): mean = equal weights; greedy = Caruana's
+    # forward selection with replacement on them
+    blend: str
 
 
 @dataclasses.dataclass(frozen=True)

@@ -114,9 +114,10 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
                f"baseline_{name}_mean": float(np.mean(result.baseline_scores)),
                "threshold": result.threshold, "blend": experiment.model.blend,
                "folds": [float(s) for s in result.fold_scores],
-               "members": [{"member": f"member{i}-{m.kind}", name: float(np.mean(s))}
-                           for i, (m, s) in enumerate(zip(experiment.members, result.member_scores, strict=True))],
-               "chosen": [f"member{i}-{experiment.members[i].kind}" for i in result.chosen],
+               # each member's own score and its weight in the blend (what the train stage fits)
+               "members": [{"member": f"member{i}-{m.kind}", name: float(np.mean(s)), "weight": float(w)}
+                           for i, (m, s, w) in enumerate(zip(experiment.members, result.member_scores, result.weights,
+                                                             strict=True))],
                "columns": [{"role": role, "count": len(cols)} for role, cols in result.roles.items()]}
     y = problem.fit_target(train)
     oof = pd.DataFrame({competition.id_column: train[competition.id_column], competition.target:
@@ -148,6 +149,7 @@ def _oof_columns(problem: Problem, link: np.ndarray, prefix: str) -> dict[str, n
 
 
 def train(paths: ProjectPaths) -> None:
+    import numpy as np
     import pandas as pd
 
     from pipeline.common.seed import seed_everything
@@ -166,13 +168,15 @@ def train(paths: ProjectPaths) -> None:
         else {}
     ensure_writable(paths.blend_model_dir.parent, paths.competition_metrics_dir)
     start = time.perf_counter()
-    # The members the CV's blend kept (greedy selection), or every member (mean, or no CV yet).
-    names = [f"member{i}-{m.kind}" for i, m in enumerate(experiment.members)]
-    kept = [m for m, name in zip(experiment.members, names, strict=True) if name in cv_metrics.get("chosen", names)]
-    blend = fit_blend(problem, kept or experiment.members, problem.features(frame), problem.fit_target(frame),
+    # The members the CV's blend weighs, with its weights (equal, with no CV of these members yet).
+    weights = _cv_weights(cv_metrics, [f"member{i}-{m.kind}" for i, m in enumerate(experiment.members)])
+    kept = [i for i, w in enumerate(weights) if w > 0]
+    blend = fit_blend(problem, [experiment.members[i] for i in kept], problem.features(frame),
+                      problem.fit_target(frame),
                       on_member=lambda i, m, s: log.info("member %d (%s) fit on %d rows in %.1f s", i, m.kind,
                                                          len(frame), s))
     blend.threshold = float(cv_metrics.get("threshold", 0.5))
+    blend.weights = np.array([weights[i] for i in kept])
     save_blend(blend, problem, paths.blend_model_dir)
     metrics = {"rows": len(frame), "members_fit": len(blend.members)}
     write_json(metrics, paths.competition_train_metrics)
@@ -193,6 +197,14 @@ def train(paths: ProjectPaths) -> None:
         if logged is not None:
             log.info("registered %s version %s (%s)", competition.slug, logged.registered_model_version,
                      logged.model_uri)
+
+
+def _cv_weights(cv_metrics: dict, names: list[str]) -> list[float]:
+    """Each member's blend weight from cv.json, when it scored these members; else equal."""
+    members = cv_metrics.get("members", [])
+    if [m.get("member") for m in members] == names and all("weight" in m for m in members):
+        return [float(m["weight"]) for m in members]
+    return [1.0 / len(names)] * len(names)
 
 
 def predict(paths: ProjectPaths) -> None:

@@ -2,13 +2,12 @@
 
 One path for every task: features fit inside each fold (`features.py`), every member fit on
 the fold's rows (`members.py`), link-space predictions of the held-out rows and of the test
-rows, an equal-weight mean of the members in link space (log-odds or log-probabilities for
-classification, so the blend of two confident members stays confident), and the
-competition's metric on what the submission holds. `model.blend: greedy` averages the subset
-that forward selection keeps (scored nested); `mean` averages every member, and having no
-fitted weights its out-of-fold score needs no nesting. Where the metric scores labels of a binary problem, the
-decision threshold is chosen on the blend's out-of-fold probabilities and saved with the
-model.
+rows, a weighted mean of the members in link space (log-odds or log-probabilities for
+classification, so the blend of two confident members stays confident; `model.blend` names
+how the weights are chosen, `pipeline.tabular.blend`), and the competition's metric on what
+the submission holds. The blend's fold scores are nested: each fold is blended by weights fit
+on the other folds. Where the metric scores labels of a binary problem, the decision threshold
+is chosen on the blend's out-of-fold probabilities and saved with the model.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from pipeline.common.io import atomic_dir
 from pipeline.common.params import parse_section
 from pipeline.common.skops_files import dump_skops, load_skops
+from pipeline.tabular.blend import Scorer, combine, fit_repeats, nested_blend
 from pipeline.tabular.competition import Competition
 from pipeline.tabular.features import (
     categorical_mask,
@@ -41,7 +41,6 @@ from pipeline.tabular.hooks import Hooks
 from pipeline.tabular.members import FAMILIES, Fitted, Task
 from pipeline.tabular.metrics import Metric
 from pipeline.tabular.params import MemberParams, TabularExperiment
-from pipeline.tabular.selection import MAX_MEMBERS, nested_scores, select
 
 if TYPE_CHECKING:
     from pipeline.tabular.library import MemberLibrary
@@ -95,6 +94,11 @@ class Problem:
     def score(self, y: np.ndarray, link: np.ndarray, threshold: float = 0.5) -> float:
         return self.metric.score(self.truth(y), self.submitted(link, threshold))
 
+    def link_scorer(self, y: np.ndarray) -> Scorer:
+        """The metric on link-space predictions of rows of the table whose target is `y`, as
+        blends are chosen and scored (at the default threshold)."""
+        return Scorer(self.metric, self.truth(y), self.submitted)
+
     def baseline(self, y_fit: np.ndarray, n_rows: int) -> np.ndarray:
         """The trivial model's link: the mean (regression) or the class prior (majority for labels)."""
         if self.task.kind == "regression":
@@ -130,18 +134,24 @@ def view_of(member: MemberParams) -> tuple[str, str]:
 
 @dataclass
 class FittedBlend:
-    """The feature views and the fitted members, each with the index of the view it reads."""
+    """The feature views and the fitted members, each with the index of the view it reads, and
+    the members' blend weights (equal unless the CV's blend chose others)."""
 
     views: list[FeatureView]
     members: list[tuple[MemberParams, int, Fitted]]
     threshold: float = 0.5
+    weights: np.ndarray | None = None  # [members]; None: equal
 
     def member_links(self, features: pd.DataFrame) -> list[np.ndarray]:
         matrices = [matrix(v.transformer, features) for v in self.views]
         return [fitted.predict(matrices[view]) for _m, view, fitted in self.members]
 
+    def blend_weights(self) -> np.ndarray:
+        n = len(self.members)
+        return np.full(n, 1.0 / n) if self.weights is None else np.asarray(self.weights, dtype=np.float64)
+
     def link(self, features: pd.DataFrame) -> np.ndarray:
-        return np.mean(self.member_links(features), axis=0)
+        return combine(self.blend_weights(), np.stack(self.member_links(features)))
 
 
 def fit_blend(problem: Problem, members: Sequence[MemberParams], features: pd.DataFrame, y: np.ndarray,
@@ -186,7 +196,7 @@ class TabularCV:
     roles: dict[str, list[str]] = field(default_factory=dict)
     hits: int = 0  # members read from the OOF library instead of computed
     keys: list[str] = field(default_factory=list)
-    chosen: list[int] = field(default_factory=list)  # the members the blend averages (all, for `mean`)
+    weights: np.ndarray = field(default_factory=lambda: np.ones(0))  # [members] the blend's, fit on every row
 
     @property
     def mean(self) -> float:
@@ -225,10 +235,12 @@ def cross_validate(problem: Problem, experiment: TabularExperiment, train: pd.Da
         each = ", ".join(f"{m.kind} {problem.score(y[val_rows], v):.5f}" for m, v in zip(members, links, strict=True))
         log.info("fold %d/%d: %s %.5f (%s) in %.1f s", f + 1, len(splits), problem.metric.name,
                  problem.score(y[val_rows], np.mean(links, axis=0)), each, time.perf_counter() - start)
-    chosen = list(range(len(members)))
-    if experiment.model.blend == "greedy":
-        chosen = sorted(select(problem, y, member_oof, np.arange(len(y)), MAX_MEMBERS))
-    oof = np.mean([member_oof[i] for i in chosen], axis=0)
+    # The blend's weights fit on every out-of-fold row (what the model ships), and its nested
+    # out-of-fold links (each fold blended by weights fit on the other folds: its fold scores).
+    links, scorer, every = np.stack(member_oof)[:, None], problem.link_scorer(y), np.ones(len(y), dtype=bool)
+    weights = fit_repeats(experiment.model.blend, links, scorer, np.arange(len(y)))
+    nested, _ = nested_blend(experiment.model.blend, links, scorer, splits, np.zeros(len(splits), dtype=int), every)
+    oof = combine(weights, links[:, 0])
     threshold = choose_threshold(problem, y, oof)
 
     def per_fold(link: np.ndarray, cut: float = 0.5) -> np.ndarray:
@@ -238,16 +250,12 @@ def cross_validate(problem: Problem, experiment: TabularExperiment, train: pd.Da
     if library:
         for i in todo:
             library.write(keys[i], members[i], problem, member_oof[i], member_test[i], scores[i])
-    # A greedy choice is scored nested (each fold by the subset chosen on the others); the mean
-    # has nothing fitted on the out-of-fold rows, so its plain fold scores are honest.
-    fold_scores = nested_scores(problem, y, member_oof, splits, MAX_MEMBERS) \
-        if experiment.model.blend == "greedy" else per_fold(oof, threshold)
     return TabularCV(member_oof=member_oof, member_test=member_test, member_scores=scores, oof=oof,
-                     test=np.mean([member_test[i] for i in chosen], axis=0), fold_scores=fold_scores,
+                     test=combine(weights, np.stack(member_test)), fold_scores=per_fold(nested[0], threshold),
                      baseline_scores=per_fold(baseline), threshold=threshold,
                      oof_score=problem.score(y, oof, threshold),
                      roles=column_roles(features, members[0].features).to_dict(),
-                     hits=len(members) - len(todo), keys=keys, chosen=chosen)
+                     hits=len(members) - len(todo), keys=keys, weights=weights)
 
 
 def choose_threshold(problem: Problem, y: np.ndarray, oof_link: np.ndarray) -> float:
@@ -276,7 +284,8 @@ def save_blend(blend: FittedBlend, problem: Problem, directory: Path) -> None:
             dump_skops(view.transformer, tmp / f"features{i}-{view.encoding}.skops")
         competition = problem.competition
         spec = {"task": problem.task.kind, "n_classes": problem.task.n_classes, "classes": list(competition.classes),
-                "metric": problem.metric.name, "threshold": blend.threshold, "blend": "mean",
+                "metric": problem.metric.name, "threshold": blend.threshold,
+                "weights": [float(w) for w in blend.blend_weights()],
                 "views": [{"encoding": v.encoding, "categorical": v.categorical.tolist()} for v in blend.views],
                 "members": members}
         (tmp / MODEL_SPEC).write_text(json.dumps(spec, indent=2, sort_keys=True, default=str) + "\n")
@@ -295,4 +304,5 @@ def load_blend(directory: Path) -> tuple[FittedBlend, dict[str, Any]]:
                          np.asarray(v["categorical"], dtype=bool)) for i, v in enumerate(spec["views"])]
     members = [(parse_section(m["params"], MemberParams, "saved member"), m["view"],
                 FAMILIES[m["kind"]].load(directory, m, task)) for m in spec["members"]]
-    return FittedBlend(views, members, spec["threshold"]), spec
+    weights = np.asarray(spec["weights"], dtype=np.float64) if "weights" in spec else None  # older: equal
+    return FittedBlend(views, members, spec["threshold"], weights), spec

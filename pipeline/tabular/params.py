@@ -22,6 +22,7 @@ from pipeline.common.params import (
     ranged,
     with_overrides,
 )
+from pipeline.tabular.blend import BLEND_KINDS
 from pipeline.tabular.catboost_member import CatBoostParams
 
 
@@ -102,9 +103,9 @@ class ModelSection:
     """`model`: the members and how their predictions are blended."""
 
     members: tuple[dict, ...]
-    # mean: every member, equal weights; greedy: the equal-weight mean of the subset chosen by
-    # forward selection on out-of-fold predictions, scored nested (pipeline.tabular.selection)
-    blend: Literal["mean", "greedy"]
+    # how the members' weights are chosen on their out-of-fold links (pipeline.tabular.blend):
+    # mean = equal weights; greedy = Caruana's forward selection with replacement
+    blend: Literal[BLEND_KINDS]
 
 
 @dataclass(frozen=True)
