@@ -156,7 +156,7 @@ def _validated_test_ids(project: Project) -> np.ndarray:
     """The ids of the validated test table, which every submission is checked against (either kind)."""
     import pandas as pd
 
-    from pipeline.house_prices.submission import InvalidSubmission
+    from pipeline.tabular.submission import InvalidSubmission
 
     clean_test, id_column = project.paths.clean_test, project.competition.id_column
     if not clean_test.exists():
@@ -198,7 +198,8 @@ class HousePricesProject:
 
     def validate_submission_file(self, path: Path) -> pd.DataFrame:
         """The file as Kaggle will read it, checked against the validated test ids."""
-        from pipeline.house_prices.submission import check_submission, read_submission
+        from pipeline.house_prices.submission import check_submission
+        from pipeline.tabular.submission import read_submission
 
         test_ids = _validated_test_ids(self)
         return check_submission(read_submission(path, self.max_bytes()), test_ids)
@@ -273,8 +274,7 @@ class CompetitionProject:
 
     def validate_submission_file(self, path: Path) -> pd.DataFrame:
         """The file as Kaggle will read it, against the sample's layout and the validated test ids."""
-        from pipeline.house_prices.submission import read_submission
-        from pipeline.tabular.submission import check_submission
+        from pipeline.tabular.submission import check_submission, read_submission
 
         ids = _validated_test_ids(self)
         return check_submission(read_submission(path, self.max_bytes()), self.competition, ids)
@@ -284,11 +284,13 @@ class CompetitionProject:
 
     def tune(self, options: TuneOptions, status: bool) -> str:
         from pipeline.common.errors import PipelineError
-        from pipeline.tuning.tabular import run_tabular_tuning
+        from pipeline.tuning.tabular import run_tabular_tuning, tabular_study_status
 
-        if status or options.apply or options.force:
-            raise PipelineError("--status and --apply are House Prices' for now: in a competition project, "
-                                "kpipe tune writes params.tuned.yaml; copy the values you want into params.yaml")
+        if status:
+            return tabular_study_status(self.paths, options)
+        if options.apply or options.force:
+            raise PipelineError("--apply is House Prices' for now: in a competition project, kpipe tune writes "
+                                "params.tuned.yaml; copy the values you want into params.yaml")
         return run_tabular_tuning(self.paths, options).summary()
 
     def blend(self, study: str | None, storage: str | None, keys: tuple[str, ...], repeats: int | None,

@@ -38,8 +38,9 @@ from pipeline.common.paths import ProjectPaths
 from pipeline.common.tracking import HOUSE_PRICES_EXPERIMENT, RunRecord, open_run
 from pipeline.house_prices.artifacts import save_members
 from pipeline.house_prices.final import FinalModel, fit_final, predict_blend
-from pipeline.house_prices.serving import REGISTERED_MODEL, REQUIREMENTS, log_model
+from pipeline.house_prices.serving import REGISTERED_MODEL, log_model
 from pipeline.submissions.source import submission_source
+from pipeline.tabular.registry import REQUIREMENTS
 
 LATEST = f"models:/{REGISTERED_MODEL}/latest"
 

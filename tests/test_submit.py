@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.common.paths import ProjectPaths
-from pipeline.house_prices.submission import InvalidSubmission, check_submission, write_submission
+from pipeline.house_prices.submission import check_submission, write_submission
 from pipeline.projects import default_message, project_at
+from pipeline.tabular.submission import InvalidSubmission
 
 
 @pytest.fixture

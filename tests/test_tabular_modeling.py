@@ -15,14 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.house_prices.submission import InvalidSubmission
 from pipeline.tabular.competition import Competition, SubmissionFormat
 from pipeline.tabular.features import column_roles
 from pipeline.tabular.hooks import HookError, Hooks, load_hooks
 from pipeline.tabular.members import FAMILIES
 from pipeline.tabular.modeling import Problem, cross_validate, fit_blend, load_blend, save_blend
 from pipeline.tabular.params import DEFAULTS, parse_tabular
-from pipeline.tabular.submission import check_submission, submission_frame
+from pipeline.tabular.submission import InvalidSubmission, check_submission, submission_frame
 
 FAST = {"train.epochs": 15, "train.batch_size": 64, "lightgbm.num_boost_round": 60, "catboost.iterations": 60}
 

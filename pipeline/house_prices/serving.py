@@ -19,7 +19,6 @@ registered model predicts the CSV exactly as `dvc repro` does.
 
 from __future__ import annotations
 
-import importlib.metadata
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,29 +26,19 @@ from typing import Any
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from pipeline.common.errors import PipelineError
 from pipeline.common.paths import ProjectPaths
-from pipeline.common.redact import redact
-from pipeline.common.tracking import tracking_uri
 from pipeline.house_prices.artifacts import load_members
 from pipeline.house_prices.final import FinalModel, predict_blend
 from pipeline.house_prices.schemas import CATEGORICAL_COLUMNS, ID, NUMERIC_COLUMNS, TARGET
 from pipeline.house_prices.submission import write_submission
 from pipeline.house_prices.validation import ValidationFailed, validate_test
+from pipeline.tabular.registry import PACKAGE, load_registered, pinned_requirements
 
 REGISTERED_MODEL = "house-prices"
 MODEL_NAME = "model"  # the logged model's name within its run
 MODEL_ARTIFACT = "house_prices"  # the saved model folder, as the pyfunc model's artifact
 EXAMPLE_ROWS = 3
 ENTRY = Path(__file__).with_name("serving_entry.py")
-PACKAGE = Path(__file__).resolve().parents[1]  # pipeline/, carried by the model as its code
-# The distributions whose modules the model's code imports (tests/test_serving.py checks that
-# they cover them), and scipy, which scikit-learn computes with; pinned at the versions
-# installed when the model is logged.
-REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "scikit-learn", "scipy", "skops", "safetensors",
-                "pandera", "tqdm", "pyyaml", "requests", "lightgbm", "catboost")
-
-
 class HousePricesModel(PythonModel):
     """The pyfunc wrapper: every member of the saved experiment, blended as `predict` blends them."""
 
@@ -92,12 +81,6 @@ def model_signature(raw_test: pd.DataFrame) -> Any:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def pinned_requirements() -> list[str]:
-    """`name==version` of each distribution the model needs, as installed now (local version
-    labels such as torch's `+cpu` dropped: the pin then matches the CPU and CUDA builds)."""
-    return [f"{name}=={importlib.metadata.version(name).split('+')[0]}" for name in REQUIREMENTS]
-
-
 def log_model(model_dir: Path, raw_test: pd.DataFrame) -> Any:
     """Log the saved model folder as a pyfunc model into the active run and register it as
     REGISTERED_MODEL (a new version each time); MLflow's `ModelInfo`. `raw_test` is test.csv
@@ -114,23 +97,6 @@ def log_model(model_dir: Path, raw_test: pd.DataFrame) -> Any:
         pip_requirements=pinned_requirements(),
         registered_model_name=REGISTERED_MODEL,
     )
-
-
-class ModelUnavailable(PipelineError, RuntimeError):
-    """The model URI names nothing MLflow can load (unknown name or version, no store)."""
-
-
-def load_registered(paths: ProjectPaths, uri: str) -> Any:
-    """`mlflow.pyfunc.load_model(uri)` from the project's tracking store, e.g.
-    `models:/house-prices/3` or `models:/house-prices/latest`."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    mlflow.set_tracking_uri(tracking_uri(paths))
-    try:
-        return mlflow.pyfunc.load_model(uri)
-    except MlflowException as exc:
-        raise ModelUnavailable(f"cannot load {uri} from {redact(tracking_uri(paths))}: {exc.message}") from exc
 
 
 def write_registered_submission(paths: ProjectPaths, uri: str, output: Path | None = None) -> Path:

@@ -1,6 +1,7 @@
 """A competition project's blend as an MLflow pyfunc model, registered under the competition's slug.
 
-The same "models from code" as House Prices' (`pipeline/house_prices/serving.py`): the logged
+The same "models from code" as House Prices' (`pipeline/house_prices/serving.py`; what both carry
+and how they load: `pipeline/tabular/registry.py`): the logged
 model's artifacts are the saved blend folder, competition.yaml and schema.yaml, its code is the
 `pipeline` package (and the competition's hook module, when it has one), so loading runs no
 pickle. `predict` takes rows of Kaggle's test.csv as `pandas.read_csv` reads them, the id
@@ -17,10 +18,10 @@ from typing import Any
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from pipeline.house_prices.serving import PACKAGE, pinned_requirements
 from pipeline.tabular.competition import Competition, read_competition
 from pipeline.tabular.hooks import load_hooks
 from pipeline.tabular.modeling import FittedBlend, Problem, load_blend
+from pipeline.tabular.registry import PACKAGE, load_registered, pinned_requirements
 from pipeline.tabular.schema import read_schema, test_schema
 from pipeline.tabular.submission import submission_frame
 from pipeline.tabular.validation import ValidationFailed
@@ -81,7 +82,6 @@ def log_model(model_dir: Path, competition_file: Path, schema_file: Path, raw_te
 def write_registered_submission(paths: Any, uri: str, output: Path | None = None) -> Path:
     """The submission of a logged or registered model for test.csv as read, through the predict
     stage's checks; written to `output` (default: `paths.submission_from(uri)`)."""
-    from pipeline.house_prices.serving import load_registered
     from pipeline.tabular.submission import write_submission
 
     if not paths.raw_test.exists():

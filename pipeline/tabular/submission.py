@@ -1,5 +1,6 @@
-"""A generic competition's submission: laid out as its sample submission, checked before it is
-written or sent (Kaggle rejects late, we reject early)."""
+"""Every competition's submission: laid out as its sample submission, checked before it is
+written or sent (Kaggle rejects late, we reject early). A competition module may check more on
+top of this (House Prices: whole-number ids, positive prices, by its pandera schema)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_path
-from pipeline.house_prices.submission import InvalidSubmission
+from pipeline.common.readers import read_csv_table
 from pipeline.tabular.competition import Competition
 from pipeline.tabular.members import Task
+
+
+class InvalidSubmission(PipelineError, ValueError):
+    """The file would be rejected (or scored wrongly) by Kaggle."""
+
+
+def read_submission(path: Path, max_bytes: int) -> pd.DataFrame:
+    """A submission file as Kaggle will read it (a CSV with rows), or a clear error."""
+    return read_csv_table(path, max_bytes=max_bytes, hint="run `dvc repro` (or `kpipe predict`) first")
 
 
 def submission_frame(competition: Competition, ids: np.ndarray, link: np.ndarray, threshold: float) -> pd.DataFrame:
