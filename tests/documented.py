@@ -195,6 +195,7 @@ PLACES: dict[str, dict[str, Place]] = {
         "kpipe submit": NEW,
         "kpipe leaderboard": NEW,
         "kpipe tune --n-trials 30": NEW,
+        "kpipe tune --status": NEW,
         "cp params.tuned.yaml params.yaml && dvc repro": NEW,
     },
     "docs/pipeline.md": {

@@ -64,6 +64,8 @@ def test_a_competition_from_kaggles_zip_to_a_tuned_submission(sh: Shell) -> None
 
     sh.ok("kpipe tune --n-trials 30", cwd=project, timeout=600)
     assert (project / "params.tuned.yaml").exists()
+    status = sh.ok("kpipe tune --status", cwd=project)
+    assert "study 'titanic' in " in status and "best: trial " in status and "CV rmse " in status, status
     sh.ok("cp params.tuned.yaml params.yaml && dvc repro", cwd=project, timeout=900)
     assert (project / "submissions" / "submission.csv").exists()
 

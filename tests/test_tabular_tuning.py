@@ -65,11 +65,19 @@ def test_a_study_starts_from_params_yaml_maximises_accuracy_and_writes_the_best(
     assert len(runs) == 3 and runs["metrics.accuracy_mean"].notna().all()
 
 
-def test_a_second_worker_joins_the_same_study(project: ProjectPaths) -> None:
+def test_a_second_worker_joins_the_same_study_and_status_shows_both(project: ProjectPaths) -> None:
     run_tabular_tuning(project, TuneOptions(n_trials=1))
     outcome = run_tabular_tuning(project, TuneOptions(n_trials=1, sampler_seed=1))
     assert len(outcome.study.trials) == 2
     assert (project.root / "optuna.journal").exists()
+
+    shown = CliRunner().invoke(app, ["tune", "--status"])
+    assert shown.exit_code == 0, shown.output
+    best = outcome.study.best_trial  # accuracy: the highest, in the study's own direction
+    assert "study 'penguins' in " in shown.output and "2 trials: 2 complete" in shown.output
+    assert f"best: trial {best.number}, CV accuracy {best.value:.5f}" in shown.output
+    assert "lightgbm.num_leaves = " in shown.output
+    assert "unknown" not in shown.output  # every trial names the worker (host:pid) that ran it
 
 
 def _set(paths: ProjectPaths, **sections: object) -> None:

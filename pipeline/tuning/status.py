@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import optuna
 import pandas as pd
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.common.params import ParamsError, read_params
@@ -31,10 +32,15 @@ STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RU
 
 
 def study_status(paths: ProjectPaths, storage: str | None = None, study_name: str | None = None) -> str:
-    """The status of `study_name` in `storage` (defaults: the `tune` section of params.yaml)."""
+    """House Prices' study: `study_name` in `storage` (defaults: the `tune` section of params.yaml)."""
     tune, space = load_tune(read_params(paths.params))
-    spec = tune.storage if storage is None else storage
-    name = study_name or tune.study_name
+    return storage_status(paths, tune.storage if storage is None else storage, study_name or tune.study_name, space,
+                          "CV log-RMSE")
+
+
+def storage_status(paths: ProjectPaths, spec: str, name: str, space: SearchSpace, score: str) -> str:
+    """The status of the study `name` in the storage `spec`, any project's: `space` decodes its
+    trials' values, `score` names what they scored (the best is taken in the study's direction)."""
     where = describe_storage(spec, paths)
     if "://" not in spec and not journal_path(spec, paths).exists():
         raise TuningError(f"no study '{name}': {where} does not exist (run `kpipe tune` first)")
@@ -48,10 +54,12 @@ def study_status(paths: ProjectPaths, storage: str | None = None, study_name: st
     if name not in names:
         raise TuningError(f"no study '{name}' in {where}; studies there: {', '.join(sorted(names)) or 'none'}")
     study = optuna.load_study(study_name=name, storage=opened)
-    return format_status(name, where, study.get_trials(deepcopy=False), space)
+    return format_status(name, where, study.get_trials(deepcopy=False), space, score,
+                         maximize=study.direction == StudyDirection.MAXIMIZE)
 
 
-def format_status(name: str, where: str, trials: Sequence[FrozenTrial], space: SearchSpace) -> str:
+def format_status(name: str, where: str, trials: Sequence[FrozenTrial], space: SearchSpace,
+                  score: str = "CV log-RMSE", maximize: bool = False) -> str:
     """Trials by state, the best trial and its values, trials per worker, and what is running or
     failed (with the retry that reran a dead worker's trial)."""
     counts = Counter(t.state for t in trials)
@@ -59,8 +67,8 @@ def format_status(name: str, where: str, trials: Sequence[FrozenTrial], space: S
              + ", ".join(f"{counts[s]} {s.name.lower()}" for s in STATES)]
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if done:
-        best = min(done, key=lambda t: t.value)
-        lines += [f"best: trial {best.number}, CV log-RMSE {best.value:.5f}, by {_worker(best)}",
+        best = (max if maximize else min)(done, key=lambda t: t.value)
+        lines += [f"best: trial {best.number}, {score} {best.value:.5f}, by {_worker(best)}",
                   *(f"  {key} = {value}" for key, value in _values(best, space).items())]
     else:
         lines.append("best: no completed trial yet")

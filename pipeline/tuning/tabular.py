@@ -21,15 +21,16 @@ from pipeline.common.io import atomic_path
 from pipeline.common.params import parse_section, read_params, with_overrides
 from pipeline.common.paths import ProjectPaths
 from pipeline.common.tracking import RunRecord, log_record
-from pipeline.tabular.competition import read_competition
+from pipeline.tabular.competition import Competition, read_competition
 from pipeline.tabular.hooks import load_hooks
 from pipeline.tabular.library import MemberLibrary
 from pipeline.tabular.members import FAMILIES
 from pipeline.tabular.modeling import Problem, cross_validate
 from pipeline.tabular.params import TabularTuneParams, parse_tabular
 from pipeline.tuning.space import Choice, SearchSpace, encode_choice, parse_space
+from pipeline.tuning.status import storage_status
 from pipeline.tuning.storage import describe_storage, open_storage
-from pipeline.tuning.study import TuneOptions
+from pipeline.tuning.study import TuneOptions, tag_worker
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +60,41 @@ def _space(raw: dict[str, Any], tune: TabularTuneParams) -> SearchSpace:
     return parse_space(tune.space, raw, parse=lambda params: parse_tabular(params, tuple(FAMILIES)))
 
 
+@dataclass(frozen=True)
+class _Study:
+    """Where the project's study lives and what it searches: `tune` with the command line's overrides."""
+
+    competition: Competition
+    raw: dict[str, Any]
+    tune: TabularTuneParams
+    space: SearchSpace
+    storage: str
+    name: str
+
+    @classmethod
+    def of(cls, paths: ProjectPaths, options: TuneOptions) -> _Study:
+        competition = read_competition(paths.competition_file)
+        raw = read_params(paths.params)
+        tune = parse_section(raw.get("tune", {}), TabularTuneParams, "tune")
+        return cls(competition, raw, tune, _space(raw, tune),
+                   tune.storage if options.storage is None else options.storage,
+                   options.study_name or tune.study_name or competition.slug)
+
+
+def tabular_study_status(paths: ProjectPaths, options: TuneOptions) -> str:
+    """`kpipe tune --status` in a competition project: its study's trials, best and workers."""
+    found = _Study.of(paths, options)
+    return storage_status(paths, found.storage, found.name, found.space, f"CV {found.competition.metric}")
+
+
 def run_tabular_tuning(paths: ProjectPaths, options: TuneOptions) -> TabularTuneOutcome:
     """Run this worker's trials of the project's study; write the best params."""
-    competition = read_competition(paths.competition_file)
-    raw = read_params(paths.params)
-    tune = parse_section(raw.get("tune", {}), TabularTuneParams, "tune")
-    space = _space(raw, tune)
+    found = _Study.of(paths, options)
+    competition, raw, tune, space = found.competition, found.raw, found.tune, found.space
     problem = Problem.of(competition, load_hooks(competition.module))
     train, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
     library = MemberLibrary.for_project(paths.root)  # members a trial leaves alone are read, not trained
-    storage_spec = tune.storage if options.storage is None else options.storage
-    name = options.study_name or tune.study_name or competition.slug
+    storage_spec, name = found.storage, found.name
     study = optuna.create_study(
         storage=open_storage(storage_spec, paths), study_name=name, load_if_exists=True,
         direction="maximize" if problem.metric.greater_is_better else "minimize",
@@ -91,7 +116,7 @@ def run_tabular_tuning(paths: ProjectPaths, options: TuneOptions) -> TabularTune
             tags={"stage": "tune", "optuna.study": name, "optuna.trial": str(trial.number)}))
         return result.mean
 
-    study.optimize(objective, n_trials=options.n_trials or tune.n_trials,
+    study.optimize(tag_worker(objective), n_trials=options.n_trials or tune.n_trials,
                    timeout=(tune.timeout_s if options.timeout_s is None else options.timeout_s) or None,
                    n_jobs=options.n_jobs, catch=(Exception,))
     best = study.best_trial
