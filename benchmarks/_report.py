@@ -13,6 +13,7 @@ verbatim. Rerun the script to refresh a page; never edit one.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import io
@@ -139,3 +140,18 @@ def results_page(script: str, title: str, doc: str, path: Path | None) -> Iterat
 def add_markdown_argument(parser: object, default: str) -> None:
     parser.add_argument("--markdown", type=Path, default=None,
                         help=f"also write this benchmark's results page there (the docs' one: {default})")
+
+
+def add_only_argument(parser: argparse.ArgumentParser, tables: tuple[str, ...] | list[str]) -> None:
+    """`--only a,b`: the subset of `tables` to run (default: all of them)."""
+    parser.add_argument("--only", default=",".join(tables), help=f"comma-separated subset of {', '.join(tables)}")
+
+
+def chosen_tables(parser: argparse.ArgumentParser, only: str, tables: tuple[str, ...] | list[str]) -> list[str]:
+    """The tables `--only` names, in its order; an unknown name is the parser's usage error."""
+    chosen = [t for t in only.split(",") if t]
+    unknown = set(chosen) - set(tables)
+    if unknown:
+        parser.error(f"unknown table(s) {', '.join(sorted(unknown))}")
+    return chosen
+

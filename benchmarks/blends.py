@@ -44,7 +44,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np
 import pandas as pd
-from _report import add_markdown_argument, markdown_table, results_page
+from _report import add_markdown_argument, add_only_argument, chosen_tables, markdown_table, results_page
 
 from pipeline.tabular.blend import Scorer, combine, fit_weights
 from pipeline.tabular.metrics import get_metric
@@ -257,15 +257,12 @@ def compare(table: Table) -> list[list[object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=",".join(TABLES), help=f"comma-separated subset of {', '.join(TABLES)}")
+    add_only_argument(parser, TABLES)
     parser.add_argument("--seeds", type=int, default=8, help="fold plans per generic table (5 folds each)")
     parser.add_argument("--repeats", type=int, default=3, help="House Prices' repeats of its cv.folds")
     add_markdown_argument(parser, PAGE)
     args = parser.parse_args()
-    tables = [t for t in args.only.split(",") if t]
-    unknown = set(tables) - set(TABLES)
-    if unknown:
-        parser.error(f"unknown table(s) {', '.join(sorted(unknown))}")
+    tables = chosen_tables(parser, args.only, TABLES)
     with results_page(__file__, "Blend kinds by nested CV: mean, greedy, stack, ridge", __doc__,
                       args.markdown) as page, tempfile.TemporaryDirectory() as tmp:
         rows = []

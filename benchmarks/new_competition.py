@@ -27,7 +27,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np
 import pandas as pd
-from _report import add_markdown_argument, results_page
+from _report import add_markdown_argument, add_only_argument, chosen_tables, results_page
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "docs/results/new-competition.md"
@@ -118,13 +118,10 @@ def table_markdown(rows: list[dict[str, object]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=",".join(TABLES), help=f"comma-separated subset of {', '.join(TABLES)}")
+    add_only_argument(parser, TABLES)
     add_markdown_argument(parser, PAGE)
     args = parser.parse_args()
-    tables = [t for t in args.only.split(",") if t]
-    unknown = set(tables) - set(TABLES)
-    if unknown:
-        parser.error(f"unknown table(s) {', '.join(sorted(unknown))}")
+    tables = chosen_tables(parser, args.only, TABLES)
     with results_page(__file__, "A new competition: kpipe new and dvc repro with the defaults", __doc__,
                       args.markdown) as page, tempfile.TemporaryDirectory() as tmp:
         rows = [measure(t, Path(tmp)) for t in tables]
