@@ -25,6 +25,7 @@ from kaggle_standin import COMPETITION, KaggleStandIn
 
 from pipeline.common.download import sha1_of
 from pipeline.common.paths import ProjectPaths
+from pipeline.common.runtime import THREADS_TAG
 from pipeline.house_prices.submission import check_submission
 from pipeline.submissions.source import folder_digest, submission_source
 
@@ -64,6 +65,12 @@ def _runs(sh: Shell) -> pd.DataFrame:
         return mlflow.search_runs(experiment_names=["house-prices"], output_format="pandas")
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def _cv_threads(sh: Shell) -> list[int]:
+    """The torch thread count each CV run of the clone used."""
+    runs = _runs(sh)
+    return [int(n) for n in runs.loc[runs["tags.stage"] == "cv", f"tags.{THREADS_TAG}"]]
 
 
 def _assert_pipeline_outputs(repo: Path, raw_test: pd.DataFrame, mlflow_uri: str) -> None:
@@ -175,9 +182,13 @@ def test_make_reproduces_the_committed_results_at_any_thread_count(sh: Shell, ra
     assert second.returncode == 0 and "Running stage" not in second.stdout, second.stdout
 
     # Another thread count is a runtime setting: it reruns nothing and, forced, gives the same bytes.
-    sh.set_params("one thread", {"runtime": {"threads": 1}})
+    # `threads: 0` took the cores that were free; the forced run takes the other count of two.
+    (used,) = _cv_threads(sh)
+    other = 2 if used == 1 else 1
+    sh.set_params("the other thread count", {"runtime": {"threads": other}})
     sh.script("dvc repro -f cv train predict", timeout=900)
     assert sh.changed() == []
+    assert sorted(_cv_threads(sh)) == sorted([used, other])
     # The inspection stages, outside make's chain, run on demand (their lock entries are not committed).
     sh.script("dvc repro features residuals")
     assert json.loads(ProjectPaths(sh.cwd).features_metrics.read_text())["n_features"] > 200

@@ -14,6 +14,8 @@ import os
 import torch
 
 log = logging.getLogger(__name__)
+# The MLflow tag of a run that records the torch thread count its stage used.
+THREADS_TAG = "runtime.threads_used"
 
 
 def free_cores() -> int:

@@ -10,7 +10,7 @@ import pandas as pd
 from pipeline.common.io import ensure_writable, sha1_of, write_frame, write_json
 from pipeline.common.params import RuntimeParams, StageParams
 from pipeline.common.paths import ProjectPaths
-from pipeline.common.runtime import set_threads
+from pipeline.common.runtime import THREADS_TAG, set_threads
 from pipeline.common.seed import seed_everything
 from pipeline.common.tracking import RunRecord
 from pipeline.house_prices.experiment import (
@@ -42,7 +42,7 @@ def main() -> None:
     cv = params.cv
     ensure_writable(paths.processed_dir, paths.house_metrics_dir, paths.house_plots_dir)
     seed_everything(params.base.seed)
-    set_threads(runtime.threads)
+    threads = set_threads(runtime.threads)
     frame, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
 
     with cv_run(paths, params, raw, frame) as tracked:  # open from the start: live curves, true duration
@@ -67,8 +67,9 @@ def main() -> None:
                  " ".join(f"{w:.3f}" for w in result.weights),
                  ", ".join(f"{b['method']} {b['log_rmse']:.4f}" for b in metrics["blends"]))
         tracked.finish(result, metrics, histories, paths.cv_curves_png)
-        # The content address the train stage finds this run by (pipeline/submissions/source.py).
-        tracked.run.log(RunRecord("cv", tags={CV_METRICS_TAG: sha1_of(paths.cv_metrics)}))
+        # The content address the train stage finds this run by (pipeline/submissions/source.py),
+        # and the thread count `runtime.threads` came to (0 = the cores free when the stage began).
+        tracked.run.log(RunRecord("cv", tags={CV_METRICS_TAG: sha1_of(paths.cv_metrics), THREADS_TAG: str(threads)}))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
     import pandas as pd
 
     from pipeline.common.io import sha1_of
+    from pipeline.common.runtime import THREADS_TAG
     from pipeline.common.seed import seed_everything
     from pipeline.common.tracking import RunRecord, flatten, log_record
     from pipeline.submissions.source import CV_METRICS_TAG
@@ -99,7 +100,7 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
     from pipeline.tabular.plots import plot_cv
 
     competition = _competition(paths)
-    experiment, raw, _threads = _experiment(paths)
+    experiment, raw, threads = _experiment(paths)
     seed_everything(experiment.base.seed)
     problem = Problem.of(competition, load_hooks(competition.module))
     train, test = pd.read_parquet(paths.clean_train), pd.read_parquet(paths.clean_test)
@@ -132,7 +133,8 @@ def cv(paths: ProjectPaths) -> dict[str, float]:
              len(experiment.members))
     flat = {k: v for k, v in metrics.items() if isinstance(v, float)}
     flat.update({f"member{i}_{name}": float(np.mean(s)) for i, s in enumerate(result.member_scores)}, seconds=seconds)
-    tags = {**_tags(competition, "cv"), CV_METRICS_TAG: sha1_of(paths.competition_cv_metrics)}
+    tags = {**_tags(competition, "cv"), CV_METRICS_TAG: sha1_of(paths.competition_cv_metrics),
+            THREADS_TAG: str(threads)}
     log_record(paths, competition.slug, RunRecord(name="cv", params=flatten(raw), metrics=flat, tags=tags,
                                                   artifacts=[paths.competition_cv_metrics, paths.competition_cv_png]))
     return flat
