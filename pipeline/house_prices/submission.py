@@ -1,5 +1,6 @@
-"""House Prices' submission check: the core's (the sample's columns, exactly the test ids, once
-each), then its own schema on top (whole-number ids, positive finite prices)."""
+"""House Prices' submission check: its own schema first (whole-number ids, positive finite
+prices), then the core's check every competition gets (the sample's columns, exactly the test
+ids, once each)."""
 
 from __future__ import annotations
 
