@@ -58,8 +58,8 @@ def storage_status(paths: ProjectPaths, spec: str, name: str, space: SearchSpace
                          maximize=study.direction == StudyDirection.MAXIMIZE)
 
 
-def format_status(name: str, where: str, trials: Sequence[FrozenTrial], space: SearchSpace,
-                  score: str = "CV log-RMSE", maximize: bool = False) -> str:
+def format_status(name: str, where: str, trials: Sequence[FrozenTrial], space: SearchSpace, score: str,
+                  maximize: bool) -> str:
     """Trials by state, the best trial and its values, trials per worker, and what is running or
     failed (with the retry that reran a dead worker's trial)."""
     counts = Counter(t.state for t in trials)
