@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from pipeline.common.io import atomic_path
 from pipeline.house_prices.competition import HOUSE_PRICES
 from pipeline.house_prices.schemas import ID, Submission, fractional_ids
 from pipeline.tabular import submission as core
@@ -31,7 +30,4 @@ def check_submission(frame: pd.DataFrame, test_ids: np.ndarray) -> pd.DataFrame:
 
 def write_submission(frame: pd.DataFrame, test_ids: np.ndarray, path: Path) -> Path:
     """Check, then write `Id,SalePrice` (atomically: a rejected frame leaves no file)."""
-    checked = check_submission(frame, test_ids)
-    with atomic_path(path) as tmp:
-        checked.to_csv(tmp, index=False)
-    return path
+    return core.write_checked(check_submission(frame, test_ids), path)

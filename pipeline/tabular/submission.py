@@ -80,7 +80,11 @@ def check_submission(frame: pd.DataFrame, competition: Competition, test_ids: np
 
 def write_submission(frame: pd.DataFrame, competition: Competition, test_ids: np.ndarray, path: Path) -> Path:
     """Check, then write atomically (a rejected frame leaves no file)."""
-    checked = check_submission(frame, competition, test_ids)
+    return write_checked(check_submission(frame, competition, test_ids), path)
+
+
+def write_checked(checked: pd.DataFrame, path: Path) -> Path:
+    """A submission that passed its competition's check, written atomically."""
     with atomic_path(path) as tmp:
         checked.to_csv(tmp, index=False)
     return path
