@@ -182,11 +182,13 @@ def test_make_reproduces_the_committed_results_at_any_thread_count(sh: Shell, ra
     assert second.returncode == 0 and "Running stage" not in second.stdout, second.stdout
 
     # Another thread count is a runtime setting: it reruns nothing and, forced, gives the same bytes.
-    # `threads: 0` took the cores that were free; the forced run takes the other count of two.
+    # `threads: 0` took the cores that were free; the forced run takes the other count of two. The
+    # CV stage trains every member on every fold and writes each torch member's curve at full
+    # precision, so its bytes show any rounding the count brings; the final fit is the same trainer.
     (used,) = _cv_threads(sh)
     other = 2 if used == 1 else 1
     sh.set_params("the other thread count", {"runtime": {"threads": other}})
-    sh.script("dvc repro -f cv train predict", timeout=900)
+    sh.script("dvc repro -f cv", timeout=900)
     assert sh.changed() == []
     assert sorted(_cv_threads(sh)) == sorted([used, other])
     # The inspection stages, outside make's chain, run on demand (their lock entries are not committed).
