@@ -183,8 +183,8 @@ PLACES: dict[str, dict[str, Place]] = {
         "python -c import pandas as pd, json; print(json.dumps({'dataframe_split': json.loads(\n    "
         "pd.read_csv('data/raw/test.csv').head(2).to_json(orient='split', index=False))})) > houses.json": HOUSE,
         "curl -s http://127.0.0.1:5001/invocations -H Content-Type: application/json -d @houses.json": HOUSE,
-        "kpipe predict --model-uri models:/house-prices/3": HOUSE,
-        "kpipe promote 3 && kpipe predict --champion": HOUSE,
+        "kpipe predict --model-uri models:/house-prices/2": HOUSE,
+        "kpipe promote 2 && kpipe predict --champion": HOUSE,
     },
     "docs/new-competition.md": {
         "kpipe new titanic --from ~/Downloads/titanic.zip": NEW,

@@ -127,19 +127,19 @@ def test_the_kaggle_commands(sh: Shell) -> None:
         capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "other.csv" in missing.stderr and "dvc repro" not in missing.stderr, \
         missing.stderr
-    # docs/development.md's transcript command, for a submission not yet sent (a new model's file,
-    # and the third registered version, which the commands of the registered model below name)
-    sh.set_params("another learning rate", {"train": {"lr": 0.003}})
-    sh.script("dvc repro predict")
+    # docs/development.md's transcript command, for a submission not yet sent: the lr-low
+    # experiment's file (its model is the second registered version, which the commands of the
+    # registered model below name), brought back by DVC without training again
+    sh.script("dvc exp apply lr-low")
     out = sh.ok("PATH=$PWD/.venv/bin:$PATH python tests/kaggle_standin.py -- bash -c kpipe submit && kpipe leaderboard")
     assert "scored: public score" in out
 
 
 def test_the_registered_model_is_loaded_served_and_promoted(sh: Shell) -> None:
     paths = ProjectPaths(sh.cwd)
-    sh.ok("kpipe predict --model-uri models:/house-prices/3")
-    assert paths.submission_from("models:/house-prices/3").exists()
-    sh.ok("kpipe promote 3 && kpipe predict --champion")
+    sh.ok("kpipe predict --model-uri models:/house-prices/2")
+    assert paths.submission_from("models:/house-prices/2").exists()
+    sh.ok("kpipe promote 2 && kpipe predict --champion")
     sh.ok("kpipe predict --champion")
     serve = ("MLFLOW_TRACKING_URI=sqlite:///mlflow.db mlflow models serve -m models:/house-prices/latest "
              "--env-manager local -p 5001")
