@@ -3,8 +3,8 @@ the commit, the DVC experiment and the MLflow runs that made the file; CV agains
 score; submissions spent only on purpose.
 
 End to end, through `dvc repro`, `dvc exp run`, the unmodified Kaggle client and the stand-in:
-tests/test_new_competition_submissions_e2e.py (two submissions of a new competition, their scores in the
-log, MLflow and `kpipe leaderboard`) and tests/test_kaggle.py (refusals, the allowance, the
+tests/test_documented_new_competition.py (two submissions of a new competition, their scores in
+the log, MLflow and `kpipe leaderboard`) and tests/test_kaggle.py (refusals, the allowance, the
 sync of pending rows and of submissions made outside kpipe).
 """
 

@@ -2,8 +2,8 @@
 penguins (tests/public_tables.py; multiclass log-loss) downloaded by `kpipe new` through the
 unmodified Kaggle client from the loopback stand-in, `dvc repro`, a checked submission that
 beats the class prior on the held-out rows, `mlflow models serve`, and `kpipe submit`.
-The regression case, from a folder, with its submissions' scores brought back:
-tests/test_new_competition_submissions_e2e.py.
+The regression case, from Kaggle's archive, with its submissions' scores brought back:
+tests/test_documented_new_competition.py.
 """
 
 from __future__ import annotations
