@@ -220,8 +220,8 @@ def fashion_dir() -> Path:
 # (`--dist loadfile --no-loadscope-reorder`), so a long end-to-end file that came last would
 # run alone at the end while the other worker sat idle. A stable sort: within a file, and among
 # the rest, the order stays as written.
-LONGEST_FIRST = ("test_documented_house_prices.py", "test_team.py", "test_documented_commands.py",
-                 "test_documented_new_competition.py",
+LONGEST_FIRST = ("test_documented_house_prices.py", "test_documented_new_competition.py",
+                 "test_documented_commands.py", "test_team.py",
                  "test_new_competition_e2e.py", "test_tune.py",
                  "test_tracking_auth.py", "test_kaggle.py", "test_serving.py", "test_fashion_e2e.py")
 
