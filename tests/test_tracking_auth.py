@@ -93,5 +93,6 @@ def test_a_password_written_into_the_tracking_url_is_never_printed(team_server: 
 
     right = kpipe_runs(tmp_path, f"http://team:{password}@{host}")
     assert right.returncode == 0, right.stderr
-    assert "no CV runs yet" in right.stdout
+    # The session's team server may hold test_team's runs already: either answer is the listing.
+    assert "no CV runs yet" in right.stdout or right.stdout.split()[:2] == ["run", "date"], right.stdout
     assert password not in right.stdout + right.stderr
