@@ -137,6 +137,7 @@ def test_two_submissions_whose_scores_come_back(sh: Shell, layout: KaggleLayout,
                        pending_reads=1) as standin:
         env = {"HOME": str(home), **standin.client_env()}
         first = kpipe(project, "submit", "-m", "three members", "--poll-interval", "0.1", env=env)
+        sent, sent_cv = paths.submission.read_bytes(), yaml.safe_load(paths.competition_cv_metrics.read_text())
         # `dvc exp run` as the project's README shows it: the OOF library reads the members a
         # changed torch key leaves alone, and the experiment's model is submitted too.
         exp = run_dvc(project, "exp", "run", "predict", "-n", "slower-mlp", "-S", "train.lr=0.02",
@@ -190,6 +191,8 @@ def test_two_submissions_whose_scores_come_back(sh: Shell, layout: KaggleLayout,
         # Its place among the other teams of the stand-in's leaderboard.
         better = sum(score < row.public_score for _, score in others)
         assert (row.rank, row.teams) == (better + 1, len(others) + 1)
+    assert one.public_score == pytest.approx(float(scorer(sent)[0])) and one.cv_mean == pytest.approx(
+        sent_cv["rmse_mean"])
     assert two.public_score == pytest.approx(float(scorer(paths.submission.read_bytes())[0]))
     assert f"submission {refs[1]} scored: public score {two.public_score:.5f}" in synced.stdout
 
